@@ -1,0 +1,1 @@
+"""Conformance suite for agentworker hosts and workers."""
