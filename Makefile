@@ -1,0 +1,59 @@
+# agentworker: common tasks. `make` (or `make help`) lists them.
+# Every tool comes from the pins in pyproject.toml, tools/ and gen/*; `make setup`
+# installs them into .venv, .tools and node_modules directories.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+VENV_BIN := .venv/bin
+PYTHON := $(VENV_BIN)/python
+BUF := $(VENV_BIN)/buf
+# Python packages checked by mypy (strict); those not written yet are skipped.
+MYPY_TARGETS = $(wildcard reference_host reference_worker conformance tests)
+
+.PHONY: help setup generate check-generated lint breaking test go ts spec ci
+
+help: ## Show this list
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## Install pinned tools and dependencies (.venv, .tools, node_modules)
+	@scripts/setup
+
+generate: setup ## Regenerate gen/ (Python, Go, TypeScript) from protos/
+	scripts/generate
+
+check-generated: setup ## Fail if gen/ differs from what protos/ generates
+	scripts/check-generated
+
+lint: setup ## buf lint, ruff check, ruff format --check, mypy --strict
+	$(BUF) lint
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+	$(VENV_BIN)/mypy $(MYPY_TARGETS)
+
+breaking: setup ## Fail if protos/ breaks compatibility with baseline/
+	scripts/check-breaking
+
+go: ## Build and vet the generated Go module
+	cd gen/go && go build ./... && go vet ./...
+
+ts: setup ## Type-check the generated TypeScript
+	cd gen/ts && npx --no-install tsc --noEmit
+
+spec: ## Check the spec and its requirement index (when scripts/check-spec exists)
+	@if [ -x scripts/check-spec ]; then scripts/check-spec; else echo "spec: no scripts/check-spec yet"; fi
+
+test: setup ## Run the test suite
+	$(VENV_BIN)/pytest -q -ra tests
+
+ci: ## Everything CI runs, in order
+	$(MAKE) setup
+	$(MAKE) check-generated
+	$(MAKE) lint
+	$(MAKE) breaking
+	$(MAKE) go
+	$(MAKE) ts
+	$(MAKE) spec
+	$(MAKE) test
