@@ -1,0 +1,1 @@
+"""Tests of the protocol schemas, the generated stubs and the schema tooling."""
