@@ -111,10 +111,10 @@ def parse(text: str) -> tuple[str, list[Requirement], list[str]]:
             if strongest is None:
                 problems.append(f"{req_id}: no RFC 2119 keyword in its statement")
             elif strongest != level:
-                problems.append(f"{req_id}: tagged {level} but its strongest keyword is {strongest}")
-            requirements.append(
-                Requirement(req_id, subject, level, section, statement.strip())
-            )
+                problems.append(
+                    f"{req_id}: tagged {level} but its strongest keyword is {strongest}"
+                )
+            requirements.append(Requirement(req_id, subject, level, section, statement.strip()))
     seen: set[str] = set()
     for requirement in requirements:
         if requirement.id in seen:

@@ -15,7 +15,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 def _load_tool() -> ModuleType:
     spec = importlib.util.spec_from_file_location("spec_index", ROOT / "tools" / "spec_index.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["spec_index"] = module
     spec.loader.exec_module(module)
@@ -45,8 +46,22 @@ def test_every_id_cited_in_protos_is_defined() -> None:
 def test_index_covers_every_area_the_issue_names() -> None:
     index = json.loads((ROOT / "spec" / "requirements.json").read_text())
     areas = {r["id"].split("-")[1] for r in index["requirements"]}
-    assert {"CONN", "VER", "SEC", "REG", "SUB", "PUB", "RPC", "ERR", "FLOW", "BAT", "CTL", "SHR",
-            "OBS", "CNF"} <= areas
+    assert {
+        "CONN",
+        "VER",
+        "SEC",
+        "REG",
+        "SUB",
+        "PUB",
+        "RPC",
+        "ERR",
+        "FLOW",
+        "BAT",
+        "CTL",
+        "SHR",
+        "OBS",
+        "CNF",
+    } <= areas
 
 
 SPEC_HEAD = "Draft, protocol version **1.0.0**.\n\n"
@@ -55,8 +70,10 @@ SPEC_HEAD = "Draft, protocol version **1.0.0**.\n\n"
 @pytest.mark.parametrize(
     ("body", "complaint"),
     [
-        ("**[AWP-X-001]** (host, MUST) A MUST.\n\n**[AWP-X-001]** (host, MUST) B MUST.\n",
-         "duplicate ID"),
+        (
+            "**[AWP-X-001]** (host, MUST) A MUST.\n\n**[AWP-X-001]** (host, MUST) B MUST.\n",
+            "duplicate ID",
+        ),
         ("**[AWP-X-001]** (host, MUST) The host SHOULD do it.\n", "strongest keyword is SHOULD"),
         ("**[AWP-X-001]** (host, MUST) The host does it.\n", "no RFC 2119 keyword"),
         ("The host must do it.\n", "lower-case RFC 2119 keyword"),
