@@ -1,1 +1,70 @@
-"""Reference worker for the agentworker protocol."""
+"""reference_worker: a typed Python worker SDK for the agentworker protocol.
+
+A `Worker` connects to a host, hosts `Agent` subclasses whose `@handler` methods are chosen by
+the type hint of their message parameter, publishes events on topics and calls agents by id.
+"""
+
+from reference_worker._agent import Agent, AgentRuntime, MessageContext, handler
+from reference_worker._config import TlsConfig
+from reference_worker._connection import HostConnectionError
+from reference_worker._errors import (
+    AgentWorkerError,
+    DeadlineExceededError,
+    HandlerFailedError,
+    InvalidRequestError,
+    OverloadedError,
+    PermissionDeniedError,
+    ShuttingDownError,
+    TargetUnavailableError,
+    UnknownTargetError,
+    UnsupportedMessageError,
+)
+from reference_worker._ids import AgentId, TopicId
+from reference_worker._subscriptions import (
+    DEFAULT_TOPIC_TYPE,
+    Subscription,
+    SubscriptionSpec,
+    default_subscription,
+    prefix_subscription,
+    type_subscription,
+)
+from reference_worker._trace import TraceContext, current_trace, trace_scope
+from reference_worker._worker import DEFAULT_CAPABILITIES, AgentFactory, Worker
+from reference_worker.serialization import UnknownMessageTypeError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_CAPABILITIES",
+    "DEFAULT_TOPIC_TYPE",
+    "Agent",
+    "AgentFactory",
+    "AgentId",
+    "AgentRuntime",
+    "AgentWorkerError",
+    "DeadlineExceededError",
+    "HandlerFailedError",
+    "HostConnectionError",
+    "InvalidRequestError",
+    "MessageContext",
+    "OverloadedError",
+    "PermissionDeniedError",
+    "ShuttingDownError",
+    "Subscription",
+    "SubscriptionSpec",
+    "TargetUnavailableError",
+    "TlsConfig",
+    "TopicId",
+    "TraceContext",
+    "UnknownMessageTypeError",
+    "UnknownTargetError",
+    "UnsupportedMessageError",
+    "Worker",
+    "__version__",
+    "current_trace",
+    "default_subscription",
+    "handler",
+    "prefix_subscription",
+    "trace_scope",
+    "type_subscription",
+]

@@ -1,0 +1,38 @@
+"""Agent and topic identities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agentworker.v1 import agentworker_pb2
+
+__all__ = ["AgentId", "TopicId"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentId:
+    """Names one agent instance: its type and its key within the type."""
+
+    type: str
+    key: str = "default"
+
+    def to_proto(self) -> agentworker_pb2.AgentId:
+        return agentworker_pb2.AgentId(type=self.type, key=self.key)
+
+    @classmethod
+    def from_proto(cls, message: agentworker_pb2.AgentId) -> AgentId:
+        return cls(type=message.type, key=message.key)
+
+    def __str__(self) -> str:
+        return f"{self.type}/{self.key}"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicId:
+    """Names a topic: what an event is about (type) and its context (source)."""
+
+    type: str
+    source: str = "default"
+
+    def __str__(self) -> str:
+        return f"{self.type}/{self.source}"
