@@ -40,7 +40,7 @@ go: ## Build and vet the generated Go module
 	cd gen/go && go build ./... && go vet ./...
 
 ts: setup ## Type-check the generated TypeScript
-	cd gen/ts && npx --no-install tsc --noEmit
+	cd gen/ts && ./node_modules/.bin/tsc --noEmit
 
 spec: ## Check the spec and its requirement index (when scripts/check-spec exists)
 	@if [ -x scripts/check-spec ]; then scripts/check-spec; else echo "spec: no scripts/check-spec yet"; fi
