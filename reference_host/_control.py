@@ -1,0 +1,345 @@
+"""The control channel: routes save/load-state requests to the worker serving an agent.
+
+Requests ("agentid=TYPE/KEY") go to the control channel of the worker serving that agent; the
+host sets respond_to to the sender. Responses ("clientid=X") reach X only if X has a pending
+request with that rpc_id forwarded to the responder (AWP-CTL-003). Failures are answered with
+SaveStateResponse / LoadStateResponse carrying error and error_code. Type URLs are rewritten
+between the v1 and the legacy (``agents.*``) names to what each peer speaks (AWP-CTL-002).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Final
+
+import grpc
+from google.protobuf import any_pb2
+
+from agentworker.v1 import agentworker_pb2 as pb
+
+from ._config import HostConfig
+from ._connection import ControlConnection
+from ._errors import AlreadyExists
+from ._logging import log
+from ._metrics import Metrics
+from ._registry import Registry
+from ._router import Router
+
+_logger = logging.getLogger("reference_host.control")
+
+V1_PACKAGE: Final = "agentworker.v1"
+LEGACY_PACKAGE: Final = "agents"
+_TYPE_URL_PREFIX: Final = "type.googleapis.com"
+_STATE_MESSAGES: Final = frozenset(
+    {"SaveStateRequest", "SaveStateResponse", "LoadStateRequest", "LoadStateResponse"}
+)
+_RESPONSE_FOR: Final = {
+    "SaveStateRequest": "SaveStateResponse",
+    "LoadStateRequest": "LoadStateResponse",
+}
+AGENT_DESTINATION: Final = "agentid="
+SaveOrLoad = pb.SaveStateResponse | pb.LoadStateResponse
+CLIENT_DESTINATION: Final = "clientid="
+
+
+def state_message_name(type_url: str) -> str | None:
+    """Return "SaveStateRequest" etc. for a v1 or legacy state type URL, else None."""
+    full_name = type_url.rpartition("/")[2]
+    package, _, name = full_name.rpartition(".")
+    if package in (V1_PACKAGE, LEGACY_PACKAGE) and name in _STATE_MESSAGES:
+        return name
+    return None
+
+
+def rewrite_type_url(message: any_pb2.Any, v1: bool) -> any_pb2.Any:
+    """Return ``message`` with a state type URL renamed for a v1 or a legacy peer."""
+    name = state_message_name(message.type_url)
+    if name is None:
+        return message
+    prefix = message.type_url.rpartition("/")[0] or _TYPE_URL_PREFIX
+    package = V1_PACKAGE if v1 else LEGACY_PACKAGE
+    return any_pb2.Any(type_url=f"{prefix}/{package}.{name}", value=message.value)
+
+
+class _Pending:
+    __slots__ = ("handle", "response_name", "rpc_id", "sender", "target")
+
+    def __init__(self, sender: str, rpc_id: str, target: str, response_name: str | None) -> None:
+        self.sender = sender
+        self.rpc_id = rpc_id
+        self.target = target
+        self.response_name = response_name
+        self.handle: asyncio.TimerHandle | None = None
+
+
+class ControlRouter:
+    """Control channels of one host and the routing between them."""
+
+    def __init__(
+        self, config: HostConfig, metrics: Metrics, registry: Registry, data: Router
+    ) -> None:
+        self._metrics = metrics
+        self._registry = registry
+        self._data = data
+        self._timeout_s = config.default_rpc_timeout_ms / 1000.0
+        self._loop = asyncio.get_running_loop()
+        self._pending: dict[tuple[str, str], _Pending] = {}
+        self.connections: dict[str, ControlConnection] = {}
+        self.draining = False
+
+    def attach(self, conn: ControlConnection) -> None:
+        """Make ``conn`` the control channel of its client."""
+        if conn.client_id in self.connections:
+            raise AlreadyExists(f"client {conn.client_id!r} already has an open control channel")
+        self.connections[conn.client_id] = conn
+        log(
+            _logger,
+            logging.INFO,
+            "control.open",
+            client_id=conn.client_id,
+            connection_id=conn.connection_id,
+        )
+
+    def detach(self, conn: ControlConnection) -> None:
+        """Remove ``conn``; fail requests waiting on it and forget the ones it sent."""
+        if conn.closed:
+            return
+        conn.closed = True
+        if self.connections.get(conn.client_id) is conn:
+            del self.connections[conn.client_id]
+        for key, pending in list(self._pending.items()):
+            if pending.sender == conn.client_id:
+                self._drop(key)
+            elif pending.target == conn.client_id:
+                self._drop(key)
+                self._fail(
+                    pending,
+                    pb.ERROR_CODE_TARGET_UNAVAILABLE,
+                    f"worker {conn.client_id!r} closed its control channel",
+                )
+        log(
+            _logger,
+            logging.INFO,
+            "control.closed",
+            client_id=conn.client_id,
+            connection_id=conn.connection_id,
+        )
+
+    def begin_drain(self) -> None:
+        """Refuse new control requests."""
+        self.draining = True
+
+    def fail_pending(self) -> None:
+        """Answer every pending control request with SHUTTING_DOWN."""
+        for key, pending in list(self._pending.items()):
+            self._drop(key)
+            self._fail(pending, pb.ERROR_CODE_SHUTTING_DOWN, "the host is shutting down")
+
+    def close_all(self) -> None:
+        """End every control channel with UNAVAILABLE after flushing what is queued."""
+        for conn in list(self.connections.values()):
+            conn.terminate(grpc.StatusCode.UNAVAILABLE, "the host is shutting down", flush=True)
+
+    def is_v1(self, client_id: str) -> bool:
+        """Return True when ``client_id`` speaks v1 (its control or data channel sent a hello)."""
+        control = self.connections.get(client_id)
+        if control is not None and control.v1:
+            return True
+        data = self._data.connections.get(client_id)
+        return data is not None and data.v1
+
+    async def read_loop(
+        self, conn: ControlConnection, frames: AsyncIterator[pb.OpenControlChannelRequest]
+    ) -> None:
+        """Process ``conn``'s control frames in order until the worker stops sending."""
+        try:
+            async for frame in frames:
+                if conn.closed:
+                    break
+                self.handle(conn, frame)
+        except grpc.RpcError as exc:
+            log(
+                _logger,
+                logging.DEBUG,
+                "control.read_failed",
+                client_id=conn.client_id,
+                error=str(exc),
+            )
+        finally:
+            conn.end()
+
+    def handle(self, conn: ControlConnection, frame: pb.OpenControlChannelRequest) -> None:
+        """Route one control frame from ``conn``."""
+        destination = frame.destination
+        if destination.startswith(AGENT_DESTINATION):
+            self._request(conn, frame, destination[len(AGENT_DESTINATION) :])
+        elif destination.startswith(CLIENT_DESTINATION):
+            self._response(conn, frame, destination[len(CLIENT_DESTINATION) :])
+        else:
+            self._metrics.control_dropped += 1
+            name = state_message_name(frame.rpc_message.type_url)
+            if frame.rpc_id and name in _RESPONSE_FOR:
+                pending = _Pending(conn.client_id, frame.rpc_id, "", _RESPONSE_FOR[name])
+                self._fail(
+                    pending,
+                    pb.ERROR_CODE_INVALID_REQUEST,
+                    f"destination {destination!r} is neither agentid=... nor clientid=...",
+                )
+            else:
+                log(
+                    _logger,
+                    logging.WARNING,
+                    "control.bad_destination",
+                    client_id=conn.client_id,
+                    destination=destination,
+                )
+
+    def _request(
+        self, conn: ControlConnection, frame: pb.OpenControlChannelRequest, agent: str
+    ) -> None:
+        self._metrics.control_requests += 1
+        name = state_message_name(frame.rpc_message.type_url)
+        pending = _Pending(conn.client_id, frame.rpc_id, "", _RESPONSE_FOR.get(name or ""))
+        if not frame.rpc_id:
+            self._metrics.control_dropped += 1
+            log(_logger, logging.WARNING, "control.no_rpc_id", client_id=conn.client_id)
+            return
+        key = (conn.client_id, frame.rpc_id)
+        if key in self._pending:
+            self._fail(
+                pending,
+                pb.ERROR_CODE_INVALID_REQUEST,
+                f"rpc_id {frame.rpc_id!r} is already in flight",
+            )
+            return
+        if self.draining:
+            self._fail(pending, pb.ERROR_CODE_SHUTTING_DOWN, "the host is shutting down")
+            return
+        agent_type, _, agent_key = agent.partition("/")
+        if not agent_type:
+            self._fail(
+                pending, pb.ERROR_CODE_INVALID_REQUEST, "the destination must be agentid=TYPE/KEY"
+            )
+            return
+        worker = self._registry.lookup(agent_type, agent_key)
+        if worker is None:
+            self._fail(
+                pending, pb.ERROR_CODE_UNKNOWN_TARGET, f"no worker serves agent type {agent_type!r}"
+            )
+            return
+        target = self.connections.get(worker.client_id)
+        if target is None:
+            self._fail(
+                pending,
+                pb.ERROR_CODE_TARGET_UNAVAILABLE,
+                f"worker {worker.client_id!r} has no open control channel",
+            )
+            return
+        if target.outbound.full:
+            self._fail(
+                pending,
+                pb.ERROR_CODE_OVERLOADED,
+                f"the control queue of worker {worker.client_id!r} is full",
+            )
+            return
+        forward = pb.OpenControlChannelResponse(
+            rpc_id=frame.rpc_id,
+            destination=frame.destination,
+            respond_to=f"{CLIENT_DESTINATION}{conn.client_id}",
+            rpc_message=rewrite_type_url(frame.rpc_message, self.is_v1(target.client_id)),
+        )
+        pending.target = target.client_id
+        pending.handle = self._loop.call_at(self._loop.time() + self._timeout_s, self._expire, key)
+        self._pending[key] = pending
+        target.outbound.offer(forward.SerializeToString())
+
+    def _response(
+        self, conn: ControlConnection, frame: pb.OpenControlChannelRequest, client_id: str
+    ) -> None:
+        key = (client_id, frame.rpc_id)
+        pending = self._pending.get(key)
+        if pending is None or pending.target != conn.client_id:
+            self._metrics.control_dropped += 1
+            log(
+                _logger,
+                logging.WARNING,
+                "control.unmatched_response",
+                client_id=conn.client_id,
+                destination=frame.destination,
+                rpc_id=frame.rpc_id,
+            )
+            return
+        self._drop(key)
+        sender = self.connections.get(client_id)
+        if sender is None:
+            self._metrics.control_dropped += 1
+            return
+        forward = pb.OpenControlChannelResponse(
+            rpc_id=frame.rpc_id,
+            destination=frame.destination,
+            rpc_message=rewrite_type_url(frame.rpc_message, self.is_v1(client_id)),
+        )
+        if sender.outbound.offer(forward.SerializeToString()):
+            self._metrics.control_responses += 1
+        else:
+            self._metrics.control_dropped += 1
+            log(
+                _logger,
+                logging.WARNING,
+                "control.sender_queue_full",
+                client_id=client_id,
+                rpc_id=frame.rpc_id,
+            )
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        pending = self._pending.pop(key, None)
+        if pending is not None and pending.handle is not None:
+            pending.handle.cancel()
+            pending.handle = None
+
+    def _expire(self, key: tuple[str, str]) -> None:
+        pending = self._pending.pop(key, None)
+        if pending is None:
+            return
+        pending.handle = None
+        self._fail(
+            pending,
+            pb.ERROR_CODE_DEADLINE_EXCEEDED,
+            f"no response within {int(self._timeout_s * 1000)} ms",
+        )
+
+    def _fail(self, pending: _Pending, code: int, text: str) -> None:
+        """Answer ``pending.sender`` with an error response of the matching type."""
+        self._metrics.count_rpc_error(code)
+        sender = self.connections.get(pending.sender)
+        if sender is None:
+            return
+        body: SaveOrLoad
+        if pending.response_name == "SaveStateResponse":
+            body = pb.SaveStateResponse(error=text, error_code=code)  # type: ignore[arg-type]
+        elif pending.response_name == "LoadStateResponse":
+            body = pb.LoadStateResponse(error=text, error_code=code)  # type: ignore[arg-type]
+        else:
+            self._metrics.control_dropped += 1
+            log(
+                _logger,
+                logging.WARNING,
+                "control.unanswerable",
+                client_id=pending.sender,
+                rpc_id=pending.rpc_id,
+                error=text,
+            )
+            return
+        package = V1_PACKAGE if self.is_v1(pending.sender) else LEGACY_PACKAGE
+        reply = pb.OpenControlChannelResponse(
+            rpc_id=pending.rpc_id,
+            destination=f"{CLIENT_DESTINATION}{pending.sender}",
+            rpc_message=any_pb2.Any(
+                type_url=f"{_TYPE_URL_PREFIX}/{package}.{pending.response_name}",
+                value=body.SerializeToString(),
+            ),
+        )
+        if not sender.outbound.offer(reply.SerializeToString()):
+            self._metrics.control_dropped += 1

@@ -1,0 +1,459 @@
+"""The data plane: reads worker frames in order, routes events and RPCs, writes to queues.
+
+One reader loop per data channel processes its frames in order. Routing is synchronous and
+enqueues pre-encoded frames without blocking; only when a recipient's queue is full does the
+reader wait for room (backpressure), up to the slow-consumer timeout, after which the slow
+consumer is disconnected with RESOURCE_EXHAUSTED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterator
+from typing import Final
+
+import grpc
+
+from agentworker.cloudevents.v1 import cloudevents_pb2 as ce
+from agentworker.v1 import agentworker_pb2 as pb
+
+from . import _wire
+from ._config import HostConfig
+from ._connection import DataConnection
+from ._errors import AlreadyExists
+from ._logging import log
+from ._metrics import Metrics
+from ._registry import Registry
+from ._rpc import REASON_DEADLINE, PendingCall, RpcTable
+from ._subscriptions import SubscriptionTable
+
+_logger = logging.getLogger("reference_host.router")
+
+SPEC_VERSION: Final = "1.0"
+
+# A frame that could not be enqueued without waiting: (recipient, encoded frame, is an event).
+Blocked = tuple[DataConnection, bytes, bool]
+
+
+class Router:
+    """Data channels of one host and the routing between them."""
+
+    def __init__(
+        self,
+        config: HostConfig,
+        metrics: Metrics,
+        registry: Registry,
+        subscriptions: SubscriptionTable,
+    ) -> None:
+        self._config = config
+        self._metrics = metrics
+        self._registry = registry
+        self._subscriptions = subscriptions
+        self._loop = asyncio.get_running_loop()
+        self._rpc = RpcTable(self._loop, self._on_expired)
+        self._slow_timeout_s = config.slow_consumer_timeout_ms / 1000.0
+        self._default_timeout_ms = config.default_rpc_timeout_ms
+        self._connection_ids = itertools.count(1)
+        self._channel_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.connections: dict[str, DataConnection] = {}
+        self.draining = False
+
+    # -- connections ---------------------------------------------------------------------
+
+    def next_connection_id(self) -> str:
+        """Return a new connection id, unique within this host."""
+        return f"conn-{next(self._connection_ids)}"
+
+    @property
+    def pending_rpcs(self) -> int:
+        """Return the number of RPCs forwarded and not yet answered."""
+        return len(self._rpc)
+
+    def attach(self, conn: DataConnection) -> None:
+        """Make ``conn`` the data channel of its client (AWP-CONN-005)."""
+        if conn.client_id in self.connections:
+            raise AlreadyExists(f"client {conn.client_id!r} already has an open data channel")
+        self.connections[conn.client_id] = conn
+        metrics = self._metrics
+        metrics.connections_open += 1
+        metrics.connections_total += 1
+        waiters = self._channel_waiters.pop(conn.client_id, None)
+        if waiters:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        log(
+            _logger,
+            logging.INFO,
+            "channel.open",
+            client_id=conn.client_id,
+            connection_id=conn.connection_id,
+            v1=conn.v1,
+            capabilities=sorted(conn.capabilities),
+        )
+
+    async def channel_for(self, client_id: str, timeout_s: float) -> DataConnection | None:
+        """Return the data channel of ``client_id``, waiting up to ``timeout_s`` for it."""
+        conn = self.connections.get(client_id)
+        if conn is not None or timeout_s <= 0:
+            return conn
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._channel_waiters.setdefault(client_id, []).append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout_s)
+        except TimeoutError:
+            pass
+        finally:
+            waiters = self._channel_waiters.get(client_id)
+            if waiters is not None and waiter in waiters:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self._channel_waiters[client_id]
+        return self.connections.get(client_id)
+
+    def detach(self, conn: DataConnection) -> None:
+        """Remove ``conn`` and everything it owns; fail RPCs waiting on it (idempotent)."""
+        if conn.closed:
+            return
+        conn.closed = True
+        if self.connections.get(conn.client_id) is conn:
+            del self.connections[conn.client_id]
+            self._metrics.connections_open -= 1
+        types = sorted(conn.agent_types)
+        self._registry.remove_connection(conn)
+        removed = self._subscriptions.remove_owner(conn.client_id)
+        failed = self._rpc.fail_target(conn)
+        for call in failed:
+            caller = call.caller
+            if not caller.closed:
+                self._send_soon(
+                    caller,
+                    self._error_frame(
+                        call.caller_request_id,
+                        pb.ERROR_CODE_TARGET_UNAVAILABLE,
+                        f"worker {call.target.client_id!r} disconnected before answering",
+                    ),
+                )
+        self._rpc.drop_caller(conn)
+        log(
+            _logger,
+            logging.INFO,
+            "channel.closed",
+            client_id=conn.client_id,
+            connection_id=conn.connection_id,
+            agent_types=types,
+            subscriptions_removed=removed,
+            rpcs_failed=len(failed),
+        )
+
+    def terminate_slow_consumer(self, conn: DataConnection) -> None:
+        """Disconnect ``conn`` with RESOURCE_EXHAUSTED because its queue stayed full."""
+        if conn.closed:
+            return
+        self._metrics.slow_consumers_disconnected += 1
+        log(
+            _logger,
+            logging.WARNING,
+            "channel.slow_consumer",
+            client_id=conn.client_id,
+            connection_id=conn.connection_id,
+            queued=len(conn.outbound),
+            timeout_ms=self._config.slow_consumer_timeout_ms,
+        )
+        conn.terminate(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow consumer")
+        conn.outbound.close()
+        self.detach(conn)
+
+    # -- draining ------------------------------------------------------------------------
+
+    def begin_drain(self) -> None:
+        """Refuse new RPCs and tell v1 workers that the host is draining (AWP-ERR-010)."""
+        self.draining = True
+        for conn in list(self.connections.values()):
+            self._notice(conn, pb.ERROR_CODE_SHUTTING_DOWN, "the host is shutting down")
+
+    def fail_pending(self) -> int:
+        """Answer every pending RPC with SHUTTING_DOWN; return how many there were."""
+        failed = 0
+        for conn in list(self.connections.values()):
+            for call in self._rpc.fail_target(conn):
+                failed += 1
+                if not call.caller.closed:
+                    self._send_soon(
+                        call.caller,
+                        self._error_frame(
+                            call.caller_request_id,
+                            pb.ERROR_CODE_SHUTTING_DOWN,
+                            "the host shut down before the target answered",
+                        ),
+                    )
+        return failed
+
+    def close_all(self) -> None:
+        """End every data channel with UNAVAILABLE after flushing what is queued."""
+        for conn in list(self.connections.values()):
+            conn.terminate(grpc.StatusCode.UNAVAILABLE, "the host is shutting down", flush=True)
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` until no RPC is pending; return True if none is."""
+        return await self._rpc.wait_idle(timeout_s)
+
+    async def wait_tasks(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for deliveries that were waiting for queue room."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def read_loop(
+        self, conn: DataConnection, frames: AsyncIterator[pb.OpenChannelRequest]
+    ) -> None:
+        """Process ``conn``'s frames in order until the worker stops sending."""
+        dispatch = self._dispatch
+        try:
+            async for frame in frames:
+                if conn.closed:
+                    break
+                case = frame.WhichOneof("message")
+                if case == "batch":
+                    for inner in frame.batch.messages:
+                        blocked = dispatch(conn, inner, inner.WhichOneof("message"), True)
+                        if blocked is not None:
+                            await self._deliver_blocked(blocked)
+                        if conn.is_closed():
+                            break
+                else:
+                    blocked = dispatch(conn, frame, case, False)
+                    if blocked is not None:
+                        await self._deliver_blocked(blocked)
+        except grpc.RpcError as exc:
+            log(
+                _logger,
+                logging.DEBUG,
+                "channel.read_failed",
+                client_id=conn.client_id,
+                error=str(exc),
+            )
+        finally:
+            conn.end()
+
+    def _dispatch(
+        self, conn: DataConnection, frame: pb.OpenChannelRequest, case: str | None, nested: bool
+    ) -> list[Blocked] | None:
+        if case == "cloud_event":
+            return self._publish(conn, frame.cloud_event)
+        if case == "request":
+            return self._request(conn, frame.request)
+        if case == "response":
+            return self._response(conn, frame.response)
+        if case == "batch" and nested:
+            self._invalid(conn, "a Batch frame must not contain a Batch frame")
+        else:
+            self._invalid(conn, "the frame has no known case set")
+        return None
+
+    def _invalid(self, conn: DataConnection, message: str) -> None:
+        self._metrics.frames_invalid += 1
+        self._notice(conn, pb.ERROR_CODE_INVALID_REQUEST, message)
+
+    def _notice(
+        self,
+        conn: DataConnection,
+        code: int,
+        message: str,
+        *,
+        event_id: str = "",
+        request_id: str = "",
+    ) -> None:
+        # Notices go to v1 workers only and never wait: a full queue drops them.
+        if conn.v1:
+            notice = pb.Notice(
+                code=code,  # type: ignore[arg-type]
+                message=message,
+                event_id=event_id,
+                request_id=request_id,
+            )
+            conn.outbound.offer(_wire.frame(_wire.TAG_NOTICE, notice.SerializeToString()))
+
+    # -- events --------------------------------------------------------------------------
+
+    def _publish(self, conn: DataConnection, event: ce.CloudEvent) -> list[Blocked] | None:
+        metrics = self._metrics
+        metrics.events_received += 1
+        if not event.id or not event.type or event.spec_version != SPEC_VERSION:
+            metrics.frames_invalid += 1
+            self._notice(
+                conn,
+                pb.ERROR_CODE_INVALID_REQUEST,
+                'a CloudEvent needs a non-empty id and type and spec_version "1.0"',
+                event_id=event.id,
+            )
+            return None
+        agent_types = self._subscriptions.agent_types_for(event.type)
+        if not agent_types:
+            return None
+        lookup = self._registry.lookup
+        data: bytes | None = None
+        blocked: list[Blocked] | None = None
+        seen: set[DataConnection] | None = None
+        first: DataConnection | None = None
+        for agent_type in agent_types:
+            target = lookup(agent_type, event.source)
+            if target is None:
+                metrics.events_unroutable += 1
+                continue
+            if first is None:
+                first = target
+            elif target is first:
+                continue
+            else:
+                if seen is None:
+                    seen = set()
+                if target in seen:
+                    continue
+                seen.add(target)
+            if data is None:
+                data = _wire.frame(_wire.TAG_CLOUD_EVENT, event.SerializeToString())
+            if target.outbound.offer(data):
+                metrics.events_delivered += 1
+            else:
+                if blocked is None:
+                    blocked = []
+                blocked.append((target, data, True))
+        return blocked
+
+    async def _deliver_blocked(self, blocked: list[Blocked]) -> None:
+        metrics = self._metrics
+        timeout_s = self._slow_timeout_s
+        for target, data, is_event in blocked:
+            if target.closed:
+                if is_event:
+                    metrics.events_dropped_slow_consumer += 1
+                continue
+            if await target.outbound.offer_wait(data, timeout_s):
+                if is_event:
+                    metrics.events_delivered += 1
+                continue
+            if is_event:
+                metrics.events_dropped_slow_consumer += 1
+            self.terminate_slow_consumer(target)
+
+    def _send_soon(self, conn: DataConnection, data: bytes) -> None:
+        """Enqueue ``data`` from a context that cannot wait; wait in a task only if full."""
+        if conn.outbound.offer(data):
+            return
+        task = self._loop.create_task(self._deliver_blocked([(conn, data, False)]))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- RPC -----------------------------------------------------------------------------
+
+    def _error_frame(self, request_id: str, code: int, text: str) -> bytes:
+        self._metrics.count_rpc_error(code)
+        response = pb.RpcResponse(
+            request_id=request_id,
+            error=text,
+            error_code=code,  # type: ignore[arg-type]
+        )
+        return _wire.frame(_wire.TAG_RESPONSE, response.SerializeToString())
+
+    def _reply_error(
+        self, conn: DataConnection, request_id: str, code: int, text: str
+    ) -> list[Blocked] | None:
+        data = self._error_frame(request_id, code, text)
+        if conn.outbound.offer(data):
+            return None
+        return [(conn, data, False)]
+
+    def _request(self, conn: DataConnection, request: pb.RpcRequest) -> list[Blocked] | None:
+        self._metrics.rpc_requests += 1
+        request_id = request.request_id
+        target_type = request.target.type
+        if not request_id:
+            return self._reply_error(
+                conn, request_id, pb.ERROR_CODE_INVALID_REQUEST, "request_id must not be empty"
+            )
+        if not target_type:
+            return self._reply_error(
+                conn, request_id, pb.ERROR_CODE_INVALID_REQUEST, "target.type must not be empty"
+            )
+        if not request.HasField("payload"):
+            return self._reply_error(
+                conn, request_id, pb.ERROR_CODE_INVALID_REQUEST, "payload is required"
+            )
+        if request_id in conn.outgoing:
+            return self._reply_error(
+                conn,
+                request_id,
+                pb.ERROR_CODE_INVALID_REQUEST,
+                f"request_id {request_id!r} is already in flight on this connection",
+            )
+        if self.draining:
+            return self._reply_error(
+                conn, request_id, pb.ERROR_CODE_SHUTTING_DOWN, "the host is shutting down"
+            )
+        target = self._registry.lookup(target_type, request.target.key)
+        if target is None:
+            return self._reply_error(
+                conn,
+                request_id,
+                pb.ERROR_CODE_UNKNOWN_TARGET,
+                f"no worker serves agent type {target_type!r}",
+            )
+        if target.outbound.full:
+            return self._reply_error(
+                conn,
+                request_id,
+                pb.ERROR_CODE_OVERLOADED,
+                f"the queue of the worker serving {target_type!r} is full",
+            )
+        timeout_ms = request.timeout_ms or self._default_timeout_ms
+        call = self._rpc.start(conn, request_id, target, timeout_ms)
+        request.request_id = call.host_id
+        request.timeout_ms = timeout_ms
+        target.outbound.offer(_wire.frame(_wire.TAG_REQUEST, request.SerializeToString()))
+        return None
+
+    def _response(self, conn: DataConnection, response: pb.RpcResponse) -> list[Blocked] | None:
+        host_id = response.request_id
+        call = self._rpc.complete(conn, host_id)
+        if call is None:
+            # Not pending here: unknown, sent by the wrong connection, or forgotten after its
+            # deadline or its caller's departure (AWP-RPC-005).
+            reason = self._rpc.forgotten_reason(host_id, conn)
+            if reason is None:
+                self._metrics.frames_invalid += 1
+                text = f"no request {host_id!r} awaits a response from this connection"
+            else:
+                self._metrics.rpc_late_responses += 1
+                text = (
+                    f"request {host_id!r} passed its deadline; the response was dropped"
+                    if reason == REASON_DEADLINE
+                    else f"the caller of request {host_id!r} is gone; the response was dropped"
+                )
+            self._notice(conn, pb.ERROR_CODE_INVALID_REQUEST, text, request_id=host_id)
+            return None
+        self._metrics.rpc_responses += 1
+        caller = call.caller
+        if caller.closed:
+            return None
+        response.request_id = call.caller_request_id
+        data = _wire.frame(_wire.TAG_RESPONSE, response.SerializeToString())
+        if caller.outbound.offer(data):
+            return None
+        return [(caller, data, False)]
+
+    def _on_expired(self, call: PendingCall) -> None:
+        caller = call.caller
+        if not caller.closed:
+            self._send_soon(
+                caller,
+                self._error_frame(
+                    call.caller_request_id,
+                    pb.ERROR_CODE_DEADLINE_EXCEEDED,
+                    f"no response within {call.timeout_ms} ms",
+                ),
+            )

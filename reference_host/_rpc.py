@@ -1,0 +1,151 @@
+"""The pending-RPC table: host-assigned request ids, correlation and deadlines.
+
+The host gives every forwarded request its own id (``host_id``) and correlates the response by
+(target connection, host_id) only, never by the caller's id: two callers may use the same
+request_id without seeing each other's replies (AWP-RPC-004). Each pending call holds one
+``loop.call_at`` timer handle, cancelled when the call completes (AWP-RPC-010).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+from collections.abc import Callable
+from typing import Final
+
+from agentworker.v1 import agentworker_pb2 as pb
+
+from ._connection import DataConnection
+
+# How many forgotten (expired or abandoned) host ids are remembered to classify late responses.
+_FORGOTTEN_LIMIT: Final = 8192
+
+REASON_DEADLINE: Final = pb.ERROR_CODE_DEADLINE_EXCEEDED
+REASON_CALLER_GONE: Final = pb.ERROR_CODE_UNSPECIFIED
+
+
+class PendingCall:
+    """One request forwarded to a target and not yet answered."""
+
+    __slots__ = ("caller", "caller_request_id", "handle", "host_id", "target", "timeout_ms")
+
+    def __init__(
+        self,
+        host_id: str,
+        caller: DataConnection,
+        caller_request_id: str,
+        target: DataConnection,
+        timeout_ms: int,
+    ) -> None:
+        self.host_id = host_id
+        self.caller = caller
+        self.caller_request_id = caller_request_id
+        self.target = target
+        self.timeout_ms = timeout_ms
+        self.handle: asyncio.TimerHandle | None = None
+
+
+class RpcTable:
+    """Tracks pending calls; they live in their caller's ``outgoing`` and target's ``incoming``."""
+
+    __slots__ = ("_count", "_forgotten", "_idle", "_ids", "_loop", "_on_expire")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, on_expire: Callable[[PendingCall], None]
+    ) -> None:
+        self._loop = loop
+        self._on_expire = on_expire
+        self._ids = itertools.count(1)
+        self._count = 0
+        self._idle: asyncio.Future[None] | None = None
+        # host_id -> (target connection_id, reason the call was forgotten)
+        self._forgotten: collections.OrderedDict[str, tuple[str, int]] = collections.OrderedDict()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def start(
+        self, caller: DataConnection, request_id: str, target: DataConnection, timeout_ms: int
+    ) -> PendingCall:
+        """Record a call from ``caller`` to ``target`` that expires after ``timeout_ms``."""
+        call = PendingCall(f"h{next(self._ids)}", caller, request_id, target, timeout_ms)
+        loop = self._loop
+        call.handle = loop.call_at(loop.time() + timeout_ms / 1000.0, self._expire, call)
+        caller.outgoing[request_id] = call
+        target.incoming[call.host_id] = call
+        self._count += 1
+        return call
+
+    def complete(self, target: DataConnection, host_id: str) -> PendingCall | None:
+        """Remove and return the call ``host_id`` pending on ``target``, or None."""
+        call = target.incoming.pop(host_id, None)
+        if call is None:
+            return None
+        self._finish(call)
+        return call
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` until no call is pending; return True if none is."""
+        if self._count == 0:
+            return True
+        if timeout_s <= 0:
+            return False
+        if self._idle is None:
+            self._idle = self._loop.create_future()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._idle), timeout_s)
+        return self._count == 0
+
+    def forgotten_reason(self, host_id: str, target: DataConnection) -> int | None:
+        """Return why ``host_id`` (sent to ``target``) was forgotten, or None if it never was."""
+        entry = self._forgotten.get(host_id)
+        if entry is None or entry[0] != target.connection_id:
+            return None
+        del self._forgotten[host_id]
+        return entry[1]
+
+    def fail_target(self, target: DataConnection) -> list[PendingCall]:
+        """Remove and return every call pending on ``target`` (the target went away)."""
+        calls = list(target.incoming.values())
+        target.incoming.clear()
+        for call in calls:
+            self._finish(call)
+        return calls
+
+    def drop_caller(self, caller: DataConnection) -> None:
+        """Forget every call ``caller`` originated (the caller went away)."""
+        calls = list(caller.outgoing.values())
+        for call in calls:
+            if call.target.incoming.pop(call.host_id, None) is not None:
+                self._finish(call)
+                self._forget(call, REASON_CALLER_GONE)
+        caller.outgoing.clear()
+
+    def _finish(self, call: PendingCall) -> None:
+        if call.handle is not None:
+            call.handle.cancel()
+            call.handle = None
+        outgoing = call.caller.outgoing
+        if outgoing.get(call.caller_request_id) is call:
+            del outgoing[call.caller_request_id]
+        self._count -= 1
+        if self._count == 0 and self._idle is not None:
+            if not self._idle.done():
+                self._idle.set_result(None)
+            self._idle = None
+
+    def _forget(self, call: PendingCall, reason: int) -> None:
+        forgotten = self._forgotten
+        forgotten[call.host_id] = (call.target.connection_id, reason)
+        if len(forgotten) > _FORGOTTEN_LIMIT:
+            forgotten.popitem(last=False)
+
+    def _expire(self, call: PendingCall) -> None:
+        call.handle = None
+        if call.target.incoming.pop(call.host_id, None) is None:
+            return
+        self._finish(call)
+        self._forget(call, REASON_DEADLINE)
+        self._on_expire(call)

@@ -1,0 +1,56 @@
+"""Hand-built protobuf framing for host-to-worker data frames.
+
+The host serializes each outbound frame once, as bytes, and hands the bytes to gRPC. An event
+delivered to several workers is therefore encoded once, and a Batch frame is the concatenation of
+already-encoded frames, with no copying of messages. The encodings below are exactly what
+``OpenChannelResponse.SerializeToString()`` produces for a frame with one oneof case set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+# Tags of OpenChannelResponse's oneof cases: (field number << 3) | wire type 2 (LEN).
+TAG_REQUEST: Final = b"\x0a"  # field 1
+TAG_RESPONSE: Final = b"\x12"  # field 2
+TAG_CLOUD_EVENT: Final = b"\x1a"  # field 3
+TAG_BATCH: Final = b"\x52"  # field 10
+TAG_NOTICE: Final = b"\x5a"  # field 11
+# Tag of OpenChannelResponse.Batch.messages (field 1, LEN).
+_TAG_BATCH_MESSAGE: Final = b"\x0a"
+
+_SMALL_VARINTS: Final = tuple(bytes((i,)) for i in range(128))
+
+
+def varint(value: int) -> bytes:
+    """Encode a non-negative integer as a protobuf base-128 varint."""
+    if value < 0x80:
+        return _SMALL_VARINTS[value]
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def frame(tag: bytes, payload: bytes) -> bytes:
+    """Encode one frame whose oneof case ``tag`` holds the serialized message ``payload``."""
+    return tag + varint(len(payload)) + payload
+
+
+def batch_overhead(frame_size: int) -> int:
+    """Return how many bytes a frame of ``frame_size`` bytes takes inside a Batch frame."""
+    return 1 + len(varint(frame_size)) + frame_size
+
+
+def batch(frames: Sequence[bytes]) -> bytes:
+    """Encode an OpenChannelResponse whose Batch case holds ``frames`` in order."""
+    parts: list[bytes] = []
+    for item in frames:
+        parts.append(_TAG_BATCH_MESSAGE)
+        parts.append(varint(len(item)))
+        parts.append(item)
+    inner = b"".join(parts)
+    return TAG_BATCH + varint(len(inner)) + inner
