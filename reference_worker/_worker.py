@@ -375,8 +375,8 @@ class Worker:
 
     async def _connection(self, limit: float) -> Connection:
         if not self._ready.is_set():
-            if self._supervisor is None:
-                raise TargetUnavailableError("worker is not connected (call start() first)")
+            if self._supervisor is None or self._supervisor.done():
+                raise TargetUnavailableError("worker is not connected")
             try:
                 async with asyncio.timeout(limit):
                     await self._ready.wait()
