@@ -1,0 +1,159 @@
+"""The command line: `host`, `list` and `explain`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from conformance._cases import Level
+from conformance._console import print_summary
+from conformance._expected import load_expected_failures
+from conformance._host_suite import run_host_suite_async, select_host_cases
+from conformance._reports import write_reports
+from conformance._results import Policy
+from conformance._spec import load_spec_index
+from conformance._subject import AttachedSubject, SpawnedSubject, Subject
+from conformance.host_cases import HOST_CASES
+
+__all__ = ["main"]
+
+_EPILOG = """\
+examples:
+  python -m conformance host --address 127.0.0.1:50051
+  python -m conformance host --case 'host/rpc/*' -- my-host --listen {address}
+  python -m conformance list --level core
+  python -m conformance explain host/rpc/correlation/colliding-request-ids
+"""
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--case", action="append", default=[], metavar="GLOB", help="run cases matching GLOB"
+    )
+    parser.add_argument(
+        "--requirement", action="append", default=[], metavar="ID", help="run cases citing ID"
+    )
+    parser.add_argument(
+        "--level",
+        action="append",
+        default=[],
+        choices=[lvl.value for lvl in Level],
+        help="run cases of this level",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m conformance",
+        description="Conformance suite for agentworker hosts.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    host = sub.add_parser(
+        "host",
+        help="run the host suite",
+        description="Run the host suite against a running host (--address) or against a "
+        "host the harness starts: everything after `--` is its command, where {port} and "
+        "{address} are replaced (the address is also in AGENTWORKER_LISTEN_ADDRESS).",
+    )
+    host.add_argument("--address", metavar="HOST:PORT", help="attach to a running host")
+    _add_filters(host)
+    host.add_argument("--legacy", action="store_true", help="the host serves only /agents.AgentRpc")
+    host.add_argument("--timeout-scale", type=float, default=1.0, metavar="F")
+    host.add_argument("--expected-failures", type=Path, metavar="FILE")
+    host.add_argument("--report-dir", type=Path, metavar="DIR")
+    host.add_argument(
+        "--require",
+        choices=[p.value for p in Policy],
+        default=Policy.CORE.value,
+        help="fail on MUST failures only (core, default) or on SHOULD failures too",
+    )
+    listing = sub.add_parser("list", help="list the cases")
+    _add_filters(listing)
+    explain = sub.add_parser("explain", help="describe one case")
+    explain.add_argument("case_id")
+    return parser
+
+
+def _levels(values: Sequence[str]) -> list[Level]:
+    return [Level(v) for v in values]
+
+
+def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
+    cases = select_host_cases(args.case, args.requirement, _levels(args.level))
+    for case in cases:
+        out.write(f"{case.id:<55} {case.level.value:<10} {','.join(case.requirements)}\n")
+    out.write(f"{len(cases)} cases\n")
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
+    case = HOST_CASES.get(args.case_id)
+    if case is None:
+        out.write(f"unknown case {args.case_id!r}; see `python -m conformance list`\n")
+        return 2
+    spec = load_spec_index()
+    out.write(f"{case.id}\nlevel: {case.level.value}\n")
+    if case.v1_only:
+        out.write("needs v1 extensions (not applicable to --legacy runs)\n")
+    out.write("requirements:\n")
+    for req_id in case.requirements:
+        req = spec.get(req_id)
+        text = f" ({req.subject}, {req.level}) {req.text}" if req else ""
+        out.write(f"  {req_id}{text}\n")
+    out.write("\n" + case.description + "\n")
+    return 0
+
+
+def _cmd_host(args: argparse.Namespace, command: list[str], out: TextIO) -> int:
+    if (args.address is None) == (not command):
+        out.write("give exactly one of --address HOST:PORT or `-- COMMAND...`\n")
+        return 2
+    if args.timeout_scale <= 0:
+        out.write("--timeout-scale must be positive\n")
+        return 2
+    subject: Subject
+    if args.address is not None:
+        subject = AttachedSubject(args.address, scale=args.timeout_scale)
+    else:
+        subject = SpawnedSubject(command, scale=args.timeout_scale)
+    try:
+        expected = load_expected_failures(args.expected_failures) if args.expected_failures else []
+    except (OSError, ValueError) as exc:
+        out.write(f"cannot read the expected failures: {exc}\n")
+        return 2
+    cases = select_host_cases(args.case, args.requirement, _levels(args.level))
+    result = asyncio.run(
+        run_host_suite_async(
+            subject,
+            cases=cases,
+            legacy=args.legacy,
+            scale=args.timeout_scale,
+            expected_failures=expected,
+        )
+    )
+    print_summary(result, out)
+    if args.report_dir is not None:
+        write_reports(result, args.report_dir)
+    return result.exit_code(Policy(args.require))
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the command line; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out = sys.stdout if out is None else out
+    command: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1 :]
+    args = _parser().parse_args(argv)
+    if args.command == "list":
+        return _cmd_list(args, out)
+    if args.command == "explain":
+        return _cmd_explain(args, out)
+    return _cmd_host(args, command, out)

@@ -1,0 +1,46 @@
+"""The console report: one line per case, details of each failure, the summary line."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from conformance._results import CaseResult, Status, SuiteResult
+
+__all__ = ["print_case", "print_summary"]
+
+
+def _label(r: CaseResult) -> str:
+    if r.status is Status.SKIP:
+        return f"SKIP({r.skip_reason})"
+    return str(r.status.value)
+
+
+def print_case(r: CaseResult, out: TextIO) -> None:
+    """Print one case's status line and, for a failure, its message, trace and replay."""
+    reqs = ",".join(r.requirements)
+    out.write(f"{_label(r):<22} {r.case_id}  [{reqs}] ({r.duration_s:.2f} s)\n")
+    if r.status is Status.SKIP or r.status is Status.PASS:
+        return
+    for line in r.message.splitlines() or [""]:
+        out.write(f"    {line}\n")
+    if r.counts_as_failure:
+        if r.trace:
+            out.write("    wire trace:\n")
+            for line in r.trace:
+                out.write(f"      {line}\n")
+        out.write(f"    replay: {r.replay}\n")
+
+
+def print_summary(result: SuiteResult, out: TextIO) -> None:
+    """Print every case, the run's problems, and end with the summary line (or NO RESULT)."""
+    out.write(
+        f"agentworker conformance {result.harness_version}, spec {result.spec_version}, "
+        f"{result.suite} suite, subject {result.subject}\n"
+    )
+    for r in result.results:
+        print_case(r, out)
+    for problem in result.problems:
+        out.write(f"PROBLEM {problem}\n")
+    out.write(result.summary_line() + "\n")
+    if result.no_result:
+        out.write(f"NO RESULT: {result.no_result}\n")

@@ -1,0 +1,141 @@
+"""What a host case works with: the subject's address, the run's mode and a factory of raw
+workers, plus small assertion helpers."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import cast
+
+import grpc
+
+from agentworker.v1 import agentworker_pb2 as pb
+from conformance._cases import CaseFailure, CaseSkip, SkipReason
+from conformance._trace import Trace
+from conformance._version import HARNESS_VERSION
+from conformance._worker import RawWorker, StatusResult
+
+__all__ = ["DEFAULT", "HostContext"]
+
+
+class _Default:
+    pass
+
+
+DEFAULT = _Default()
+
+
+@dataclass(slots=True)
+class HostContext:
+    """Per-case state. ``legacy`` runs talk the legacy path with no handshake."""
+
+    address: str
+    legacy: bool
+    scale: float
+    host_capabilities: frozenset[int]
+    trace: Trace = field(default_factory=Trace)
+    workers: list[RawWorker] = field(default_factory=list)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    _counter: int = 0
+
+    def unique(self, prefix: str) -> str:
+        """Return a name no other case or run uses (agent types, topics, ids)."""
+        self._counter += 1
+        return f"{prefix}.{self.run_id}.{self._counter}"
+
+    def hello(self, capabilities: tuple[int, ...] = (), version: int = 1) -> pb.ChannelHello:
+        """Return a ChannelHello announcing ``capabilities``."""
+        return pb.ChannelHello(
+            protocol_version=version,
+            capabilities=cast("list[pb.Capability]", list(capabilities)),
+            implementation=f"agentworker-conformance/{HARNESS_VERSION}",
+        )
+
+    def worker(
+        self,
+        label: str,
+        *,
+        client_id: str | _Default | None = DEFAULT,
+        hello: pb.ChannelHello | bytes | _Default | None = DEFAULT,
+        legacy_path: bool | None = None,
+    ) -> RawWorker:
+        """Create (not open) a raw worker. By default it has a fresh client-id, sends a v1
+        hello unless the run is legacy, and uses the run's service path."""
+        cid = self.unique(f"client-{label}") if isinstance(client_id, _Default) else client_id
+        if isinstance(hello, _Default):
+            hello = None if self.legacy else self.hello()
+        worker = RawWorker(
+            self.address,
+            label=label,
+            client_id=cid,
+            hello=hello,
+            legacy_path=self.legacy if legacy_path is None else legacy_path,
+            trace=self.trace,
+            scale=self.scale,
+        )
+        self.workers.append(worker)
+        return worker
+
+    async def connect(
+        self,
+        label: str,
+        *,
+        hello: pb.ChannelHello | bytes | _Default | None = DEFAULT,
+        legacy_path: bool | None = None,
+    ) -> RawWorker:
+        """Create a raw worker and open its data channel."""
+        worker = self.worker(label, hello=hello, legacy_path=legacy_path)
+        await worker.open()
+        if worker.data.ended:
+            raise CaseFailure(
+                f"{label}: OpenChannel failed: {worker.data.end_code} {worker.data.end_details!r}"
+            )
+        return worker
+
+    async def serving(self, label: str, agent_type: str) -> RawWorker:
+        """Connect a worker and register ``agent_type`` for it."""
+        worker = await self.connect(label)
+        await worker.register(agent_type)
+        return worker
+
+    async def close(self) -> None:
+        """Close every worker the case created."""
+        for worker in self.workers:
+            await worker.close()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def require_v1(self, what: str) -> None:
+        """Skip the case as "not applicable" on a legacy run."""
+        if self.legacy:
+            raise CaseSkip(SkipReason.NOT_APPLICABLE, f"{what} needs v1 extensions")
+
+    def seconds(self, nominal: float) -> float:
+        """Return ``nominal`` seconds scaled by --timeout-scale."""
+        return nominal * self.scale
+
+    @staticmethod
+    def check(condition: bool, message: str) -> None:
+        """Fail the case with ``message`` unless ``condition`` holds."""
+        if not condition:
+            raise CaseFailure(message)
+
+    @staticmethod
+    def check_status(result: StatusResult, expected: grpc.StatusCode, what: str) -> None:
+        """Fail the case unless a call ended with ``expected``."""
+        code, details = result
+        if code is not expected:
+            raise CaseFailure(f"{what}: expected {expected.name}, got {code.name} {details!r}")
+
+    def check_error(self, response: pb.RpcResponse, code: pb.ErrorCode, what: str) -> None:
+        """Fail the case unless ``response`` is an error with a non-empty ``error`` and, on
+        v1 runs, ``error_code`` equal to ``code`` (AWP-ERR-002)."""
+        self.check(
+            response.error != "", f"{what}: expected an error response, got an empty `error`"
+        )
+        if not self.legacy:
+            self.check(
+                response.error_code == code,
+                f"{what}: expected {pb.ErrorCode.Name(code)}, got error_code "
+                f"{pb.ErrorCode.Name(response.error_code)} (error {response.error!r})",
+            )

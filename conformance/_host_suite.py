@@ -1,0 +1,100 @@
+"""The host suite: selects host cases, probes the host's capabilities and runs the cases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from agentworker.v1 import agentworker_pb2 as pb
+from conformance._cases import Case, CaseSkip, Level, SkipReason
+from conformance._expected import ExpectedFailure
+from conformance._host_context import HostContext
+from conformance._results import SuiteResult
+from conformance._runner import RunOptions, run_cases
+from conformance._subject import Subject
+from conformance._trace import Trace
+from conformance._wire import all_capabilities
+from conformance._worker import RawWorker
+from conformance.host_cases import HOST_CASES
+
+__all__ = ["probe_capabilities", "run_host_suite_async", "select_host_cases"]
+
+
+def select_host_cases(
+    globs: Iterable[str] = (),
+    requirements: Iterable[str] = (),
+    levels: Iterable[Level] = (),
+) -> list[Case[HostContext]]:
+    """Return the host cases matching the filters (see Registry.select)."""
+    return HOST_CASES.select(globs=globs, requirements=requirements, levels=levels)
+
+
+async def probe_capabilities(address: str, scale: float) -> frozenset[int]:
+    """Open a v1 data channel announcing every capability and return those the welcome lists
+    (none when no welcome arrives)."""
+    worker = RawWorker(
+        address,
+        label="probe",
+        client_id="conformance-probe-" + address,
+        hello=pb.ChannelHello(protocol_version=1, capabilities=all_capabilities()),
+        legacy_path=False,
+        trace=Trace(),
+        scale=scale,
+    )
+    try:
+        await worker.open(welcome_timeout=3.0)
+        if worker.welcome is None:
+            return frozenset()
+        return frozenset(worker.welcome.capabilities)
+    finally:
+        await worker.close()
+
+
+async def run_host_suite_async(
+    subject: Subject,
+    *,
+    cases: Sequence[Case[HostContext]] | None = None,
+    legacy: bool = False,
+    scale: float = 1.0,
+    expected_failures: Sequence[ExpectedFailure] = (),
+    replay_prefix: Sequence[str] = ("python", "-m", "conformance"),
+) -> SuiteResult:
+    """Run the host suite (all cases, or ``cases``) against ``subject``."""
+    chosen = HOST_CASES.all() if cases is None else list(cases)
+    capabilities: set[int] = set()
+
+    async def prepare() -> None:
+        if not legacy:
+            capabilities.update(await probe_capabilities(subject.address, scale))
+
+    def applicability(case: Case[HostContext]) -> CaseSkip | None:
+        if legacy and case.v1_only:
+            return CaseSkip(SkipReason.NOT_APPLICABLE, "needs v1 extensions; legacy run")
+        if case.capability is not None and case.capability not in capabilities:
+            name = pb.Capability.Name(case.capability)
+            return CaseSkip(SkipReason.NOT_CLAIMED, f"the host does not announce {name}")
+        return None
+
+    def make_context() -> HostContext:
+        return HostContext(
+            address=subject.address,
+            legacy=legacy,
+            scale=scale,
+            host_capabilities=frozenset(capabilities),
+        )
+
+    options = RunOptions(
+        legacy=legacy,
+        scale=scale,
+        expected_failures=expected_failures,
+        replay_prefix=replay_prefix,
+    )
+    return await run_cases(
+        "host",
+        chosen,
+        subject,
+        known_case_ids=HOST_CASES.ids(),
+        make_context=make_context,
+        applicability=applicability,
+        options=options,
+        prepare=prepare,
+    )

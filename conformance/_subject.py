@@ -1,0 +1,238 @@
+"""The implementation under test: one already running (attach), or one the harness starts,
+watches and restarts (spawn)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import tempfile
+from pathlib import Path
+from typing import IO, Protocol
+
+import grpc
+
+__all__ = [
+    "AttachedSubject",
+    "SpawnedSubject",
+    "Subject",
+    "SubjectError",
+    "free_port",
+]
+
+LISTEN_ADDRESS_ENV = "AGENTWORKER_LISTEN_ADDRESS"
+
+
+class SubjectError(Exception):
+    """The subject cannot be reached or started."""
+
+
+class Subject(Protocol):
+    """What the runner needs from a subject."""
+
+    @property
+    def address(self) -> str:
+        """Return HOST:PORT where the subject listens now."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """Describe the subject for reports."""
+        ...
+
+    def replay_args(self) -> list[str]:
+        """Return the command-line arguments that select this subject again."""
+        ...
+
+    async def start(self) -> None:
+        """Start (or reach) the subject; raise SubjectError when impossible."""
+        ...
+
+    async def after_case(self, failed: bool) -> str | None:
+        """Return a message when the subject crashed during the case just run (and restart
+        it for the next case), else None."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop the subject if the harness started it."""
+        ...
+
+
+async def _wait_ready(address: str, within: float) -> bool:
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            await asyncio.wait_for(channel.channel_ready(), within)
+        except TimeoutError:
+            return False
+    return True
+
+
+class AttachedSubject:
+    """A host that is already running at ``address``."""
+
+    def __init__(self, address: str, *, scale: float = 1.0) -> None:
+        self._address = address
+        self._scale = scale
+
+    @property
+    def address(self) -> str:
+        """Return the address given."""
+        return self._address
+
+    @property
+    def description(self) -> str:
+        """Describe the subject."""
+        return f"attached to {self._address}"
+
+    def replay_args(self) -> list[str]:
+        """Return ``--address ADDRESS``."""
+        return ["--address", self._address]
+
+    async def start(self) -> None:
+        """Check that the address accepts a gRPC connection within 5 s (scaled)."""
+        if not await _wait_ready(self._address, 5.0 * self._scale):
+            raise SubjectError(f"no gRPC server answers at {self._address}")
+
+    async def after_case(self, failed: bool) -> str | None:
+        """An attached subject is not watched."""
+        return None
+
+    async def stop(self) -> None:
+        """Leave the subject running."""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class SpawnedSubject:
+    """A host the harness starts with ``command``, where ``{port}`` and ``{address}`` are
+    replaced by a free port and ``127.0.0.1:<port>``; the address is also passed in the
+    environment as AGENTWORKER_LISTEN_ADDRESS. Its stderr (and stdout) go to a log file; a
+    crash is attributed to the running case and the subject is restarted."""
+
+    def __init__(self, command: list[str], *, scale: float = 1.0) -> None:
+        if not command:
+            raise ValueError("empty subject command")
+        self._command = command
+        self._scale = scale
+        self._address = ""
+        self._process: asyncio.subprocess.Process | None = None
+        self._log: IO[bytes] | None = None
+        self._log_path: Path | None = None
+        self.starts = 0
+
+    @property
+    def address(self) -> str:
+        """Return the address of the current process."""
+        return self._address
+
+    @property
+    def description(self) -> str:
+        """Describe the subject by its command."""
+        return "spawned: " + " ".join(self._command)
+
+    def replay_args(self) -> list[str]:
+        """Return ``-- COMMAND...``."""
+        return ["--", *self._command]
+
+    def stderr_tail(self, lines: int = 20) -> str:
+        """Return the last ``lines`` lines the subject wrote."""
+        if self._log_path is None or not self._log_path.exists():
+            return ""
+        text = self._log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def start(self) -> None:
+        """Start the process and wait (10 s, scaled) until its port accepts connections."""
+        port = free_port()
+        self._address = f"127.0.0.1:{port}"
+        argv = [
+            arg.replace("{port}", str(port)).replace("{address}", self._address)
+            for arg in self._command
+        ]
+        env = dict(os.environ)
+        env[LISTEN_ADDRESS_ENV] = self._address
+        self._close_log()
+        fd, name = tempfile.mkstemp(prefix="conformance-subject-", suffix=".log")
+        self._log_path = Path(name)
+        self._log = os.fdopen(fd, "wb")
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=env
+            )
+        except OSError as exc:
+            raise SubjectError(f"cannot start {argv[0]!r}: {exc}") from exc
+        self.starts += 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0 * self._scale
+        while loop.time() < deadline:
+            if self._process.returncode is not None:
+                raise SubjectError(
+                    f"the subject exited with status {self._process.returncode} before "
+                    f"listening on {self._address}:\n{self.stderr_tail()}"
+                )
+            if await self._port_open(port) and await _wait_ready(
+                self._address, max(1.0, deadline - loop.time())
+            ):
+                return
+            await asyncio.sleep(0.05)
+        await self.stop()
+        raise SubjectError(
+            f"the subject did not listen on {self._address} within "
+            f"{10.0 * self._scale:.0f} s:\n{self.stderr_tail()}"
+        )
+
+    @staticmethod
+    async def _port_open(port: int) -> bool:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+
+    async def after_case(self, failed: bool) -> str | None:
+        """Detect an exit during the case (waiting up to 0.5 s after a failure, since the
+        exit may lag the failure it causes) and restart the subject."""
+        process = self._process
+        if process is None:
+            return None
+        if failed and process.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 0.5 * self._scale)
+        if process.returncode is None:
+            return None
+        message = (
+            f"the subject exited with status {process.returncode} during this case; "
+            f"its last output:\n{self.stderr_tail()}"
+        )
+        await self.start()
+        return message
+
+    async def stop(self) -> None:
+        """Terminate the process (kill it after 5 s)."""
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 5.0)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._log_path is not None:
+            with contextlib.suppress(OSError):
+                self._log_path.unlink()
+            self._log_path = None

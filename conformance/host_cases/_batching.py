@@ -1,0 +1,89 @@
+"""Host cases: batching (capability CAPABILITY_BATCHING)."""
+
+from __future__ import annotations
+
+from agentworker.v1 import agentworker_pb2 as pb
+from conformance._builders import event, type_subscription
+from conformance._cases import Level
+from conformance._host_context import HostContext
+from conformance.host_cases._registry import host_case
+
+__all__: list[str] = []
+
+
+@host_case(
+    "host/batching/order",
+    requirements=["AWP-BAT-003", "AWP-BAT-001"],
+    level=Level.CAPABILITY,
+    v1_only=True,
+    capability=pb.CAPABILITY_BATCHING,
+)
+async def batch_order(ctx: HostContext) -> None:
+    """Procedure: with CAPABILITY_BATCHING in force, P serves a type subscribed to topic X;
+    receiver R (also batching) likewise. P sends one Batch of 10 events on X, then 5 single
+    events.
+
+    Asserts: P and R each receive all 15 events, in send order (batches flattened)."""
+    caps = (pb.CAPABILITY_BATCHING,)
+    topic = ctx.unique("batch")
+    workers = []
+    for label in ("p", "r"):
+        worker = await ctx.connect(label, hello=ctx.hello(caps))
+        ctx.check(
+            worker.welcome is not None and pb.CAPABILITY_BATCHING in worker.welcome.capabilities,
+            f"{label}: batching not in force",
+        )
+        agent_type = ctx.unique(label)
+        await worker.register(agent_type)
+        await worker.subscribe(type_subscription(ctx.unique("s"), topic, agent_type))
+        workers.append(worker)
+    sent = [event(topic, "k", str(i)) for i in range(15)]
+    batch = pb.OpenChannelRequest.Batch(
+        messages=[pb.OpenChannelRequest(cloud_event=e) for e in sent[:10]]
+    )
+    await workers[0].send(pb.OpenChannelRequest(batch=batch))
+    for ev in sent[10:]:
+        await workers[0].publish(ev)
+    for worker in workers:
+        got = [(await worker.expect_event(f"event {n + 1} of 15")).id for n in range(15)]
+        ctx.check(got == [e.id for e in sent], f"{worker.label} received events out of order")
+
+
+@host_case(
+    "host/batching/nested-batch",
+    requirements=["AWP-BAT-002"],
+    level=Level.CAPABILITY,
+    v1_only=True,
+    capability=pb.CAPABILITY_BATCHING,
+)
+async def nested_batch(ctx: HostContext) -> None:
+    """Procedure: with batching in force, P (subscribed to X) sends a Batch holding an event
+    E1, a nested Batch with event E2, and an event E3.
+
+    Asserts: P receives a Notice with ERROR_CODE_INVALID_REQUEST; E1 and E3 are delivered,
+    E2 is not."""
+    caps = (pb.CAPABILITY_BATCHING,)
+    topic = ctx.unique("nest")
+    worker = await ctx.connect("p", hello=ctx.hello(caps))
+    agent_type = ctx.unique("p")
+    await worker.register(agent_type)
+    await worker.subscribe(type_subscription(ctx.unique("s"), topic, agent_type))
+    e1, e2, e3 = (event(topic, "k", str(i)) for i in range(3))
+    inner = pb.OpenChannelRequest.Batch(messages=[pb.OpenChannelRequest(cloud_event=e2)])
+    outer = pb.OpenChannelRequest.Batch(
+        messages=[
+            pb.OpenChannelRequest(cloud_event=e1),
+            pb.OpenChannelRequest(batch=inner),
+            pb.OpenChannelRequest(cloud_event=e3),
+        ]
+    )
+    await worker.send(pb.OpenChannelRequest(batch=outer))
+    notice = await worker.expect_notice("a notice for the nested batch")
+    ctx.check(
+        notice.code == pb.ERROR_CODE_INVALID_REQUEST,
+        f"notice code {pb.ErrorCode.Name(notice.code)}",
+    )
+    got = [(await worker.expect_event("E1 or E3")).id for _ in range(2)]
+    ctx.check(got == [e1.id, e3.id], f"received {got}, expected E1 then E3")
+    rest = [f for f in await worker.data.settle(0.2) if f.WhichOneof("message") == "cloud_event"]
+    ctx.check(not rest, "the nested batch's event was delivered")

@@ -1,0 +1,142 @@
+"""Host cases: opening connections, client-ids, unknown frames, the legacy path, health."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health_pb2
+
+from agentworker.v1 import agentworker_pb2 as pb
+from conformance._builders import event, type_subscription
+from conformance._cases import CaseFailure
+from conformance._host_context import HostContext
+from conformance._predicates import event_with_id
+from conformance._wire import CANONICAL_SERVICE, unknown_case_frame
+from conformance._worker import RawWorker
+from conformance.host_cases._registry import host_case
+
+__all__: list[str] = []
+
+
+async def echo_check(ctx: HostContext, worker: RawWorker, what: str) -> None:
+    """Check ``worker``'s channel still works: it receives an event it publishes to itself."""
+    agent_type = ctx.unique("echo")
+    topic = ctx.unique("echo.topic")
+    await worker.register(agent_type)
+    await worker.subscribe(type_subscription(ctx.unique("sub"), topic, agent_type))
+    sent = event(topic, "k", "echo")
+    await worker.publish(sent)
+    await worker.data.expect(
+        f"own event {sent.id} ({what})",
+        event_with_id(sent.id),
+    )
+
+
+@host_case("host/connection/client-id/missing", requirements=["AWP-CONN-002"])
+async def missing_client_id(ctx: HostContext) -> None:
+    """Procedure: open a data channel without `client-id` metadata, then one with an empty
+    `client-id`; call RegisterAgent without `client-id`.
+
+    Asserts: each call ends with INVALID_ARGUMENT."""
+    for label, cid in (("no-id", None), ("empty-id", "")):
+        worker = ctx.worker(label, client_id=cid)
+        await worker.open()
+        code = await worker.data.wait_end()
+        ctx.check(
+            code is grpc.StatusCode.INVALID_ARGUMENT,
+            f"OpenChannel with client-id {cid!r}: expected INVALID_ARGUMENT, got "
+            f"{code.name if code else 'an open channel'}",
+        )
+    unary = ctx.worker("unary", client_id=None)
+    ctx.check_status(
+        await unary.register_status(ctx.unique("t")),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "RegisterAgent without client-id",
+    )
+
+
+@host_case("host/connection/duplicate-channel", requirements=["AWP-CONN-005"])
+async def duplicate_channel(ctx: HostContext) -> None:
+    """Procedure: open a data channel for client-id C; open a second one with the same C.
+
+    Asserts: the second ends with ALREADY_EXISTS; the first still delivers an event its worker
+    publishes to itself."""
+    first = await ctx.connect("first")
+    second = ctx.worker("second", client_id=first.client_id)
+    await second.open()
+    code = await second.data.wait_end()
+    ctx.check(
+        code is grpc.StatusCode.ALREADY_EXISTS,
+        f"second OpenChannel: expected ALREADY_EXISTS, got {code.name if code else 'open'}",
+    )
+    ctx.check(not first.data.ended, "the first channel ended")
+    await echo_check(ctx, first, "first channel after the rejected duplicate")
+
+
+@host_case(
+    "host/connection/unknown-frame-case",
+    requirements=["AWP-CONN-012", "AWP-ERR-010"],
+    v1_only=True,
+)
+async def unknown_frame_case(ctx: HostContext) -> None:
+    """Procedure: a v1 worker sends a frame whose only field is an unknown field number (no
+    known oneof case), then publishes an event to itself.
+
+    Asserts: a Notice with ERROR_CODE_INVALID_REQUEST arrives; the channel stays open and
+    delivers the later event."""
+    worker = await ctx.connect("w")
+    await worker.send(unknown_case_frame())
+    notice = await worker.expect_notice("notice for the unknown frame case")
+    ctx.check(
+        notice.code == pb.ERROR_CODE_INVALID_REQUEST,
+        f"notice code {pb.ErrorCode.Name(notice.code)}, expected ERROR_CODE_INVALID_REQUEST",
+    )
+    ctx.check(notice.message != "", "notice has an empty message")
+    await echo_check(ctx, worker, "after the unknown frame")
+
+
+@host_case("host/connection/legacy-path", requirements=["AWP-VER-003", "AWP-CONN-001"])
+async def legacy_path(ctx: HostContext) -> None:
+    """Procedure: worker L uses the legacy path `/agents.AgentRpc/...` without a hello;
+    worker V uses the run's path. L registers type T; V sends L a request; L answers.
+
+    Asserts: L's calls succeed on the legacy path and the request and response cross between
+    the two paths."""
+    agent_type = ctx.unique("legacy")
+    legacy = ctx.worker("legacy", hello=None, legacy_path=True)
+    await legacy.open()
+    await legacy.register(agent_type)
+    caller = await ctx.connect("caller")
+    await caller.request(
+        pb.RpcRequest(
+            request_id="1",
+            target=pb.AgentId(type=agent_type, key="k"),
+            payload=pb.Payload(data_type="Note", data_content_type="application/json", data=b"1"),
+        )
+    )
+    req = await legacy.expect_request("request on the legacy path")
+    await legacy.respond(pb.RpcResponse(request_id=req.request_id, payload=req.payload))
+    resp = await caller.expect_response("1")
+    ctx.check(resp.error == "", f"unexpected error {resp.error!r}")
+
+
+@host_case("host/observability/health", requirements=["AWP-OBS-001"])
+async def health(ctx: HostContext) -> None:
+    """Procedure: call grpc.health.v1.Health/Check for service "" and for
+    `agentworker.v1.AgentRpcService`.
+
+    Asserts: both report SERVING."""
+    probe = ctx.worker("health")
+    for service in ("", CANONICAL_SERVICE):
+        code, details, response = await probe.unary(
+            "",
+            health_pb2.HealthCheckRequest(service=service),
+            health_pb2.HealthCheckResponse,
+            path="/grpc.health.v1.Health/Check",
+        )
+        if code is not grpc.StatusCode.OK or response is None:
+            raise CaseFailure(f"Health/Check({service!r}) failed: {code.name} {details!r}")
+        ctx.check(
+            response.status == health_pb2.HealthCheckResponse.SERVING,
+            f"Health/Check({service!r}) status "
+            f"{health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)}",
+        )

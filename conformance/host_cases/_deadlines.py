@@ -1,0 +1,70 @@
+"""Host cases: RPC deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+
+from agentworker.v1 import agentworker_pb2 as pb
+from conformance._builders import rpc_request
+from conformance._host_context import HostContext
+from conformance.host_cases._registry import host_case
+
+__all__: list[str] = []
+
+
+@host_case(
+    "host/rpc/deadline/expires",
+    requirements=["AWP-RPC-010", "AWP-RPC-011", "AWP-ERR-004", "AWP-ERR-002"],
+    v1_only=True,
+)
+async def deadline_expires(ctx: HostContext) -> None:
+    """Procedure: T serves X; caller C sends request `d` to X with timeout_ms 400; T holds
+    it without answering until C has its answer, then answers late.
+
+    Asserts: T's copy carries timeout_ms between 1 and 400; C receives
+    ERROR_CODE_DEADLINE_EXCEEDED for `d` no sooner than 0.35 s and within 2 s after the
+    deadline; T's late answer does not reach C."""
+    agent_type = ctx.unique("slow")
+    target = await ctx.serving("t", agent_type)
+    caller = await ctx.connect("c")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await caller.request(rpc_request("d", agent_type, "k", "x", timeout_ms=400))
+    got = await target.expect_request()
+    ctx.check(
+        1 <= got.timeout_ms <= 400,
+        f"forwarded timeout_ms is {got.timeout_ms}, expected the remaining budget (1..400)",
+    )
+    resp = await caller.expect_response("d", within=0.4 + 2.0)
+    elapsed = loop.time() - started
+    ctx.check_error(resp, pb.ERROR_CODE_DEADLINE_EXCEEDED, "expired request")
+    ctx.check(elapsed >= 0.35, f"the deadline error came after {elapsed:.3f} s, before 0.4 s")
+    await target.respond(pb.RpcResponse(request_id=got.request_id, payload=got.payload))
+    rest = await caller.data.settle(0.3)
+    ctx.check(not rest, f"the late response (or another frame) reached the caller: {rest}")
+
+
+@host_case(
+    "host/rpc/deadline/default-announced",
+    requirements=["AWP-RPC-010", "AWP-RPC-011"],
+    v1_only=True,
+)
+async def default_deadline(ctx: HostContext) -> None:
+    """Procedure: T serves X; caller C sends a request with timeout_ms 0.
+
+    Asserts: T's copy carries a timeout_ms between 1 and the welcome's
+    default_rpc_timeout_ms."""
+    agent_type = ctx.unique("dflt")
+    target = await ctx.serving("t", agent_type)
+    caller = await ctx.connect("c")
+    ctx.check(caller.welcome is not None, "no welcome, so no announced default deadline")
+    assert caller.welcome is not None
+    default = caller.welcome.default_rpc_timeout_ms
+    await caller.request(rpc_request("z", agent_type, "k", "x"))
+    got = await target.expect_request()
+    ctx.check(
+        1 <= got.timeout_ms <= default,
+        f"forwarded timeout_ms is {got.timeout_ms}, announced default {default}",
+    )
+    await target.respond(pb.RpcResponse(request_id=got.request_id, payload=got.payload))
+    await caller.expect_response("z")

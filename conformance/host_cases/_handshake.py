@@ -1,0 +1,102 @@
+"""Host cases: the v1 handshake and what legacy workers must not see."""
+
+from __future__ import annotations
+
+import grpc
+
+from agentworker.v1 import agentworker_pb2 as pb
+from conformance._builders import event, type_subscription
+from conformance._host_context import HostContext
+from conformance._predicates import event_with_id
+from conformance._wire import WELCOME_KEY, unknown_case_frame
+from conformance.host_cases._registry import host_case
+
+__all__: list[str] = []
+
+
+@host_case(
+    "host/handshake/welcome",
+    requirements=["AWP-VER-013", "AWP-VER-012"],
+    v1_only=True,
+)
+async def welcome(ctx: HostContext) -> None:
+    """Procedure: open a data channel with a hello announcing no capabilities and send no frame;
+    open another announcing CAPABILITY_BATCHING only.
+
+    Asserts: each receives `agentworker-welcome-bin` initial metadata without sending a frame;
+    the welcome decodes, has protocol_version 1, default_rpc_timeout_ms > 0 and
+    max_message_bytes > 0, and lists only capabilities the hello listed."""
+    for label, caps in (("none", ()), ("batching", (pb.CAPABILITY_BATCHING,))):
+        worker = ctx.worker(label, hello=ctx.hello(caps))
+        await worker.open()
+        ctx.check(worker.welcome_metadata, f"{label}: no agentworker-welcome-bin metadata")
+        w = worker.welcome
+        ctx.check(w is not None, f"{label}: the welcome does not decode")
+        assert w is not None
+        ctx.check(w.protocol_version == 1, f"{label}: protocol_version {w.protocol_version}")
+        ctx.check(w.default_rpc_timeout_ms > 0, f"{label}: default_rpc_timeout_ms is 0")
+        ctx.check(w.max_message_bytes > 0, f"{label}: max_message_bytes is 0")
+        extra = set(w.capabilities) - set(caps)
+        ctx.check(
+            not extra,
+            f"{label}: welcome lists capabilities the hello did not: "
+            f"{sorted(pb.Capability.Name(c) for c in extra)}",
+        )
+
+
+@host_case("host/handshake/bad-hello", requirements=["AWP-VER-014"], v1_only=True)
+async def bad_hello(ctx: HostContext) -> None:
+    """Procedure: open a data channel whose hello bytes do not decode; open one whose hello has
+    protocol_version 99.
+
+    Asserts: the first ends with INVALID_ARGUMENT, the second with FAILED_PRECONDITION."""
+    garbled = ctx.worker("garbled", hello=b"\xff\xff\xff")
+    await garbled.open(welcome_timeout=2.0)
+    code = await garbled.data.wait_end()
+    ctx.check(
+        code is grpc.StatusCode.INVALID_ARGUMENT,
+        f"undecodable hello: expected INVALID_ARGUMENT, got {code.name if code else 'open'}",
+    )
+    future = ctx.worker("v99", hello=ctx.hello(version=99))
+    await future.open(welcome_timeout=2.0)
+    code = await future.data.wait_end()
+    ctx.check(
+        code is grpc.StatusCode.FAILED_PRECONDITION,
+        f"protocol_version 99: expected FAILED_PRECONDITION, got {code.name if code else 'open'}",
+    )
+
+
+@host_case("host/handshake/legacy-worker-sees-no-v1-frames", requirements=["AWP-VER-011"])
+async def legacy_worker_no_v1(ctx: HostContext) -> None:
+    """Procedure: a worker without a hello registers a type and subscribes to a topic, sends a
+    frame with an unknown case and an invalid event (spec_version 0.3), then 20 valid events
+    on its topic in a row.
+
+    Asserts: it receives the 20 events as plain `cloud_event` frames and never a Notice, a
+    Batch or another v1-only case, and no welcome metadata."""
+    legacy = ctx.worker("legacy", hello=None)
+    await legacy.open()
+    agent_type = ctx.unique("legacy")
+    topic = ctx.unique("topic")
+    await legacy.register(agent_type)
+    await legacy.subscribe(type_subscription(ctx.unique("sub"), topic, agent_type))
+    await legacy.send(unknown_case_frame())
+    bad = event(topic, "k", "bad")
+    bad.spec_version = "0.3"
+    await legacy.publish(bad)
+    sent = [event(topic, "k", str(i)) for i in range(20)]
+    for ev in sent:
+        await legacy.publish(ev)
+    for ev in sent:
+        await legacy.data.expect(
+            f"event {ev.id}",
+            event_with_id(ev.id),
+        )
+    rest = await legacy.data.settle(0.2)
+    ctx.check(
+        legacy.data.frames_received == 20 and not rest,
+        f"the legacy worker received {legacy.data.frames_received} frames for 20 events "
+        "(batches, notices or extra frames)",
+    )
+    keys = await legacy.metadata_keys()
+    ctx.check(WELCOME_KEY not in keys, "the legacy worker received a welcome")

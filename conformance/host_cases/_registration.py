@@ -1,0 +1,65 @@
+"""Host cases: agent-type registration."""
+
+from __future__ import annotations
+
+import grpc
+
+from conformance._builders import rpc_request
+from conformance._host_context import HostContext
+from conformance.host_cases._registry import host_case
+
+__all__: list[str] = []
+
+
+@host_case("host/registration/type-names", requirements=["AWP-REG-002", "AWP-REG-005"])
+async def type_names(ctx: HostContext) -> None:
+    """Procedure: register types "", "has space", "a/b", "ünï", a 256-character type, then a
+    255-character type and one using every allowed character class (`A-Z a-z 0-9 _ . -`).
+
+    Asserts: the invalid ones fail with INVALID_ARGUMENT, naming the type when it is not
+    empty; the valid ones succeed."""
+    worker = await ctx.connect("w")
+    suffix = ctx.unique("x").replace(".", "_")
+    for bad in ("", "has space " + suffix, "a/b" + suffix, "ünï" + suffix, "t" * 256):
+        code, details = await worker.register_status(bad)
+        ctx.check_status((code, details), grpc.StatusCode.INVALID_ARGUMENT, f"type {bad!r}")
+        if bad and len(bad) < 100:
+            ctx.check(bad in details, f"status message {details!r} does not name {bad!r}")
+    long_ok = (suffix + "L" * 255)[:255]
+    for good in (long_ok, "Az09_.-" + suffix):
+        await worker.register(good)
+
+
+@host_case(
+    "host/registration/conflict",
+    requirements=["AWP-REG-003", "AWP-REG-005", "AWP-REG-001"],
+)
+async def conflict(ctx: HostContext) -> None:
+    """Procedure: worker A registers type T; worker B (not announcing shared types) registers
+    T; B sends a request to T.
+
+    Asserts: B's registration fails with ALREADY_EXISTS naming T; the request reaches A."""
+    agent_type = ctx.unique("conflict")
+    first = await ctx.serving("a", agent_type)
+    second = await ctx.connect("b")
+    code, details = await second.register_status(agent_type)
+    ctx.check_status((code, details), grpc.StatusCode.ALREADY_EXISTS, "second registration")
+    ctx.check(agent_type in details, f"status message {details!r} does not name {agent_type}")
+    await second.request(rpc_request("r1", agent_type, "k", "hi"))
+    await first.expect_request("the request, at the first registrant")
+
+
+@host_case("host/registration/idempotent", requirements=["AWP-CONN-022", "AWP-REG-001"])
+async def idempotent(ctx: HostContext) -> None:
+    """Procedure: worker A registers type T three times; a caller sends a request to T.
+
+    Asserts: every registration succeeds; A receives the request exactly once."""
+    agent_type = ctx.unique("idem")
+    worker = await ctx.connect("a")
+    for _ in range(3):
+        await worker.register(agent_type)
+    caller = await ctx.connect("caller")
+    await caller.request(rpc_request("r1", agent_type, "k", "hi"))
+    await worker.expect_request()
+    rest = await worker.data.settle(0.2)
+    ctx.check(not rest, f"A received {len(rest)} extra frames")
