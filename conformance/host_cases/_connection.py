@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2
 
+from agentworker.cloudevents.v1 import cloudevents_pb2 as ce
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._builders import event, type_subscription
-from conformance._cases import CaseFailure
+from conformance._cases import CaseFailure, Level
 from conformance._host_context import HostContext
 from conformance._predicates import event_with_id
-from conformance._wire import CANONICAL_SERVICE, unknown_case_frame
+from conformance._wire import CANONICAL_SERVICE, describe, encode, unknown_case_frame
 from conformance._worker import RawWorker
 from conformance.host_cases._registry import host_case
 
@@ -140,3 +144,81 @@ async def health(ctx: HostContext) -> None:
             f"Health/Check({service!r}) status "
             f"{health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)}",
         )
+
+
+@host_case(
+    "host/observability/reflection",
+    requirements=["AWP-OBS-002"],
+    level=Level.QUALITY,
+)
+async def reflection(ctx: HostContext) -> None:
+    """Procedure: call grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo with
+    `list_services`.
+
+    Asserts: the answer lists `agentworker.v1.AgentRpcService`."""
+    probe = ctx.worker("reflection")
+    method: Any = probe.channel.stream_stream(
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        request_serializer=encode,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    ctx.trace.sent("reflection", describe(request))
+    try:
+        call = method(iter([request]), timeout=ctx.seconds(5.0))
+        response = await call.read()
+    except grpc.aio.AioRpcError as exc:
+        raise CaseFailure(f"ServerReflectionInfo failed: {exc.code().name}") from exc
+    ctx.check(
+        isinstance(response, reflection_pb2.ServerReflectionResponse),
+        "no reflection response",
+    )
+    ctx.trace.received("reflection", describe(response))
+    names = [s.name for s in response.list_services_response.service]
+    ctx.check(CANONICAL_SERVICE in names, f"reflection lists {names}")
+
+
+@host_case(
+    "host/connection/frame-size-limits",
+    requirements=["AWP-CONN-003", "AWP-CONN-004"],
+    v1_only=True,
+)
+async def frame_size_limits(ctx: HostContext) -> None:
+    """Procedure: worker W (subscribed to its own topic) publishes an event whose frame is
+    exactly 4 MiB; then, when the welcome's max_message_bytes is at most 30 MiB, a frame one
+    byte over that limit. Another worker V then publishes to itself.
+
+    Asserts: the 4 MiB event is delivered back to W; the oversized frame ends W's data
+    channel with RESOURCE_EXHAUSTED; V's channel still works."""
+    worker = await ctx.connect("w")
+    agent_type = ctx.unique("big")
+    topic = ctx.unique("big.topic")
+    await worker.register(agent_type)
+    await worker.subscribe(type_subscription(ctx.unique("sub"), topic, agent_type))
+    sent = event(topic, "k", "")
+    await worker.publish(_padded(sent, 4 * 1024 * 1024))
+    await worker.data.expect("the 4 MiB event", event_with_id(sent.id), within=10.0)
+    limit = worker.welcome.max_message_bytes if worker.welcome is not None else 0
+    ctx.check(limit >= 4 * 1024 * 1024, f"max_message_bytes {limit} is under 4 MiB")
+    if limit <= 30 * 1024 * 1024:
+        await worker.publish(_padded(event(topic, "k", ""), limit + 1))
+        code = await worker.data.wait_end(within=10.0)
+        ctx.check(
+            code is grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"oversized frame: expected RESOURCE_EXHAUSTED, got {code.name if code else 'open'}",
+        )
+    other = await ctx.connect("v")
+    await echo_check(ctx, other, "another worker after the oversized frame")
+
+
+def _padded(ev: ce.CloudEvent, frame_bytes: int) -> ce.CloudEvent:
+    """Return ``ev`` with binary_data sized so that its frame is exactly ``frame_bytes``."""
+    padded = ce.CloudEvent()
+    padded.CopyFrom(ev)
+    size = frame_bytes
+    for _ in range(4):  # the length prefixes grow with the data; converge on the exact size
+        padded.binary_data = b"x" * size
+        actual = len(pb.OpenChannelRequest(cloud_event=padded).SerializeToString())
+        size += frame_bytes - actual
+    padded.binary_data = b"x" * size
+    return padded

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 
 from conformance._builders import rpc_request
@@ -63,3 +65,21 @@ async def idempotent(ctx: HostContext) -> None:
     await worker.expect_request()
     rest = await worker.data.settle(0.2)
     ctx.check(not rest, f"A received {len(rest)} extra frames")
+
+
+@host_case("host/registration/before-channel", requirements=["AWP-CONN-008"])
+async def before_channel(ctx: HostContext) -> None:
+    """Procedure: worker A calls RegisterAgent for type T before opening its data channel,
+    and opens the channel 300 ms later; a caller then sends a request to T.
+
+    Asserts: the registration succeeds (the host waits for the channel) and the request
+    reaches A."""
+    agent_type = ctx.unique("early")
+    worker = ctx.worker("a")
+    registration = asyncio.ensure_future(worker.register_status(agent_type))
+    await asyncio.sleep(0.3)
+    await worker.open()
+    ctx.check_status(await registration, grpc.StatusCode.OK, "RegisterAgent before the channel")
+    caller = await ctx.connect("caller")
+    await caller.request(rpc_request("r1", agent_type, "k", "hi"))
+    await worker.expect_request()
