@@ -154,19 +154,25 @@ class ControlRouter:
         self, conn: ControlConnection, frames: AsyncIterator[pb.OpenControlChannelRequest]
     ) -> None:
         """Process ``conn``'s control frames in order until the worker stops sending."""
+        iterator = frames.__aiter__()
         try:
-            async for frame in frames:
+            while True:
+                try:
+                    frame = await iterator.__anext__()
+                except StopAsyncIteration:
+                    break
+                except (grpc.RpcError, grpc.aio.BaseError) as exc:
+                    log(
+                        _logger,
+                        logging.DEBUG,
+                        "control.read_failed",
+                        client_id=conn.client_id,
+                        error=repr(exc),
+                    )
+                    break
                 if conn.closed:
                     break
                 self.handle(conn, frame)
-        except grpc.RpcError as exc:
-            log(
-                _logger,
-                logging.DEBUG,
-                "control.read_failed",
-                client_id=conn.client_id,
-                error=str(exc),
-            )
         finally:
             conn.end()
 

@@ -213,8 +213,23 @@ class Router:
     ) -> None:
         """Process ``conn``'s frames in order until the worker stops sending."""
         dispatch = self._dispatch
+        iterator = frames.__aiter__()
         try:
-            async for frame in frames:
+            while True:
+                try:
+                    frame = await iterator.__anext__()
+                except StopAsyncIteration:
+                    break
+                except (grpc.RpcError, grpc.aio.BaseError) as exc:
+                    # The peer went away or sent bytes that do not decode (AWP-CONN-014).
+                    log(
+                        _logger,
+                        logging.DEBUG,
+                        "channel.read_failed",
+                        client_id=conn.client_id,
+                        error=repr(exc),
+                    )
+                    break
                 if conn.closed:
                     break
                 case = frame.WhichOneof("message")
@@ -229,14 +244,6 @@ class Router:
                     blocked = dispatch(conn, frame, case, False)
                     if blocked is not None:
                         await self._deliver_blocked(blocked)
-        except grpc.RpcError as exc:
-            log(
-                _logger,
-                logging.DEBUG,
-                "channel.read_failed",
-                client_id=conn.client_id,
-                error=str(exc),
-            )
         finally:
             conn.end()
 

@@ -299,22 +299,34 @@ async def _serve_channel(
     reader = asyncio.create_task(reading)
     writer = asyncio.create_task(conn.outbound.run(write))
 
-    def _finished(task: asyncio.Task[None]) -> None:
-        if not task.cancelled():
-            exc = task.exception()
-            if exc is not None and not isinstance(exc, grpc.RpcError | asyncio.InvalidStateError):
-                log(
-                    _logger,
-                    logging.ERROR,
-                    "channel.task_failed",
-                    client_id=conn.client_id,
-                    connection_id=conn.connection_id,
-                    error=repr(exc),
-                )
+    def _reader_done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # Transport errors end read_loop quietly; anything else is a bug worth seeing.
+            log(
+                _logger,
+                logging.ERROR,
+                "channel.reader_failed",
+                client_id=conn.client_id,
+                connection_id=conn.connection_id,
+                error=repr(exc),
+            )
         conn.end()
 
-    reader.add_done_callback(_finished)
-    writer.add_done_callback(_finished)
+    def _writer_done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # A write fails when the peer has gone away.
+            log(
+                _logger,
+                logging.DEBUG,
+                "channel.write_failed",
+                client_id=conn.client_id,
+                connection_id=conn.connection_id,
+                error=repr(exc),
+            )
+        conn.end()
+
+    reader.add_done_callback(_reader_done)
+    writer.add_done_callback(_writer_done)
     try:
         await conn.done
         reader.cancel()

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -33,6 +33,24 @@ ALL_CAPABILITIES: Final = (
 )
 
 _ids = itertools.count(1)
+T = TypeVar("T")
+
+
+async def retry_while(
+    code: grpc.StatusCode, attempt: Callable[[], Awaitable[T]], within: float = TIMEOUT_S
+) -> T:
+    """Call ``attempt`` until it stops failing with ``code`` (e.g. ALREADY_EXISTS while the host
+    has not yet seen an earlier channel end); give up after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        try:
+            return await attempt()
+        except (Closed, grpc.aio.AioRpcError) as exc:
+            failed = exc.code if isinstance(exc, Closed) else exc.code()
+            if failed != code or loop.time() >= deadline:
+                raise
+        await asyncio.sleep(0.05)
 
 
 def hello(*capabilities: int, max_batch_messages: int = 0) -> pb.ChannelHello:
@@ -55,9 +73,7 @@ def event(
         spec_version="1.0",
         type=topic_type,
         attributes={
-            "datacontenttype": ce.CloudEvent.CloudEventAttributeValue(
-                ce_string="application/json"
-            ),
+            "datacontenttype": ce.CloudEvent.CloudEventAttributeValue(ce_string="application/json"),
             "agmsgkind": ce.CloudEvent.CloudEventAttributeValue(ce_string="publish"),
         },
         binary_data=data,
@@ -84,6 +100,15 @@ def payload(text: str = "ping") -> pb.Payload:
     return pb.Payload(
         data_type="Ping", data_content_type="application/json", data=f'"{text}"'.encode()
     )
+
+
+async def eventually(predicate: Callable[[], bool], within: float = TIMEOUT_S) -> None:
+    """Wait until ``predicate()`` holds (polling), failing after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
 
 
 class Api:
@@ -185,7 +210,7 @@ class RawWorker:
         )
         self._call = stream(metadata=metadata)
         initial = await asyncio.wait_for(self._call.initial_metadata(), TIMEOUT_S)
-        self.initial_metadata = {key: value for key, value in (initial or ())}
+        self.initial_metadata = dict(initial or ())
         raw = self.initial_metadata.get(WELCOME_KEY)
         if isinstance(raw, bytes):
             self.welcome = pb.ChannelWelcome.FromString(raw)
@@ -221,9 +246,9 @@ class RawWorker:
             self.end_details = await self._call.details()
         self.ended.set()
 
-    async def wait_ended(self, timeout: float = TIMEOUT_S) -> grpc.StatusCode | None:
+    async def wait_ended(self, within: float = TIMEOUT_S) -> grpc.StatusCode | None:
         """Wait for the channel to end; return its status code."""
-        await asyncio.wait_for(self.ended.wait(), timeout)
+        await asyncio.wait_for(self.ended.wait(), within)
         return self.end_code
 
     async def send(self, frame: pb.OpenChannelRequest) -> None:
@@ -276,39 +301,37 @@ class RawWorker:
             )
         )
 
-    async def next_raw(self, timeout: float = TIMEOUT_S) -> pb.OpenChannelResponse:
+    async def next_raw(self, within: float = TIMEOUT_S) -> pb.OpenChannelResponse:
         """Return the next frame as received (a Batch frame stays one frame)."""
-        frame = await asyncio.wait_for(self._incoming.get(), timeout)
+        frame = await asyncio.wait_for(self._incoming.get(), within)
         if frame is None:
             self._incoming.put_nowait(None)
             raise Closed(self.end_code, self.end_details)
         return frame
 
-    async def next(self, timeout: float = TIMEOUT_S) -> pb.OpenChannelResponse:
+    async def next(self, within: float = TIMEOUT_S) -> pb.OpenChannelResponse:
         """Return the next frame, batches expanded into their frames in order."""
         if not self._flat:
-            frame = await self.next_raw(timeout)
+            frame = await self.next_raw(within)
             if frame.WhichOneof("message") == "batch":
                 self._flat.extend(frame.batch.messages)
             else:
                 self._flat.append(frame)
         return self._flat.popleft()
 
-    async def next_of(self, case: str, timeout: float = TIMEOUT_S) -> pb.OpenChannelResponse:
+    async def next_of(self, case: str, within: float = TIMEOUT_S) -> pb.OpenChannelResponse:
         """Return the next frame whose case is ``case``, skipping others (e.g. notices)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while True:
             frame = await self.next(max(0.0, deadline - loop.time()))
             if frame.WhichOneof("message") == case:
                 return frame
 
-    async def events_until(
-        self, marker_id: str, timeout: float = TIMEOUT_S
-    ) -> list[ce.CloudEvent]:
+    async def events_until(self, marker_id: str, within: float = TIMEOUT_S) -> list[ce.CloudEvent]:
         """Collect the events received before the event ``marker_id`` (which is excluded)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         seen: list[ce.CloudEvent] = []
         while True:
             frame = await self.next(max(0.0, deadline - loop.time()))
@@ -369,8 +392,8 @@ class RawControl:
             frame.respond_to = respond_to
         await asyncio.wait_for(self._call.write(frame), TIMEOUT_S)
 
-    async def next(self, timeout: float = TIMEOUT_S) -> pb.OpenControlChannelResponse:
-        frame = await asyncio.wait_for(self._call.read(), timeout)
+    async def next(self, within: float = TIMEOUT_S) -> pb.OpenControlChannelResponse:
+        frame = await asyncio.wait_for(self._call.read(), within)
         if frame is grpc.aio.EOF:
             raise Closed(await self._call.code(), await self._call.details())
         assert isinstance(frame, pb.OpenControlChannelResponse)
