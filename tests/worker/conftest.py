@@ -49,8 +49,8 @@ class Inbox:
         async with self._changed:
             self._changed.notify_all()
 
-    async def wait_for(self, count: int, timeout: float = 15.0) -> list[Any]:
-        async with asyncio.timeout(timeout), self._changed:
+    async def wait_for(self, count: int, within: float = 15.0) -> list[Any]:
+        async with asyncio.timeout(within), self._changed:
             await self._changed.wait_for(lambda: len(self.items) >= count)
         return list(self.items)
 

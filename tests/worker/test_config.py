@@ -68,17 +68,18 @@ def test_capabilities_follow_the_configuration() -> None:
         agentworker_pb2.CAPABILITY_RECONNECT,
         agentworker_pb2.CAPABILITY_TRACE_CONTEXT,
     }
-    secured = set(
-        Worker("localhost:1", token="t", tls=TlsConfig(b"ca", b"c", b"k")).capabilities
-    )
+    secured = set(Worker("localhost:1", token="t", tls=TlsConfig(b"ca", b"c", b"k")).capabilities)
     assert {
         agentworker_pb2.CAPABILITY_TLS,
         agentworker_pb2.CAPABILITY_MUTUAL_TLS,
         agentworker_pb2.CAPABILITY_BEARER_TOKEN,
     } <= secured
-    assert agentworker_pb2.CAPABILITY_RECONNECT not in Worker("localhost:1", reconnect=False).capabilities
+    assert (
+        agentworker_pb2.CAPABILITY_RECONNECT
+        not in Worker("localhost:1", reconnect=False).capabilities
+    )
 
 
 def test_mutual_tls_needs_cert_and_key() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="both"):
         TlsConfig(ca=b"x", cert=b"c")

@@ -144,9 +144,7 @@ async def test_conformance_agent_behaviour(
     assert stalled.stalled_ms == 50
     long_stall = contract_pb2.StallAction(duration_ms=20_000)
     with pytest.raises(HandlerFailedError, match="deadline"):
-        await driver.send(
-            _command("late", deadline_ms=200, stall=long_stall), target, timeout=10
-        )
+        await driver.send(_command("late", deadline_ms=200, stall=long_stall), target, timeout=10)
     remember = contract_pb2.RememberAction(value="v1")
     remembered = await driver.send(_command("r", remember=remember), target, timeout=10)
     assert remembered.remembered == "v1"

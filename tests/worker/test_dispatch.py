@@ -75,7 +75,9 @@ class Child(Routed):
 
 
 class _Runtime:
-    async def publish(self, message: object, topic: TopicId, *, sender: AgentId | None = None) -> None:
+    async def publish(
+        self, message: object, topic: TopicId, *, sender: AgentId | None = None
+    ) -> None:
         raise AssertionError("not used")
 
     async def send(
@@ -145,8 +147,10 @@ def test_handler_must_be_async_and_typed() -> None:
 def test_type_and_prefix_subscriptions_match_as_specified() -> None:
     exact = Subscription(type_subscription("chat"), "a")
     prefix = Subscription(prefix_subscription("chat."), "b")
-    assert exact.matches(TopicId("chat", "s")) and not exact.matches(TopicId("chat.x", "s"))
-    assert prefix.matches(TopicId("chat.x", "s")) and not prefix.matches(TopicId("chat", "s"))
+    assert exact.matches(TopicId("chat", "s"))
+    assert not exact.matches(TopicId("chat.x", "s"))
+    assert prefix.matches(TopicId("chat.x", "s"))
+    assert not prefix.matches(TopicId("chat", "s"))
     assert exact.agent_for(TopicId("chat", "room")) == AgentId("a", "room")
     proto = prefix.to_proto()
     assert proto.type_prefix_subscription.topic_type_prefix == "chat."
@@ -174,7 +178,9 @@ def test_recipients_are_distinct_and_exclude_the_sender() -> None:
 
 @pytest.mark.requirement("AWP-ERR-003", "AWP-VER-002")
 def test_error_codes_map_to_typed_errors() -> None:
-    assert isinstance(error_for_code(agentworker_pb2.ERROR_CODE_UNKNOWN_TARGET, "x"), UnknownTargetError)
+    assert isinstance(
+        error_for_code(agentworker_pb2.ERROR_CODE_UNKNOWN_TARGET, "x"), UnknownTargetError
+    )
     legacy = error_for_code(agentworker_pb2.ERROR_CODE_UNSPECIFIED, "boom")
     assert isinstance(legacy, HandlerFailedError)
     assert legacy.code == agentworker_pb2.ERROR_CODE_HANDLER_FAILED

@@ -117,10 +117,11 @@ async def test_batched_publishes_arrive_in_order(make_worker: WorkerFactory) -> 
     count = 500
     for n in range(count):
         await sender.publish(Greeting("n", n), TopicId("seq", "one"))
-    items = await inbox.wait_for(count, timeout=30)
+    items = await inbox.wait_for(count, within=30)
     assert [message.seq for _, _, message, _ in items] == list(range(count))
     conn = sender.connection
-    assert conn is not None and conn.writer is not None
+    assert conn is not None
+    assert conn.writer is not None
     assert conn.writer.batches_written >= 1
 
 

@@ -27,9 +27,7 @@ async def test_workers_reregister_after_a_host_restart() -> None:
         client.add_message_type(Answer)
         subscription_ids = [s.id for s in server.subscriptions]
         client_id = server.client_id
-        assert await client.send(Question("1"), AgentId("echo", "a"), timeout=10) == Answer(
-            "a: 1"
-        )
+        assert await client.send(Question("1"), AgentId("echo", "a"), timeout=10) == Answer("a: 1")
         await first.stop(grace=0.5)
         second = Host(address=address, config=config)
         await second.start()
@@ -37,9 +35,7 @@ async def test_workers_reregister_after_a_host_restart() -> None:
         await client.wait_connected(2, timeout=30)
         assert [s.id for s in server.subscriptions] == subscription_ids
         assert server.client_id == client_id
-        assert await client.send(Question("2"), AgentId("echo", "a"), timeout=10) == Answer(
-            "a: 2"
-        )
+        assert await client.send(Question("2"), AgentId("echo", "a"), timeout=10) == Answer("a: 2")
     finally:
         await client.stop(grace=1.0)
         await server.stop(grace=1.0)

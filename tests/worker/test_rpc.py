@@ -125,7 +125,7 @@ async def test_trace_context_is_propagated_as_the_parent(make_worker: WorkerFact
 
 @pytest.mark.requirement("AWP-CONN-019")
 async def test_losing_the_channel_fails_calls_in_flight(make_worker: WorkerFactory) -> None:
-    server, client = await _pair(make_worker)
+    _, client = await _pair(make_worker)
     Echo.started = asyncio.Event()
     try:
         call = asyncio.ensure_future(client.send(Slow(30.0), AgentId("echo", "k"), timeout=60))

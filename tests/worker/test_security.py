@@ -45,9 +45,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
         "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=agentworker test CA",
         cwd=directory,
     )  # fmt: skip
-    _issue(
-        directory, "server", SERVER_NAME, f"subjectAltName=DNS:{SERVER_NAME},IP:127.0.0.1\n"
-    )
+    _issue(directory, "server", SERVER_NAME, f"subjectAltName=DNS:{SERVER_NAME},IP:127.0.0.1\n")
     _issue(directory, "client", "worker", "extendedKeyUsage=clientAuth\n")
     return directory
 
@@ -66,9 +64,7 @@ async def _round_trip(address: str, **kwargs: object) -> None:
         await server.start()
         await client.start()
         client.add_message_type(Answer)
-        assert await client.send(Question("s"), AgentId("echo", "k"), timeout=10) == Answer(
-            "k: s"
-        )
+        assert await client.send(Question("s"), AgentId("echo", "k"), timeout=10) == Answer("k: s")
     finally:
         await client.stop(grace=1.0)
         await server.stop(grace=1.0)

@@ -128,7 +128,8 @@ def test_cloud_event_carries_every_attribute_for_json() -> None:
     assert event.WhichOneof("data") == "binary_data"
     assert json.loads(event.binary_data) == {"text": "hi", "count": 0}
     for name in event.attributes:
-        assert name.isalnum() and name == name.lower()
+        assert name.isalnum()
+        assert name == name.lower()
 
 
 def test_cloud_event_without_sender_or_trace_omits_them_and_ids_are_fresh() -> None:

@@ -1,0 +1,1 @@
+"""Distributed group chat: writer, editor and a console UI agent in separate processes."""
