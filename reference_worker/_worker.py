@@ -556,6 +556,15 @@ class Worker:
             )
             return
         await self._slots.acquire()  # bounded concurrency: stop reading when full
+        if not self.accepting:  # stop() began while this frame waited for a slot
+            self._slots.release()
+            await self._respond(
+                conn,
+                _error_response(
+                    request, agentworker_pb2.ERROR_CODE_SHUTTING_DOWN, "worker is shutting down"
+                ),
+            )
+            return
         self._spawn_handler(self._serve_request(conn, request))
 
     async def _serve_request(self, conn: Connection, request: agentworker_pb2.RpcRequest) -> None:
