@@ -10,7 +10,7 @@ import asyncio
 import collections
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -118,7 +118,9 @@ class Api:
         self._channel = channel
         self._service = service
 
-    def _unary(self, method: str, response: type[object]) -> grpc.aio.UnaryUnaryMultiCallable:
+    def _unary(
+        self, method: str, response: type[object]
+    ) -> grpc.aio.UnaryUnaryMultiCallable[Any, Any]:
         return self._channel.unary_unary(
             f"/{self._service}/{method}",
             request_serializer=lambda m: m.SerializeToString(),
@@ -188,7 +190,9 @@ class RawWorker:
         self.welcome: pb.ChannelWelcome | None = None
         self.initial_metadata: dict[str, str | bytes] = {}
         self.raw_frames: list[pb.OpenChannelResponse] = []
-        self._call: grpc.aio.StreamStreamCall | None = None
+        self._call: (
+            grpc.aio.StreamStreamCall[pb.OpenChannelRequest, pb.OpenChannelResponse] | None
+        ) = None
         self._incoming: asyncio.Queue[pb.OpenChannelResponse | None] = asyncio.Queue()
         self._flat: collections.deque[pb.OpenChannelResponse] = collections.deque()
         self._reader: asyncio.Task[None] | None = None
@@ -208,7 +212,7 @@ class RawWorker:
             request_serializer=pb.OpenChannelRequest.SerializeToString,
             response_deserializer=pb.OpenChannelResponse.FromString,
         )
-        self._call = stream(metadata=metadata)
+        self._call = stream(None, metadata=metadata)
         initial = await asyncio.wait_for(self._call.initial_metadata(), TIMEOUT_S)
         self.initial_metadata = dict(initial or ())
         raw = self.initial_metadata.get(WELCOME_KEY)
@@ -372,7 +376,7 @@ class RawControl:
             request_serializer=pb.OpenControlChannelRequest.SerializeToString,
             response_deserializer=pb.OpenControlChannelResponse.FromString,
         )
-        self._call = stream(metadata=(("client-id", client_id), *extra_metadata))
+        self._call = stream(None, metadata=(("client-id", client_id), *extra_metadata))
 
     async def open(self) -> RawControl:
         await asyncio.wait_for(self._call.initial_metadata(), TIMEOUT_S)
@@ -394,9 +398,8 @@ class RawControl:
 
     async def next(self, within: float = TIMEOUT_S) -> pb.OpenControlChannelResponse:
         frame = await asyncio.wait_for(self._call.read(), within)
-        if frame is grpc.aio.EOF:
+        if not isinstance(frame, pb.OpenControlChannelResponse):  # grpc.aio.EOF
             raise Closed(await self._call.code(), await self._call.details())
-        assert isinstance(frame, pb.OpenControlChannelResponse)
         return frame
 
     def close(self) -> None:

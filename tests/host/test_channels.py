@@ -32,7 +32,7 @@ async def _open_status(
         f"/{V1_SERVICE}/OpenChannel",
         request_serializer=pb.OpenChannelRequest.SerializeToString,
         response_deserializer=pb.OpenChannelResponse.FromString,
-    )(metadata=metadata)
+    )(None, metadata=metadata)
     code = await asyncio.wait_for(call.code(), TIMEOUT_S)
     details = await call.details()
     return code, details

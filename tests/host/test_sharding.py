@@ -113,7 +113,7 @@ async def test_events_for_a_shared_type_go_to_the_member_of_their_source(
     for key in KEYS:
         await publisher.publish(event("jobs", key, event_id=f"job-{key}"))
     # The marker's source is chosen so that it reaches both members: one per member.
-    markers = {}
+    markers: dict[str | None, str] = {}
     for key in KEYS:
         owner = choose_member(["member-1", "member-2"], "pool", key)
         markers.setdefault(owner, key)

@@ -1,0 +1,132 @@
+"""Unit tests of the host's building blocks: framing, errors, config, metrics, matching."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+
+from agentworker.v1 import agentworker_pb2 as pb
+from reference_host import HostConfig, Metrics, TokenPolicy, _errors, _wire, load_tokens
+from reference_host._subscriptions import SubscriptionTable
+from tests.host._raw import event, prefix_sub, type_sub
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 300, 16_383, 16_384, 70_000, 2_100_000])
+def test_varint_matches_protobuf(size: int) -> None:
+    message = pb.Payload(data=b"x" * size)
+    assert pb.RpcRequest(payload=message).SerializeToString() == (
+        b"\x2a" + _wire.varint(len(message.SerializeToString())) + message.SerializeToString()
+    )
+
+
+def test_frames_match_protobuf_encoding() -> None:
+    # No attributes: map entries may serialize in any order, which would make bytes differ.
+    cloud_event = event("t", "s", data=b"y" * 200)
+    cloud_event.ClearField("attributes")
+    request = pb.RpcRequest(request_id="1", target=pb.AgentId(type="a", key="b"))
+    response = pb.RpcResponse(request_id="1", error="e", error_code=pb.ERROR_CODE_OVERLOADED)
+    notice = pb.Notice(code=pb.ERROR_CODE_SHUTTING_DOWN, message="bye")
+    cases = [
+        (_wire.TAG_CLOUD_EVENT, cloud_event, pb.OpenChannelResponse(cloud_event=cloud_event)),
+        (_wire.TAG_REQUEST, request, pb.OpenChannelResponse(request=request)),
+        (_wire.TAG_RESPONSE, response, pb.OpenChannelResponse(response=response)),
+        (_wire.TAG_NOTICE, notice, pb.OpenChannelResponse(notice=notice)),
+    ]
+    frames = []
+    for tag, inner, expected in cases:
+        encoded = _wire.frame(tag, inner.SerializeToString())
+        assert encoded == expected.SerializeToString()
+        frames.append(encoded)
+    batch = _wire.batch(frames)
+    expected_batch = pb.OpenChannelResponse(
+        batch=pb.OpenChannelResponse.Batch(messages=[case[2] for case in cases])
+    )
+    assert batch == expected_batch.SerializeToString()
+    assert sum(_wire.batch_overhead(len(f)) for f in frames) + 3 == len(batch)
+
+
+def test_every_error_type_has_a_status_code() -> None:
+    for error_type in _errors.HostError.__subclasses__():
+        assert error_type in _errors.STATUS_CODES
+    assert _errors.status_code(_errors.NotFound("x")) == grpc.StatusCode.NOT_FOUND
+
+    class Narrower(_errors.AlreadyExists):
+        pass
+
+    assert _errors.status_code(Narrower("x")) == grpc.StatusCode.ALREADY_EXISTS
+    assert _errors.status_code(_errors.HostError("x")) == grpc.StatusCode.UNKNOWN
+
+
+def test_load_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    path.write_text(
+        json.dumps(
+            [
+                {"token": "a", "client_id": "ca"},
+                {"token": "b", "client_id": "cb", "agent_types": ["x", "y"]},
+            ]
+        )
+    )
+    assert load_tokens(path) == (
+        TokenPolicy("a", "ca"),
+        TokenPolicy("b", "cb", frozenset({"x", "y"})),
+    )
+    bad_files: list[object] = [
+        {},
+        [{"token": "", "client_id": "c"}],
+        [{"token": "t"}],
+        ["t"],
+        [{"token": "t", "client_id": "c", "agent_types": "x"}],
+    ]
+    for bad in bad_files:
+        path.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=str(path)):
+            load_tokens(path)
+
+
+def test_config_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="queue_limit"):
+        HostConfig(queue_limit=0)
+    with pytest.raises(ValueError, match="default_rpc_timeout_ms"):
+        HostConfig(default_rpc_timeout_ms=-1)
+    with pytest.raises(ValueError, match="unique"):
+        HostConfig(tokens=(TokenPolicy("t", "a"), TokenPolicy("t", "b")))
+
+
+def test_metrics_render_and_snapshot() -> None:
+    metrics = Metrics()
+    metrics.events_received = 3
+    metrics.count_rpc_error(pb.ERROR_CODE_DEADLINE_EXCEEDED)
+    metrics.count_rpc_error(pb.ERROR_CODE_DEADLINE_EXCEEDED)
+    metrics.count_rpc_error(99)
+    snapshot = metrics.snapshot()
+    assert snapshot["events_received"] == 3
+    assert snapshot["rpc_errors.ERROR_CODE_DEADLINE_EXCEEDED"] == 2
+    assert snapshot["rpc_errors.ERROR_CODE_99"] == 1
+    text = metrics.render_prometheus()
+    assert "# TYPE agentworker_host_events_received_total counter" in text
+    assert "agentworker_host_events_received_total 3" in text
+    assert 'agentworker_host_rpc_errors_total{code="ERROR_CODE_DEADLINE_EXCEEDED"} 2' in text
+    assert text.endswith("\n")
+
+
+@pytest.mark.requirement("AWP-SUB-010")
+def test_subscription_matching_and_cache_invalidation() -> None:
+    table = SubscriptionTable()
+    table.add("w1", type_sub("1", "news", "reader"))
+    table.add("w1", type_sub("2", "news", "reader"))
+    table.add("w2", prefix_sub("3", "ne", "prefixed"))
+    table.add("w2", prefix_sub("4", "news.", "deep"))
+    assert set(table.agent_types_for("news")) == {"reader", "prefixed"}
+    assert set(table.agent_types_for("news.x")) == {"prefixed", "deep"}
+    assert table.agent_types_for("other") == ()
+    table.remove("w1", "1")
+    assert set(table.agent_types_for("news")) == {"reader", "prefixed"}
+    table.remove("w1", "2")
+    assert table.agent_types_for("news") == ("prefixed",)
+    assert table.remove_owner("w2") == 2
+    assert table.agent_types_for("news.x") == ()
+    assert len(table) == 0
