@@ -20,6 +20,7 @@ from reference_worker._errors import (
     UnsupportedMessageError,
 )
 from reference_worker._ids import AgentId, TopicId
+from reference_worker._stub import CANONICAL_SERVICE, LEGACY_SERVICE
 from reference_worker._subscriptions import (
     DEFAULT_TOPIC_TYPE,
     Subscription,
@@ -35,8 +36,10 @@ from reference_worker.serialization import UnknownMessageTypeError
 __version__ = "0.1.0"
 
 __all__ = [
+    "CANONICAL_SERVICE",
     "DEFAULT_CAPABILITIES",
     "DEFAULT_TOPIC_TYPE",
+    "LEGACY_SERVICE",
     "Agent",
     "AgentFactory",
     "AgentId",

@@ -12,8 +12,9 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from agentworker.v1 import agentworker_pb2, agentworker_pb2_grpc
+from agentworker.v1 import agentworker_pb2
 from reference_worker._config import TlsConfig
+from reference_worker._stub import CANONICAL_SERVICE, AgentRpcStub
 from reference_worker._writer import FrameWriter
 
 __all__ = ["Connection", "ConnectionSettings", "HostConnectionError"]
@@ -51,6 +52,7 @@ class ConnectionSettings:
     token: str | None = None
     max_batch_messages: int = 1024
     open_control_channel: bool = True
+    service: str = CANONICAL_SERVICE
 
 
 def _has_welcome(header: asyncio.Task[Any]) -> bool:
@@ -124,7 +126,7 @@ class Connection:
         Raises HostConnectionError when the host refuses the channel.
         """
         self._channel = self._make_channel()
-        self._stub = agentworker_pb2_grpc.AgentRpcServiceStub(self._channel)
+        self._stub = AgentRpcStub(self._channel, self.settings.service)
         metadata = [*self.metadata(), (HELLO_KEY, self.hello().SerializeToString())]
         self._call = self._stub.OpenChannel(metadata=metadata)
         header = self._spawn(self._call.initial_metadata())

@@ -32,6 +32,7 @@ from reference_worker._errors import (
     error_for_code,
 )
 from reference_worker._ids import AgentId, TopicId
+from reference_worker._stub import CANONICAL_SERVICE
 from reference_worker._subscriptions import (
     Subscription,
     SubscriptionSpec,
@@ -74,6 +75,12 @@ class Worker:
     >>> await worker.register("greeter", Greeter, subscriptions=[type_subscription("chat")])
     >>> await worker.publish(Greeting("hi"), TopicId("chat", "room-1"))
     >>> await worker.stop()
+
+    Arguments: `host_address` is HOST:PORT; `client_id` defaults to a fresh UUID;
+    `tls` and `token` secure the connection; `capabilities` restricts what the hello
+    announces (the security ones follow `tls` and `token`); `max_concurrency` bounds running
+    handlers (AWP-FLOW-004); `reconnect` enables CAPABILITY_RECONNECT; `service` is the host's
+    service path (`LEGACY_SERVICE` talks to an AutoGen host).
     """
 
     def __init__(
@@ -86,6 +93,7 @@ class Worker:
         capabilities: Iterable[Capability] | None = None,
         max_concurrency: int = 256,
         reconnect: bool = True,
+        service: str = CANONICAL_SERVICE,
     ) -> None:
         if token and tls is None and not is_loopback_address(host_address):
             # AWP-SEC-007: never send a token in clear to another machine.
@@ -94,6 +102,7 @@ class Worker:
         self.client_id = client_id or str(uuid.uuid4())  # AWP-CONN-006
         self._tls = tls
         self._token = token
+        self._service = service
         self.capabilities = self._capabilities(capabilities, reconnect)
         self.serializers = SerializationRegistry()
         self._factories: dict[str, AgentFactory] = {}
@@ -175,6 +184,7 @@ class Worker:
             tls=self._tls,
             token=self._token,
             open_control_channel=agentworker_pb2.CAPABILITY_STATE in self.capabilities,
+            service=self._service,
         )
         conn = Connection(settings)
         try:
@@ -547,16 +557,8 @@ class Worker:
             _log.error("handler task failed", exc_info=task.exception())
 
     async def _on_request(self, conn: Connection, request: agentworker_pb2.RpcRequest) -> None:
-        if not self.accepting:
-            await self._respond(
-                conn,
-                _error_response(
-                    request, agentworker_pb2.ERROR_CODE_SHUTTING_DOWN, "worker is shutting down"
-                ),
-            )
-            return
         await self._slots.acquire()  # bounded concurrency: stop reading when full
-        if not self.accepting:  # stop() began while this frame waited for a slot
+        if not self.accepting:  # draining: no new handlers (AWP-CONN-017)
             self._slots.release()
             await self._respond(
                 conn,

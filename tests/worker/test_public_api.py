@@ -5,6 +5,8 @@ from __future__ import annotations
 import reference_worker
 
 EXPECTED = {
+    "CANONICAL_SERVICE",
+    "LEGACY_SERVICE",
     "DEFAULT_CAPABILITIES",
     "DEFAULT_TOPIC_TYPE",
     "Agent",

@@ -8,7 +8,9 @@ import json
 import pytest
 
 from agentworker.v1 import agentworker_pb2
+from reference_host import Host
 from reference_worker import (
+    LEGACY_SERVICE,
     AgentId,
     DeadlineExceededError,
     HandlerFailedError,
@@ -30,7 +32,7 @@ from tests.worker.agents import (
     TraceProbe,
     Unhandled,
 )
-from tests.worker.conftest import WorkerFactory
+from tests.worker.conftest import WorkerFactory, address_of
 
 pytestmark = pytest.mark.asyncio
 
@@ -153,3 +155,28 @@ async def test_stop_lets_running_handlers_answer(make_worker: WorkerFactory) -> 
         assert await asyncio.wait_for(call, 10) == Answer("slept")
     finally:
         Echo.started = None
+
+
+@pytest.mark.requirement("AWP-VER-003")
+async def test_legacy_service_path(host: Host) -> None:
+    server = Worker(address_of(host), service=LEGACY_SERVICE)
+    client = Worker(address_of(host))
+    try:
+        await server.register("echo", Echo)
+        await server.start()
+        await client.start()
+        client.add_message_type(Answer)
+        assert await client.send(Question("old"), AgentId("echo", "k"), timeout=10) == Answer(
+            "k: old"
+        )
+    finally:
+        await client.stop(grace=1.0)
+        await server.stop(grace=1.0)
+
+
+@pytest.mark.requirement("AWP-CONN-003")
+async def test_payloads_over_four_mib(make_worker: WorkerFactory) -> None:
+    _, client = await _pair(make_worker)
+    text = "x" * (5 * 1024 * 1024)
+    reply = await client.send(Question(text), AgentId("echo", "big"), timeout=30)
+    assert reply == Answer(f"big: {text}")
