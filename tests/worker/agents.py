@@ -102,6 +102,23 @@ class Echo(Agent):
         self.value = json.loads(state)["value"]
 
 
+class Gate(Agent):
+    """Counts how many of its handlers run at once."""
+
+    active = 0
+    peak = 0
+
+    @handler
+    async def on_question(self, message: Question, ctx: MessageContext) -> Answer:
+        Gate.active += 1
+        Gate.peak = max(Gate.peak, Gate.active)
+        try:
+            await asyncio.sleep(0.05)
+        finally:
+            Gate.active -= 1
+        return Answer("ok")
+
+
 class Listener(Agent):
     """Records every Greeting event it receives into a shared inbox."""
 

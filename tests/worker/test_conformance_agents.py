@@ -78,6 +78,7 @@ def _command(case: str, deadline_ms: int = 10_000, **action: object) -> contract
     "AWP-CNF-005",
     "AWP-CNF-006",
     "AWP-CNF-010",
+    "AWP-CNF-011",
     "AWP-CNF-012",
     "AWP-CNF-013",
     "AWP-CNF-014",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -143,7 +144,7 @@ def test_handler_must_be_async_and_typed() -> None:
             return None
 
 
-@pytest.mark.requirement("AWP-SUB-010")
+@pytest.mark.requirement("AWP-SUB-010", "AWP-SUB-003")
 def test_type_and_prefix_subscriptions_match_as_specified() -> None:
     exact = Subscription(type_subscription("chat"), "a")
     prefix = Subscription(prefix_subscription("chat."), "b")
@@ -155,6 +156,7 @@ def test_type_and_prefix_subscriptions_match_as_specified() -> None:
     proto = prefix.to_proto()
     assert proto.type_prefix_subscription.topic_type_prefix == "chat."
     assert proto.id == prefix.id
+    assert uuid.UUID(prefix.id)  # AWP-SUB-003
 
 
 @pytest.mark.requirement("AWP-SUB-011")

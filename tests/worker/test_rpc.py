@@ -26,6 +26,7 @@ from tests.worker.agents import (
     Answer,
     Boom,
     Echo,
+    Gate,
     Nothing,
     Question,
     Slow,
@@ -180,3 +181,17 @@ async def test_payloads_over_four_mib(make_worker: WorkerFactory) -> None:
     text = "x" * (5 * 1024 * 1024)
     reply = await client.send(Question(text), AgentId("echo", "big"), timeout=30)
     assert reply == Answer(f"big: {text}")
+
+
+@pytest.mark.requirement("AWP-FLOW-004")
+async def test_handler_concurrency_is_bounded(make_worker: WorkerFactory) -> None:
+    server = await make_worker(max_concurrency=2)
+    await server.register("gate", Gate)
+    client = await make_worker()
+    client.add_message_type(Answer)
+    Gate.active = Gate.peak = 0
+    replies = await asyncio.gather(
+        *(client.send(Question(str(n)), AgentId("gate", str(n)), timeout=20) for n in range(6))
+    )
+    assert replies == [Answer("ok")] * 6
+    assert 1 <= Gate.peak <= 2

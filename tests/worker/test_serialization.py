@@ -109,7 +109,7 @@ def _attribute(event: cloudevents_pb2.CloudEvent, name: str) -> str:
     return value.ce_string
 
 
-@pytest.mark.requirement("AWP-PUB-001")
+@pytest.mark.requirement("AWP-PUB-001", "AWP-PUB-002", "AWP-PUB-020")
 def test_cloud_event_carries_every_attribute_for_json() -> None:
     registry = SerializationRegistry()
     trace = TraceContext("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "k=v")
@@ -156,7 +156,7 @@ def test_cloud_event_carries_protobuf_in_proto_data_and_parses_back() -> None:
     assert received.sender is None
 
 
-@pytest.mark.requirement("AWP-PUB-022")
+@pytest.mark.requirement("AWP-PUB-022", "AWP-PUB-002")
 def test_parse_accepts_text_data_and_reads_sender() -> None:
     registry = SerializationRegistry()
     registry.add_type(Greeting)

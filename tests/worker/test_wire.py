@@ -200,3 +200,52 @@ async def test_legacy_host_gets_no_batches(legacy_host: FakeHost) -> None:
         assert all(frame.HasField("cloud_event") for frame in legacy_host.frames)
     finally:
         await worker.stop(grace=1.0)
+
+
+class Sleeper(Agent):
+    @handler
+    async def on_note(self, message: Note, ctx: MessageContext) -> Note:
+        await asyncio.sleep(60)
+        return message
+
+
+@pytest.mark.requirement("AWP-RPC-013", "AWP-ERR-002")
+async def test_handler_stops_when_the_request_deadline_passes(v1_host: FakeHost) -> None:
+    worker = Worker(f"127.0.0.1:{v1_host.port}")
+    await worker.register("sleeper", Sleeper)
+    await worker.start()
+    try:
+        request = agentworker_pb2.RpcRequest(
+            request_id="h1",
+            target=agentworker_pb2.AgentId(type="sleeper", key="k"),
+            payload=agentworker_pb2.Payload(
+                data_type="Note", data_content_type="application/json", data=b'{"text": "z"}'
+            ),
+            timeout_ms=100,
+        )
+        await v1_host.outbound.put(agentworker_pb2.OpenChannelResponse(request=request))
+        await v1_host.wait_until(lambda: len(v1_host.unbatched()) >= 1)
+        response = v1_host.unbatched()[0].response
+        assert response.request_id == "h1"
+        assert response.error
+        assert response.error_code == agentworker_pb2.ERROR_CODE_DEADLINE_EXCEEDED
+    finally:
+        await worker.stop(grace=1.0)
+
+
+@pytest.mark.requirement("AWP-VER-012", "AWP-CONN-013")
+async def test_capability_needs_both_sides(v1_host: FakeHost) -> None:
+    worker = Worker(f"127.0.0.1:{v1_host.port}", capabilities=())
+    await worker.start()
+    try:
+        assert worker.welcome is not None
+        assert agentworker_pb2.CAPABILITY_BATCHING in worker.welcome.capabilities
+        assert not worker.in_force(agentworker_pb2.CAPABILITY_BATCHING)
+        # A frame with no known case is ignored and the channel stays usable.
+        await v1_host.outbound.put(agentworker_pb2.OpenChannelResponse())
+        for n in range(10):
+            await worker.publish(Note(str(n)), TopicId("t", "s"))
+        await v1_host.wait_frames(10)
+        assert all(frame.HasField("cloud_event") for frame in v1_host.frames)
+    finally:
+        await worker.stop(grace=1.0)
