@@ -34,5 +34,10 @@ class TopicId:
     type: str
     source: str = "default"
 
+    @classmethod
+    def default(cls, source: str = "default") -> TopicId:
+        """The topic type "default" that `default_subscription()` subscribes to."""
+        return cls("default", source)
+
     def __str__(self) -> str:
         return f"{self.type}/{self.source}"

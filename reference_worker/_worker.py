@@ -154,6 +154,13 @@ class Worker:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
+    async def __aenter__(self) -> Worker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
     @property
     def connection(self) -> Connection | None:
         return self._conn
@@ -332,9 +339,15 @@ class Worker:
         self._subscriptions.extend(added)
         conn = self._conn
         if conn is not None and self._ready.is_set():
-            await conn.register_agent(type_name)
-            for subscription in added:
-                await conn.add_subscription(subscription.to_proto())
+            try:
+                await conn.register_agent(type_name)
+                for subscription in added:
+                    await conn.add_subscription(subscription.to_proto())
+            except BaseException:
+                # The host refused: forget the type so that a reconnect does not retry it.
+                del self._factories[type_name]
+                self._subscriptions = [s for s in self._subscriptions if s not in added]
+                raise
 
     async def add_subscription(self, spec: SubscriptionSpec, agent_type: str) -> str:
         """Adds a subscription for a registered type; returns its id."""

@@ -135,6 +135,21 @@ async def test_conformance_agent_behaviour(
     assert (receipt.text, receipt.seq, receipt.encoding) == ("evt", 7, contract_pb2.ENCODING_JSON)
     assert receipt.event_id
     assert items[5][2] == TopicId("conformance.receipts", "b1")
+    # A protobuf Ping on a prefix topic, from an agent: the receipt names the sender.
+    await driver.publish(
+        contract_pb2.Ping(text="pfx", seq=8),
+        TopicId("conformance.prefix.x", "b2"),
+        sender=AgentId("probe", "me"),
+    )
+    items = await inbox.wait_for(7)
+    receipt = items[6][0]
+    assert isinstance(receipt, contract_pb2.EventReceipt)
+    assert (receipt.agent_key, receipt.topic_type, receipt.encoding) == (
+        "b2",
+        "conformance.prefix.x",
+        contract_pb2.ENCODING_PROTOBUF,
+    )
+    assert receipt.sender == agentworker_pb2.AgentId(type="probe", key="me")
 
     # fail, stall, the command deadline, remember and recall.
     fail = contract_pb2.FailAction(message="requested failure")

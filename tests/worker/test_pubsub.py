@@ -5,15 +5,18 @@ from __future__ import annotations
 import pytest
 
 from agentworker.v1 import agentworker_pb2
+from reference_host import Host
 from reference_worker import (
     AgentId,
+    HostConnectionError,
     TopicId,
+    Worker,
     default_subscription,
     prefix_subscription,
     type_subscription,
 )
 from tests.worker.agents import Greeting, Listener
-from tests.worker.conftest import Inbox, WorkerFactory
+from tests.worker.conftest import Inbox, WorkerFactory, address_of
 
 pytestmark = pytest.mark.asyncio
 
@@ -143,3 +146,24 @@ async def test_undecodable_event_is_counted_not_fatal(make_worker: WorkerFactory
     items = await inbox.wait_for(1)
     assert items[0][2] == Greeting("after")
     assert receiver.undecodable_events == 1
+
+
+async def test_worker_as_context_manager_and_default_topic(host: Host) -> None:
+    inbox = Inbox()
+    async with Worker(address_of(host)) as receiver, Worker(address_of(host)) as sender:
+        await receiver.register(
+            "listener", lambda: Listener(inbox), subscriptions=[default_subscription()]
+        )
+        await sender.publish(Greeting("d"), TopicId.default("room"))
+        items = await inbox.wait_for(1)
+        assert items[0][:2] == ("room", TopicId("default", "room"))
+    assert receiver.connection is None
+
+
+async def test_a_refused_registration_is_forgotten(make_worker: WorkerFactory) -> None:
+    first = await make_worker()
+    await first.register("taken", lambda: Listener(Inbox()))
+    second = await make_worker()
+    with pytest.raises(HostConnectionError):
+        await second.register("taken", lambda: Listener(Inbox()))
+    assert all(s.agent_type != "taken" for s in second.subscriptions)
