@@ -43,4 +43,7 @@ def print_summary(result: SuiteResult, out: TextIO) -> None:
         out.write(f"PROBLEM {problem}\n")
     out.write(result.summary_line() + "\n")
     if result.no_result:
-        out.write(f"NO RESULT: {result.no_result}\n")
+        first, *details = result.no_result.splitlines() or [""]
+        for line in details:
+            out.write(f"    {line}\n")
+        out.write(f"NO RESULT: {first}\n")

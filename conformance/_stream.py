@@ -123,9 +123,10 @@ class FrameStream(Generic[FrameT]):
                 await asyncio.wait_for(self._changed.wait(), remaining)
 
     async def settle(self, period: float = 0.3) -> list[FrameT]:
-        """Wait ``period`` seconds (scaled) and return, removing them, all frames in the
-        inbox: what arrived that no expectation consumed."""
-        await asyncio.sleep(period * self._scale)
+        """Wait ``period`` seconds and return, removing them, all frames in the inbox: what
+        arrived that no expectation consumed. The quiet period is not scaled: it can only
+        miss a late extra frame, never fail a correct subject."""
+        await asyncio.sleep(period)
         frames, self._inbox = self._inbox, []
         return frames
 

@@ -166,26 +166,30 @@ class SpawnedSubject:
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=self._log, stderr=self._log, env=env
             )
         except OSError as exc:
+            self._close_log()
             raise SubjectError(f"cannot start {argv[0]!r}: {exc}") from exc
         self.starts += 1
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10.0 * self._scale
         while loop.time() < deadline:
             if self._process.returncode is not None:
-                raise SubjectError(
+                message = (
                     f"the subject exited with status {self._process.returncode} before "
-                    f"listening on {self._address}:\n{self.stderr_tail()}"
-                )
+                    f"listening on {self._address}\n{self.stderr_tail()}"
+                ).strip()
+                await self.stop()
+                raise SubjectError(message)
             if await self._port_open(port) and await _wait_ready(
                 self._address, max(1.0, deadline - loop.time())
             ):
                 return
             await asyncio.sleep(0.05)
-        await self.stop()
-        raise SubjectError(
+        message = (
             f"the subject did not listen on {self._address} within "
-            f"{10.0 * self._scale:.0f} s:\n{self.stderr_tail()}"
-        )
+            f"{10.0 * self._scale:.0f} s\n{self.stderr_tail()}"
+        ).strip()
+        await self.stop()
+        raise SubjectError(message)
 
     @staticmethod
     async def _port_open(port: int) -> bool:
@@ -212,7 +216,7 @@ class SpawnedSubject:
         message = (
             f"the subject exited with status {process.returncode} during this case; "
             f"its last output:\n{self.stderr_tail()}"
-        )
+        ).strip()
         await self.start()
         return message
 

@@ -104,7 +104,7 @@ async def wrong_connection(ctx: HostContext) -> None:
         pb.RpcResponse(request_id=got.request_id, payload=json_payload("Note", "forged"))
     )
     if not ctx.legacy:
-        notice = await meddler.expect_notice("a notice for the misrouted response")
+        notice = await meddler.expect_notice("a notice for the misrouted response", within=2.0)
         ctx.check(
             notice.code == pb.ERROR_CODE_INVALID_REQUEST,
             f"notice code {pb.ErrorCode.Name(notice.code)}",

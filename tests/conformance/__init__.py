@@ -1,0 +1,1 @@
+"""Tests of the conformance harness and its host suite."""

@@ -1,0 +1,95 @@
+"""The command line: list, explain, argument errors, NO RESULT."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from conformance import HOST_CASES
+from conformance._cli import main
+from conformance._subject import free_port
+from tests.conformance.conftest import run_cli, tiny_host_command
+
+
+def _main(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return main(list(args), out), out.getvalue()
+
+
+def test_list_prints_every_case() -> None:
+    code, out = _main("list")
+    assert code == 0
+    assert out.splitlines()[-1] == f"{len(HOST_CASES.all())} cases"
+    assert "host/rpc/correlation/colliding-request-ids" in out
+
+
+def test_list_filters() -> None:
+    code, out = _main("list", "--requirement", "AWP-RPC-004", "--level", "core")
+    assert code == 0
+    assert "host/rpc/correlation/colliding-request-ids" in out
+    assert "host/publish/fan-out-exactness" not in out
+
+
+def test_explain_shows_requirements_and_procedure() -> None:
+    code, out = _main("explain", "host/rpc/correlation/colliding-request-ids")
+    assert code == 0
+    assert "AWP-RPC-004 (host, MUST)" in out
+    assert "Procedure:" in out
+    assert "Asserts:" in out
+
+
+def test_explain_unknown_case() -> None:
+    assert _main("explain", "host/nope")[0] == 2
+
+
+def test_host_needs_exactly_one_subject() -> None:
+    assert _main("host")[0] == 2
+    assert _main("host", "--address", "127.0.0.1:1", "--", "true")[0] == 2
+
+
+def test_unreachable_address_is_no_result() -> None:
+    address = f"127.0.0.1:{free_port()}"
+    code, out = _main("host", "--address", address, "--timeout-scale", "0.2")
+    assert code == 2
+    assert out.splitlines()[-1].startswith("NO RESULT: cannot reach the subject")
+
+
+def test_subject_that_exits_at_once_is_no_result() -> None:
+    code, out = _main("host", "--", "false")
+    assert code == 2
+    assert "NO RESULT" in out.splitlines()[-1]
+
+
+def test_no_selected_case_is_no_result(report_dir: Path) -> None:
+    run = run_cli(["host", "--case", "host/none/*", "--", *tiny_host_command()], report_dir)
+    assert run.returncode == 2
+    assert run.stdout.splitlines()[-2:] == [
+        "0 passed, 0 failed, 0 skipped",
+        "NO RESULT: no case ran",
+    ]
+    assert run.report is not None
+    assert run.report["summary"]["no_result"] == "no case ran"
+
+
+def test_expected_failures_and_policy_from_the_command_line(
+    tmp_path: Path, report_dir: Path
+) -> None:
+    xf = tmp_path / "xf.toml"
+    xf.write_text(
+        "[[expected_failures]]\n"
+        'case = "host/rpc/unknown-target"\n'
+        'reason = "the tiny host without deadlines never answers"\n'
+        "[[expected_failures]]\n"
+        'case = "host/rpc/routing"\n'
+        'reason = "stale: it passes"\n'
+    )
+    args = ["host", "--case", "host/rpc/unknown-target", "--case", "host/rpc/routing"]
+    run = run_cli(
+        [*args, "--expected-failures", str(xf), "--", *tiny_host_command("no-deadlines")],
+        report_dir,
+        scale="1",
+    )
+    assert run.returncode == 1
+    assert run.status("host/rpc/unknown-target") == "XFAIL"
+    assert run.status("host/rpc/routing") == "XPASS"
+    assert run.stdout.splitlines()[-1] == "0 passed, 1 failed, 1 skipped"

@@ -1,0 +1,84 @@
+"""The package's public names, its independence from the reference implementations, and the
+host suite's coverage of host requirements."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import conformance
+from conformance import HOST_CASES, Level, load_spec_index
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PUBLIC = [
+    "HARNESS_VERSION",
+    "HOST_CASES",
+    "AttachedSubject",
+    "Case",
+    "CaseFailure",
+    "CaseResult",
+    "CaseSkip",
+    "ExpectedFailure",
+    "HostContext",
+    "Level",
+    "Policy",
+    "RawWorker",
+    "Registry",
+    "Requirement",
+    "SkipReason",
+    "SpawnedSubject",
+    "SpecIndex",
+    "Status",
+    "Subject",
+    "SubjectError",
+    "SuiteResult",
+    "apply_expected_failures",
+    "load_expected_failures",
+    "load_spec_index",
+    "run_host_suite",
+    "run_host_suite_async",
+    "select_host_cases",
+]
+
+
+def test_public_names() -> None:
+    assert sorted(conformance.__all__) == sorted(PUBLIC)
+    for name in PUBLIC:
+        assert getattr(conformance, name) is not None
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_harness_never_imports_the_reference_implementations() -> None:
+    files = [*(ROOT / "conformance").rglob("*.py"), *(ROOT / "tests/conformance").rglob("*.py")]
+    assert files
+    for path in files:
+        assert not _imports(path) & {"reference_host", "reference_worker"}, path
+
+
+def test_cases_cite_known_host_requirements_with_matching_levels() -> None:
+    spec = load_spec_index()
+    for case in HOST_CASES.all():
+        assert case.id.startswith("host/")
+        assert case.requirements, case.id
+        assert "Procedure:" in case.description, case.id
+        assert "Asserts:" in case.description, case.id
+        for req_id in case.requirements:
+            req = spec.get(req_id)
+            assert req is not None, f"{case.id} cites unknown {req_id}"
+            assert req.subject in ("host", "peer"), f"{case.id} cites {req_id} ({req.subject})"
+        levels = {spec.get(r).level for r in case.requirements}  # type: ignore[union-attr]
+        if case.level is Level.QUALITY:
+            assert "SHOULD" in levels, case.id
+        else:
+            assert "MUST" in levels, case.id
+        assert (case.level is Level.CAPABILITY) == (case.capability is not None), case.id

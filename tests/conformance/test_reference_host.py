@@ -1,0 +1,31 @@
+"""The host suite against the reference host (spawn mode): every core case passes, except
+those listed with a reason in reference_host_expected_failures.toml."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.conftest import ROOT, run_cli
+
+EXPECTED = Path(__file__).resolve().parent / "reference_host_expected_failures.toml"
+COMMAND = [sys.executable, "-m", "reference_host", "--address", "{address}"]
+
+pytestmark = pytest.mark.skipif(
+    not (ROOT / "reference_host" / "__main__.py").exists(), reason="no reference host yet"
+)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["v1", "legacy"])
+def test_reference_host_passes_the_host_suite(legacy: bool, report_dir: Path) -> None:
+    args = ["host", "--require", "should", "--expected-failures", str(EXPECTED)]
+    if legacy:
+        args.append("--legacy")
+    run = run_cli([*args, "--", *COMMAND], report_dir)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.report is not None
+    statuses = {c["status"] for c in run.report["cases"]}
+    assert statuses <= {"PASS", "XFAIL", "SKIP"}, run.stdout
+    assert run.report["summary"]["passed"] > 0

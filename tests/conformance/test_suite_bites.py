@@ -1,0 +1,78 @@
+"""The host suite fails deliberately broken hosts on the right case, and passes the same host
+without the defect."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conformance.conftest import run_cli, tiny_host_command
+
+TARGETED = {
+    "correlate-by-request-id": {
+        "host/rpc/correlation/colliding-request-ids": "AWP-RPC-004",
+        "host/rpc/response-from-wrong-connection": "AWP-RPC-005",
+    },
+    "fanout-to-all": {"host/publish/fan-out-exactness": "AWP-PUB-010"},
+    "no-deadlines": {
+        "host/rpc/unknown-target": "AWP-RPC-003",
+        "host/rpc/deadline/expires": "AWP-RPC-010",
+    },
+}
+
+
+def test_tiny_host_without_defects_passes_every_core_case(report_dir: Path) -> None:
+    run = run_cli(["host", "--", *tiny_host_command()], report_dir)
+    assert run.returncode == 0, run.stdout
+    assert run.report is not None
+    core = [c for c in run.report["cases"] if c["level"] == "core"]
+    assert core
+    assert all(c["status"] == "PASS" for c in core), run.stdout
+    # The tiny host serves no reflection: a SHOULD failure, which --require core tolerates.
+    assert run.failed_ids() == {"host/observability/reflection"}
+    assert (
+        run.stdout.splitlines()[-1] == f"{len(run.report['cases']) - 1} passed, 1 failed, 0 skipped"
+    )
+
+
+@pytest.mark.parametrize("defect", sorted(TARGETED))
+def test_defect_fails_its_case(defect: str, report_dir: Path) -> None:
+    cases = TARGETED[defect]
+    args = ["host"]
+    for case_id in [*cases, "host/rpc/routing"]:
+        args += ["--case", case_id]
+    # Unscaled: the targeted cases fail by waiting out their deadlines.
+    run = run_cli([*args, "--", *tiny_host_command(defect)], report_dir, scale="1")
+    assert run.returncode == 1, run.stdout
+    assert run.failed_ids() == set(cases), run.stdout
+    assert run.status("host/rpc/routing") == "PASS"
+    assert run.report is not None
+    for case in run.report["cases"]:
+        if case["id"] in cases:
+            assert cases[case["id"]] in case["requirements"]
+            assert case["trace"], "a failure carries its wire trace"
+            assert case["replay"].startswith("python -m conformance host ")
+            assert f"--case {case['id']}" in case["replay"]
+    assert "replay: python -m conformance host" in run.stdout
+    assert "wire trace:" in run.stdout
+
+
+def test_crash_is_attributed_to_the_running_case_and_the_host_restarts(report_dir: Path) -> None:
+    command = tiny_host_command("crash-on-unknown-frame")
+    run = run_cli(
+        [
+            "host",
+            "--case",
+            "host/connection/unknown-frame-case",
+            "--case",
+            "host/rpc/routing",
+            "--",
+            *command,
+        ],
+        report_dir,
+    )
+    assert run.returncode == 1, run.stdout
+    assert run.failed_ids() == {"host/connection/unknown-frame-case"}
+    assert run.status("host/rpc/routing") == "PASS"
+    assert "the subject exited with status 3 during this case" in run.stdout
