@@ -29,7 +29,7 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 UNARY_TIMEOUT = 15.0
 # grpc-stubs does not declare the end-of-stream sentinel of grpc.aio.
 _EOF: object = grpc.aio.EOF  # type: ignore[attr-defined]
-WELCOME_TIMEOUT = 5.0
+WELCOME_TIMEOUT = 1.0  # a v1 host sends it at once (AWP-VER-013); a late one still applies
 
 FrameHandler = Callable[[agentworker_pb2.OpenChannelResponse], Awaitable[None]]
 ControlHandler = Callable[[agentworker_pb2.OpenControlChannelResponse], Awaitable[None]]
