@@ -1,0 +1,38 @@
+// A small agentworker v1 worker library on the generated TypeScript stubs.
+export { configFromEnv, ConfigError, isLoopback, validateConfig } from "./config.js";
+export type { TlsConfig, WorkerConfig } from "./config.js";
+export {
+  buildCloudEvent,
+  decodePayload,
+  encodePayload,
+  json,
+  jsonOf,
+  parseCloudEvent,
+  proto,
+  protoOf,
+  JSON_CONTENT_TYPE,
+  NONE_TYPE,
+  PROTOBUF_CONTENT_TYPE,
+} from "./encoding.js";
+export type { Body, ReceivedEvent, TopicId } from "./encoding.js";
+export { errorCodeName, normalizeErrorCode, RpcError, UnsupportedMessageError } from "./errors.js";
+export { createLogger } from "./log.js";
+export type { Logger } from "./log.js";
+export {
+  directSubscription,
+  matches,
+  prefixSubscription,
+  recipients,
+  typeSubscription,
+} from "./matching.js";
+export type { SubscriptionRule } from "./matching.js";
+export { backoffMs, IMPLEMENTATION, Worker } from "./worker.js";
+export type {
+  Agent,
+  AgentFactory,
+  AgentRef,
+  AgentRuntime,
+  MessageContext,
+  SendOptions,
+  WorkerOptions,
+} from "./worker.js";

@@ -1,0 +1,572 @@
+// The worker runtime: connection, registration, dispatch, publish, RPC, reconnect, shutdown.
+import { create, createRegistry, fromBinary, type DescMessage, type Registry } from "@bufbuild/protobuf";
+import type { Metadata, ServiceError, StatusObject } from "@grpc/grpc-js";
+import { status as Status } from "@grpc/grpc-js";
+import {
+  AddSubscriptionRequestSchema,
+  AgentIdSchema,
+  Capability,
+  ChannelHelloSchema,
+  ChannelWelcomeSchema,
+  ErrorCode,
+  OpenChannelRequestSchema,
+  RegisterAgentRequestSchema,
+  RemoveSubscriptionRequestSchema,
+  RpcRequestSchema,
+  RpcResponseSchema,
+  type ChannelWelcome,
+  type Notice,
+  type OpenChannelResponse,
+  type RpcRequest,
+  type RpcResponse,
+} from "../gen/v1/agentworker_pb.js";
+import type { CloudEvent } from "../gen/cloudevents/v1/cloudevents_pb.js";
+import type { WorkerConfig } from "./config.js";
+import { ControlChannel } from "./control.js";
+import {
+  buildCloudEvent,
+  decodePayload,
+  encodePayload,
+  json,
+  NONE_TYPE,
+  parseCloudEvent,
+  type Body,
+  type TopicId,
+} from "./encoding.js";
+import {
+  describeError,
+  errorCodeName,
+  normalizeErrorCode,
+  RpcError,
+  UnsupportedMessageError,
+} from "./errors.js";
+import { createLogger, type Logger } from "./log.js";
+import { directSubscription, recipients, toProto, type SubscriptionRule } from "./matching.js";
+import { HostClient, WELCOME_KEY, type DataStream } from "./transport.js";
+import { FrameWriter } from "./writer.js";
+
+export const IMPLEMENTATION = "agentworker-ts/0.1.0 (typescript)";
+const WELCOME_WAIT_MS = 5_000;
+const UNARY_TIMEOUT_MS = 10_000;
+const LOCAL_MARGIN_MS = 1_000;
+const DEFAULT_RPC_TIMEOUT_MS = 60_000;
+
+/** An agent's identity: its type and its key. */
+export interface AgentRef {
+  readonly type: string;
+  readonly key: string;
+}
+
+/** What a handler knows about the message it handles. */
+export interface MessageContext {
+  /** True for an RPC request (the handler's return value is the reply), false for an event. */
+  readonly isRpc: boolean;
+  /** The calling or publishing agent, when the message names one. */
+  readonly sender: AgentRef | undefined;
+  /** The topic an event arrived on (undefined for an RPC). */
+  readonly topic: TopicId | undefined;
+  /** The CloudEvent id of an event, the request id of an RPC. */
+  readonly messageId: string;
+  /** Aborted when the request's timeout_ms passes (AWP-RPC-013). */
+  readonly signal: AbortSignal;
+}
+
+/** An agent instance: one per AgentId (AWP-REG-004). */
+export interface Agent {
+  /** Handles a message; for an RPC the returned body is the reply (undefined sends JSON null). */
+  handle(body: Body, ctx: MessageContext): Promise<Body | undefined> | Body | undefined;
+  saveState?(): string | Promise<string>;
+  loadState?(state: string): void | Promise<void>;
+}
+
+export interface SendOptions {
+  /** The call's timeout; the local wait is this plus 1 s (AWP-RPC-012). */
+  readonly timeoutMs?: number;
+}
+
+/** What an agent can do: publish and call, as itself. */
+export interface AgentRuntime {
+  readonly id: AgentRef;
+  publish(body: Body, topic: TopicId): void;
+  send(body: Body, target: AgentRef, options?: SendOptions): Promise<Body>;
+}
+
+export type AgentFactory = (runtime: AgentRuntime) => Agent;
+
+export interface WorkerOptions {
+  /** Protobuf message types the worker decodes (payloads and events). */
+  readonly messageTypes?: readonly DescMessage[];
+  /** Reconnect after losing the host (CAPABILITY_RECONNECT); default true. */
+  readonly reconnect?: boolean;
+  /** Open the control channel and answer save/load state (CAPABILITY_STATE); default true. */
+  readonly state?: boolean;
+  /** Handlers running at once before the worker stops reading (AWP-FLOW-004). */
+  readonly maxConcurrentHandlers?: number;
+  /** Gives up the first connection after this long; default 30 s. */
+  readonly connectTimeoutMs?: number;
+  readonly logger?: Logger;
+  readonly onNotice?: (notice: Notice) => void;
+}
+
+interface Pending {
+  resolve(body: Body): void;
+  reject(error: RpcError): void;
+  timer: NodeJS.Timeout;
+}
+
+/** One data channel and what lives and dies with it. */
+class Connection {
+  readonly pending = new Map<string, Pending>();
+  readonly writer: FrameWriter;
+  open = true;
+  welcome: ChannelWelcome | undefined;
+  control: ControlChannel | undefined;
+  readonly ended: Promise<void>;
+  private markEnded!: () => void;
+
+  constructor(readonly call: DataStream) {
+    this.writer = new FrameWriter(call);
+    this.ended = new Promise((resolve) => (this.markEnded = resolve));
+  }
+
+  end(): void {
+    this.open = false;
+    this.writer.close();
+    this.markEnded();
+  }
+
+  inForce(capability: Capability): boolean {
+    return this.welcome?.capabilities.includes(capability) ?? false;
+  }
+}
+
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
+function statusOf(error: unknown): number | undefined {
+  return typeof (error as ServiceError | undefined)?.code === "number"
+    ? (error as ServiceError).code
+    : undefined;
+}
+
+export class Worker {
+  readonly config: WorkerConfig;
+  readonly capabilities: readonly Capability[];
+  readonly stats = { undecodableEvents: 0, unknownFrames: 0, notices: 0, lateResponses: 0 };
+  private readonly log: Logger;
+  private readonly client: HostClient;
+  private readonly registry: Registry;
+  private readonly types = new Map<string, AgentFactory>();
+  private readonly subscriptions = new Map<string, SubscriptionRule>();
+  private readonly agents = new Map<string, Agent>();
+  private readonly stopSignal = new AbortController();
+  private conn: Connection | undefined;
+  private requestCounter = 0;
+  private active = 0;
+  private paused = false;
+  private idle: (() => void) | undefined;
+  private reconnecting: Promise<void> | undefined;
+
+  constructor(
+    config: WorkerConfig,
+    private readonly options: WorkerOptions = {},
+  ) {
+    this.config = config;
+    this.log = options.logger ?? createLogger();
+    this.client = new HostClient(config);
+    this.registry = createRegistry(...(options.messageTypes ?? []));
+    const caps = [Capability.BATCHING];
+    if (options.state !== false) caps.push(Capability.STATE);
+    if (options.reconnect !== false) caps.push(Capability.RECONNECT);
+    if (config.tls !== undefined) caps.push(Capability.TLS);
+    if (config.tls?.cert !== undefined) caps.push(Capability.MUTUAL_TLS);
+    if (config.token !== undefined) caps.push(Capability.BEARER_TOKEN);
+    this.capabilities = caps;
+  }
+
+  /** The welcome of the current connection; undefined for a legacy host. */
+  get welcome(): ChannelWelcome | undefined {
+    return this.conn?.welcome;
+  }
+
+  get stopping(): boolean {
+    return this.stopSignal.signal.aborted;
+  }
+
+  /** Registers an agent type with its subscriptions, plus the direct prefix "<type>:". */
+  async register(
+    type: string,
+    factory: AgentFactory,
+    subscriptions: ReadonlyArray<Omit<SubscriptionRule, "agentType">> = [],
+  ): Promise<void> {
+    if (this.types.has(type)) {
+      throw new Error(`agent type ${JSON.stringify(type)} is already registered`);
+    }
+    this.types.set(type, factory);
+    const rules = [directSubscription(type), ...subscriptions.map((s) => ({ ...s, agentType: type }))];
+    const conn = this.conn;
+    if (conn?.open === true) {
+      await this.client.unary("registerAgent", create(RegisterAgentRequestSchema, { type }), UNARY_TIMEOUT_MS);
+    }
+    for (const rule of rules) {
+      await this.addSubscription(rule);
+    }
+  }
+
+  /** Adds a subscription; kept locally for matching and re-added after a reconnect. */
+  async addSubscription(rule: SubscriptionRule): Promise<void> {
+    this.subscriptions.set(rule.id, rule);
+    if (this.conn?.open === true) {
+      await this.sendSubscription(rule);
+    }
+  }
+
+  /** Removes a subscription by id. */
+  async removeSubscription(id: string): Promise<void> {
+    this.subscriptions.delete(id);
+    if (this.conn?.open === true) {
+      await this.client.unary("removeSubscription", create(RemoveSubscriptionRequestSchema, { id }), UNARY_TIMEOUT_MS);
+    }
+  }
+
+  /** Connects, registers every type and subscription; retries until connectTimeoutMs. */
+  async start(): Promise<void> {
+    const deadline = Date.now() + (this.options.connectTimeoutMs ?? 30_000);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.connect();
+        return;
+      } catch (error) {
+        const code = statusOf(error);
+        const retryable = code === Status.UNAVAILABLE || code === Status.ALREADY_EXISTS;
+        if (!retryable || Date.now() >= deadline || this.stopping) {
+          throw error;
+        }
+        this.log.info(`connect failed (${describeError(error)}); retrying`);
+        await sleep(backoffMs(attempt), this.stopSignal.signal);
+      }
+    }
+  }
+
+  /** Publishes an event (AWP-PUB-001); `sender` is set when an agent publishes. */
+  publish(body: Body, topic: TopicId, sender?: AgentRef): void {
+    const conn = this.conn;
+    if (conn?.open !== true) {
+      throw new RpcError(ErrorCode.TARGET_UNAVAILABLE, "not connected to the host");
+    }
+    const event = buildCloudEvent({ topic, body, sender });
+    conn.writer.send(create(OpenChannelRequestSchema, { message: { case: "cloudEvent", value: event } }));
+  }
+
+  /** Sends an RPC and waits for its reply; failures reject with an RpcError (AWP-RPC-022). */
+  send(body: Body, target: AgentRef, options: SendOptions = {}, source?: AgentRef): Promise<Body> {
+    const conn = this.conn;
+    if (conn?.open !== true) {
+      return Promise.reject(new RpcError(ErrorCode.TARGET_UNAVAILABLE, "not connected to the host"));
+    }
+    const fallback = Number(conn.welcome?.defaultRpcTimeoutMs ?? 0n) || DEFAULT_RPC_TIMEOUT_MS;
+    const timeoutMs = Math.max(1, Math.ceil(options.timeoutMs ?? fallback));
+    const requestId = `${++this.requestCounter}`;
+    const request = create(RpcRequestSchema, {
+      requestId,
+      target: create(AgentIdSchema, { type: target.type, key: target.key }),
+      payload: encodePayload(body),
+      timeoutMs: BigInt(timeoutMs),
+    });
+    if (source !== undefined) {
+      request.source = create(AgentIdSchema, { type: source.type, key: source.key });
+    }
+    return new Promise<Body>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        conn.pending.delete(requestId);
+        reject(new RpcError(ErrorCode.DEADLINE_EXCEEDED, `no response within ${timeoutMs} ms`));
+      }, timeoutMs + LOCAL_MARGIN_MS);
+      conn.pending.set(requestId, { resolve, reject, timer });
+      conn.writer.send(create(OpenChannelRequestSchema, { message: { case: "request", value: request } }));
+    });
+  }
+
+  /**
+   * Stops (AWP-CONN-017): takes no new work, lets running handlers finish within `graceMs`,
+   * then half-closes the channels.
+   */
+  async stop(graceMs = 5_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopSignal.abort();
+    if (this.active > 0) {
+      await Promise.race([new Promise<void>((r) => (this.idle = r)), sleep(graceMs)]);
+    }
+    const conn = this.conn;
+    if (conn !== undefined && conn.open) {
+      conn.control?.close();
+      conn.call.end();
+      await Promise.race([conn.ended, sleep(2_000)]);
+      if (conn.open) conn.call.cancel();
+    }
+    this.client.close();
+  }
+
+  // -- connection ------------------------------------------------------------------------
+
+  private async connect(): Promise<void> {
+    const hello = create(ChannelHelloSchema, {
+      protocolVersion: 1,
+      capabilities: [...this.capabilities],
+      implementation: IMPLEMENTATION,
+    });
+    const call = this.client.openChannel(hello);
+    const conn = new Connection(call);
+    const opened = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, WELCOME_WAIT_MS); // a legacy host may send no headers yet
+      call.on("metadata", (metadata: Metadata) => {
+        const raw = metadata.get(WELCOME_KEY)[0];
+        if (raw instanceof Buffer) {
+          conn.welcome = fromBinary(ChannelWelcomeSchema, raw);
+          this.log.debug(`welcome: capabilities ${conn.welcome.capabilities.join(",")}`);
+          clearTimeout(timer);
+          resolve();
+        } else {
+          clearTimeout(timer);
+          setTimeout(resolve, 200); // a refused call delivers its status right after
+        }
+      });
+      call.on("status", (status: StatusObject) => {
+        clearTimeout(timer);
+        reject(Object.assign(new Error(`OpenChannel: ${status.details}`), { code: status.code }));
+      });
+    });
+    call.on("error", () => undefined); // the status listener handles every end
+    try {
+      await opened;
+    } catch (error) {
+      conn.end();
+      throw error;
+    }
+    call.removeAllListeners("status");
+    if (conn.inForce(Capability.BATCHING)) {
+      conn.writer.maxBatch = conn.welcome?.maxBatchMessages || 1024;
+    }
+    call.on("data", (frame: OpenChannelResponse) => this.onFrame(frame, conn));
+    call.on("status", (status: StatusObject) => this.onLost(conn, status));
+    this.conn = conn;
+    if (this.options.state !== false && (conn.welcome === undefined || conn.inForce(Capability.STATE))) {
+      conn.control = new ControlChannel(this.client.openControlChannel(), this.log, (id) => this.agentFor(id));
+    }
+    try {
+      for (const type of this.types.keys()) {
+        await this.client.unary("registerAgent", create(RegisterAgentRequestSchema, { type }), UNARY_TIMEOUT_MS);
+      }
+      for (const rule of this.subscriptions.values()) {
+        await this.sendSubscription(rule);
+      }
+    } catch (error) {
+      call.cancel();
+      throw error;
+    }
+    this.log.info(`connected to ${this.config.address} as ${this.config.clientId}`);
+  }
+
+  private async sendSubscription(rule: SubscriptionRule): Promise<void> {
+    try {
+      await this.client.unary("addSubscription", create(AddSubscriptionRequestSchema, { subscription: toProto(rule) }), UNARY_TIMEOUT_MS);
+    } catch (error) {
+      // The host may still hold it from before a reconnect (AWP-CONN-022 makes that succeed).
+      if (statusOf(error) !== Status.ALREADY_EXISTS) throw error;
+    }
+  }
+
+  private onLost(conn: Connection, status: StatusObject): void {
+    if (!conn.open) return;
+    conn.end();
+    conn.control?.close();
+    for (const [id, pending] of conn.pending) {
+      clearTimeout(pending.timer);
+      pending.reject(new RpcError(ErrorCode.TARGET_UNAVAILABLE, `channel ended before request ${id} was answered`));
+    }
+    conn.pending.clear();
+    if (this.stopping) return;
+    this.log.warn(`data channel ended: ${Status[status.code]} ${status.details}`);
+    if (this.options.reconnect === false) {
+      process.exitCode = 1;
+      void this.stop(0);
+      return;
+    }
+    this.reconnecting ??= this.reconnect().finally(() => (this.reconnecting = undefined));
+  }
+
+  /** Reconnects with exponential backoff and jitter, then re-registers (AWP-CONN-020). */
+  private async reconnect(): Promise<void> {
+    for (let attempt = 0; !this.stopping; attempt++) {
+      await sleep(backoffMs(attempt), this.stopSignal.signal);
+      if (this.stopping) return;
+      try {
+        await this.connect();
+        this.log.info("reconnected");
+        return;
+      } catch (error) {
+        this.log.info(`reconnect attempt ${attempt + 1} failed: ${describeError(error)}`);
+      }
+    }
+  }
+
+  // -- inbound frames --------------------------------------------------------------------
+
+  private onFrame(frame: OpenChannelResponse, conn: Connection): void {
+    const message = frame.message;
+    switch (message.case) {
+      case "request":
+        return this.onRequest(message.value, conn);
+      case "response":
+        return this.onResponse(message.value, conn);
+      case "cloudEvent":
+        return this.onEvent(message.value);
+      case "batch":
+        // A batch is processed in order, as if its frames had arrived one by one (AWP-BAT-003).
+        for (const inner of message.value.messages) {
+          if (inner.message.case === "batch") {
+            this.log.warn("ignoring a nested batch");
+          } else {
+            this.onFrame(inner, conn);
+          }
+        }
+        return;
+      case "notice":
+        this.stats.notices++;
+        this.log.warn(`notice ${errorCodeName(message.value.code)}: ${message.value.message}`);
+        this.options.onNotice?.(message.value);
+        return;
+      default:
+        // A case from a later version: ignore it, keep the channel (AWP-CONN-013).
+        this.stats.unknownFrames++;
+        this.log.info("ignoring a frame with no known case");
+    }
+  }
+
+  private onResponse(response: RpcResponse, conn: Connection): void {
+    const pending = conn.pending.get(response.requestId);
+    if (pending === undefined) {
+      this.stats.lateResponses++;
+      this.log.info(`discarding a response to request ${response.requestId}, not in flight`);
+      return;
+    }
+    conn.pending.delete(response.requestId);
+    clearTimeout(pending.timer);
+    const code = normalizeErrorCode(response.errorCode, response.error);
+    if (code !== ErrorCode.UNSPECIFIED) {
+      pending.reject(new RpcError(code, response.error || errorCodeName(code)));
+      return;
+    }
+    try {
+      pending.resolve(decodePayload(response.payload, this.registry));
+    } catch (error) {
+      pending.reject(error instanceof RpcError ? error : new RpcError(ErrorCode.UNSUPPORTED_MESSAGE, describeError(error)));
+    }
+  }
+
+  private onRequest(request: RpcRequest, conn: Connection): void {
+    let answered = false;
+    const respond = (fields: Partial<Pick<RpcResponse, "payload" | "error" | "errorCode">>): void => {
+      if (answered) return;
+      answered = true; // exactly one response per request (AWP-RPC-006)
+      const response = create(RpcResponseSchema, { requestId: request.requestId, ...fields });
+      conn.writer.send(create(OpenChannelRequestSchema, { message: { case: "response", value: response } }));
+    };
+    const fail = (errorCode: ErrorCode, error: string): void => respond({ errorCode, error });
+    const target = request.target;
+    if (this.stopping) return fail(ErrorCode.SHUTTING_DOWN, "worker is shutting down");
+    if (target === undefined || !this.types.has(target.type)) {
+      return fail(ErrorCode.UNKNOWN_TARGET, `this worker serves no agent type ${JSON.stringify(target?.type ?? "")}`);
+    }
+    let body: Body;
+    try {
+      body = decodePayload(request.payload, this.registry);
+    } catch (error) {
+      return fail(ErrorCode.UNSUPPORTED_MESSAGE, describeError(error));
+    }
+    const timeout = Number(request.timeoutMs);
+    const signal = timeout > 0 ? AbortSignal.timeout(timeout) : new AbortController().signal;
+    const sender = request.source !== undefined ? { type: request.source.type, key: request.source.key } : undefined;
+    const ctx: MessageContext = { isRpc: true, sender, topic: undefined, messageId: request.requestId, signal };
+    this.run(target, body, ctx).then(
+      (reply) => {
+        try {
+          respond({ payload: encodePayload(reply ?? json(NONE_TYPE, null)) });
+        } catch (error) {
+          fail(ErrorCode.HANDLER_FAILED, `reply does not encode: ${describeError(error)}`);
+        }
+      },
+      (error: unknown) => {
+        const code = error instanceof UnsupportedMessageError ? ErrorCode.UNSUPPORTED_MESSAGE : ErrorCode.HANDLER_FAILED;
+        fail(code, describeError(error));
+      },
+    );
+  }
+
+  private onEvent(event: CloudEvent): void {
+    if (this.stopping) return;
+    let received;
+    try {
+      received = parseCloudEvent(event, this.registry);
+    } catch (error) {
+      this.stats.undecodableEvents++; // AWP-PUB-022: log with the event id, count, carry on
+      this.log.warn(`cannot decode event ${event.id}: ${describeError(error)}`);
+      return;
+    }
+    const signal = new AbortController().signal;
+    for (const id of recipients(this.subscriptions.values(), received.topic, received.sender)) {
+      if (!this.types.has(id.type)) continue;
+      const ctx: MessageContext = { isRpc: false, sender: received.sender, topic: received.topic, messageId: received.id, signal };
+      this.run(id, received.body, ctx).catch((error: unknown) => {
+        this.log.warn(`handler of ${id.type}/${id.key} failed on event ${received.id}: ${describeError(error)}`);
+      });
+    }
+  }
+
+  /** Runs a handler; starts it synchronously so that handlers start in frame order. */
+  private async run(id: AgentRef, body: Body, ctx: MessageContext): Promise<Body | undefined> {
+    const agent = this.agentFor(id);
+    if (agent === undefined) throw new RpcError(ErrorCode.UNKNOWN_TARGET, `no agent type ${id.type}`);
+    this.active++;
+    if (this.active >= (this.options.maxConcurrentHandlers ?? 1000) && !this.paused) {
+      this.paused = true; // stop reading rather than queue without bound (AWP-FLOW-004)
+      this.conn?.call.pause();
+    }
+    try {
+      return await agent.handle(body, ctx);
+    } finally {
+      this.active--;
+      if (this.paused && this.active < (this.options.maxConcurrentHandlers ?? 1000) / 2) {
+        this.paused = false;
+        this.conn?.call.resume();
+      }
+      if (this.active === 0) this.idle?.();
+    }
+  }
+
+  /** Returns the agent of an AgentId, created on first use (AWP-REG-004). */
+  private agentFor(id: AgentRef): Agent | undefined {
+    const name = `${id.type}/${id.key}`;
+    let agent = this.agents.get(name);
+    if (agent === undefined) {
+      const factory = this.types.get(id.type);
+      if (factory === undefined) return undefined;
+      const self = { type: id.type, key: id.key };
+      agent = factory({
+        id: self,
+        publish: (body, topic) => this.publish(body, topic, self),
+        send: (body, target, options) => this.send(body, target, options, self),
+      });
+      this.agents.set(name, agent);
+    }
+    return agent;
+  }
+}
+
+/** Backoff before reconnect attempt n: 250 ms doubling to 30 s, with jitter (50-100 %). */
+export function backoffMs(attempt: number): number {
+  const base = Math.min(30_000, 250 * 2 ** Math.min(attempt, 10));
+  return Math.round(base / 2 + (Math.random() * base) / 2);
+}
