@@ -236,10 +236,10 @@ class Worker:
             if conn is None:
                 return
             await conn.lost.wait()
+            self._on_lost(conn)
             if self._stop_requested.is_set():
                 return
             _log.warning("lost the data channel to %s", self.host_address)
-            self._on_lost(conn)
             await conn.abort()
             if agentworker_pb2.CAPABILITY_RECONNECT not in self.capabilities:
                 self._conn = None
@@ -261,6 +261,9 @@ class Worker:
                 return True
             except (HostConnectionError, grpc.aio.AioRpcError, OSError) as exc:
                 _log.info("reconnect failed (%s); retrying", exc)
+                delay = min(delay * 2, BACKOFF_CAP)
+            except Exception:
+                _log.exception("reconnect failed unexpectedly; retrying")
                 delay = min(delay * 2, BACKOFF_CAP)
         return False
 
