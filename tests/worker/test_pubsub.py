@@ -167,3 +167,20 @@ async def test_a_refused_registration_is_forgotten(make_worker: WorkerFactory) -
     with pytest.raises(HostConnectionError):
         await second.register("taken", lambda: Listener(Inbox()))
     assert all(s.agent_type != "taken" for s in second.subscriptions)
+
+
+async def test_removed_subscription_no_longer_delivers(make_worker: WorkerFactory) -> None:
+    inbox = Inbox()
+    receiver = await make_worker()
+    await receiver.register(
+        "listener", lambda: Listener(inbox), subscriptions=[type_subscription("keep")]
+    )
+    removable = await receiver.add_subscription(type_subscription("drop"), "listener")
+    sender = await make_worker()
+    await sender.publish(Greeting("first"), TopicId("drop", "s"))
+    await inbox.wait_for(1)
+    await receiver.remove_subscription(removable)
+    await sender.publish(Greeting("dropped"), TopicId("drop", "s"))
+    await sender.publish(Greeting("marker"), TopicId("keep", "s"))  # arrives after, in order
+    items = await inbox.wait_for(2)
+    assert [message.text for _, _, message, _ in items] == ["first", "marker"]
