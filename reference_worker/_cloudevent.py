@@ -87,6 +87,10 @@ def _string(event: cloudevents_pb2.CloudEvent, name: str) -> str:
     kind = value.WhichOneof("attr")
     if kind in ("ce_string", "ce_uri", "ce_uri_ref"):
         return str(getattr(value, kind))
+    if kind == "ce_bytes":
+        return value.ce_bytes.decode("utf-8", errors="replace")
+    if kind in ("ce_boolean", "ce_integer"):
+        return str(getattr(value, kind))
     return ""
 
 

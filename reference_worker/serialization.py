@@ -299,7 +299,7 @@ class SerializationRegistry:
         A protobuf message that is not registered but whose module has been imported (its
         descriptor is in the default pool) is found and registered automatically.
         """
-        key = (type_name, content_type or JSON)
+        key = (type_name, normalize_content_type(content_type))
         serializer = self._by_name.get(key)
         if serializer is not None:
             return serializer
@@ -322,6 +322,11 @@ class SerializationRegistry:
         if isinstance(serializer, ProtobufSerializer):
             return serializer.unpack(envelope)
         return serializer.deserialize(envelope.SerializeToString())
+
+
+def normalize_content_type(content_type: str) -> str:
+    """`Application/JSON; charset=utf-8` -> `application/json`; empty means JSON."""
+    return content_type.split(";", 1)[0].strip().lower() or JSON
 
 
 def _protobuf_class(full_name: str) -> type[Message] | None:

@@ -193,3 +193,34 @@ def test_parse_of_unknown_schema_raises() -> None:
     )
     with pytest.raises(UnknownMessageTypeError):
         parse_cloud_event(event, SerializationRegistry())
+
+
+def test_content_type_parameters_and_case_are_ignored() -> None:
+    registry = SerializationRegistry()
+    registry.add_type(Greeting)
+    message = registry.deserialize("Greeting", "Application/JSON; charset=utf-8", b'{"text": "a"}')
+    assert message == Greeting("a")
+    assert registry.deserialize("Greeting", "", b'{"text": "b"}') == Greeting("b")
+
+
+@pytest.mark.requirement("AWP-PUB-002")
+def test_known_attributes_are_read_from_any_string_like_case() -> None:
+    registry = SerializationRegistry()
+    registry.add_type(Greeting)
+    attr = cloudevents_pb2.CloudEvent.CloudEventAttributeValue
+    event = cloudevents_pb2.CloudEvent(
+        id="e3",
+        source="s",
+        spec_version="1.0",
+        type="t",
+        attributes={
+            "datacontenttype": attr(ce_string=JSON),
+            "dataschema": attr(ce_uri_ref="Greeting"),
+            "agagentsendertype": attr(ce_bytes=b"a"),
+            "agagentsenderkey": attr(ce_string="k"),
+        },
+        binary_data=b'{"text": "x"}',
+    )
+    received = parse_cloud_event(event, registry)
+    assert received.message == Greeting("x")
+    assert received.sender == AgentId("a", "k")
