@@ -1,0 +1,133 @@
+package worker
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	pb "github.com/agentworker/agentworker/gen/go/agentworker/v1"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Config holds a worker's connection settings.
+type Config struct {
+	// Address is the host's HOST:PORT (required).
+	Address string
+	// ClientID names the worker; empty means a fresh UUID (AWP-CONN-006).
+	ClientID string
+	// TLSCA is the path of a PEM CA bundle; when set the worker connects
+	// with TLS and verifies the host against it.
+	TLSCA string
+	// TLSServerName overrides the name verified in the host certificate.
+	TLSServerName string
+	// TLSCert and TLSKey are PEM files of a client certificate for mutual TLS.
+	TLSCert, TLSKey string
+	// Token is a bearer token sent on every call.
+	Token string
+	// Reconnect enables reconnecting with backoff after losing the host
+	// (CAPABILITY_RECONNECT). ConfigFromEnv turns it on.
+	Reconnect bool
+	// MaxConcurrency bounds the handlers running at once; when full, the
+	// worker stops reading its channel (AWP-FLOW-004). 0 means 256.
+	MaxConcurrency int
+	// ShutdownGrace bounds how long Shutdown lets running handlers finish
+	// (AWP-CONN-017). 0 means 5 s.
+	ShutdownGrace time.Duration
+	// Logger receives the worker's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// ConfigFromEnv reads the AGENTWORKER_* variables of spec 16.1
+// (AWP-CNF-001).
+func ConfigFromEnv() (Config, error) {
+	c := Config{
+		Address:       strings.TrimSpace(os.Getenv("AGENTWORKER_HOST_ADDRESS")),
+		ClientID:      os.Getenv("AGENTWORKER_CLIENT_ID"),
+		TLSCA:         os.Getenv("AGENTWORKER_TLS_CA"),
+		TLSServerName: os.Getenv("AGENTWORKER_TLS_SERVER_NAME"),
+		TLSCert:       os.Getenv("AGENTWORKER_TLS_CERT"),
+		TLSKey:        os.Getenv("AGENTWORKER_TLS_KEY"),
+		Token:         os.Getenv("AGENTWORKER_TOKEN"),
+		Reconnect:     true,
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	if c.Address == "" {
+		return errors.New("AGENTWORKER_HOST_ADDRESS is not set")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("mutual TLS needs both a client certificate and its key")
+	}
+	if (c.TLSCert != "" || c.TLSServerName != "") && c.TLSCA == "" {
+		return errors.New("TLS settings given without AGENTWORKER_TLS_CA")
+	}
+	// AWP-SEC-007: never send a token in clear to another machine.
+	if c.Token != "" && c.TLSCA == "" && !isLoopback(c.Address) {
+		return fmt.Errorf("refusing to send a bearer token to %s without TLS", c.Address)
+	}
+	return nil
+}
+
+// capabilities returns what this configuration implements (AWP-VER-016).
+func (c Config) capabilities() []pb.Capability {
+	caps := []pb.Capability{pb.Capability_CAPABILITY_BATCHING, pb.Capability_CAPABILITY_STATE}
+	if c.Reconnect {
+		caps = append(caps, pb.Capability_CAPABILITY_RECONNECT)
+	}
+	if c.TLSCA != "" {
+		caps = append(caps, pb.Capability_CAPABILITY_TLS)
+		if c.TLSCert != "" {
+			caps = append(caps, pb.Capability_CAPABILITY_MUTUAL_TLS)
+		}
+	}
+	if c.Token != "" {
+		caps = append(caps, pb.Capability_CAPABILITY_BEARER_TOKEN)
+	}
+	return caps
+}
+
+func (c Config) transportCredentials() (credentials.TransportCredentials, error) {
+	if c.TLSCA == "" {
+		return insecure.NewCredentials(), nil
+	}
+	pem, err := os.ReadFile(c.TLSCA)
+	if err != nil {
+		return nil, fmt.Errorf("read TLS CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no certificates in %s", c.TLSCA)
+	}
+	cfg := &tls.Config{RootCAs: pool, ServerName: c.TLSServerName, MinVersion: tls.VersionTLS12}
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("load client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// isLoopback reports whether HOST:PORT names this machine.
+func isLoopback(address string) bool {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		host = address
+	}
+	host = strings.Trim(host, "[]")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
