@@ -175,9 +175,13 @@ class Agent:
             seen: set[str] = set()
             for klass in cls.__mro__:
                 for name, member in vars(klass).items():
-                    if name in seen or not getattr(member, _HANDLER_MARK, False):
+                    # The most derived definition of a name wins; an override without
+                    # @handler hides the base class's handler.
+                    if name in seen:
                         continue
                     seen.add(name)
+                    if not getattr(member, _HANDLER_MARK, False):
+                        continue
                     info = _describe(member)
                     for message_type in info.message_types:
                         table.setdefault(message_type, info)

@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import grpc.aio
+from google.protobuf.message import DecodeError
 
 from agentworker.v1 import agentworker_pb2
 from reference_worker._config import TlsConfig
@@ -172,7 +173,11 @@ class Connection:
             _log.info("host sent no welcome: legacy host, no capabilities in force")
             return
         welcome = agentworker_pb2.ChannelWelcome()
-        welcome.ParseFromString(bytes(raw))
+        try:
+            welcome.ParseFromString(bytes(raw))
+        except DecodeError:
+            _log.warning("ignoring a welcome that does not decode: no capabilities in force")
+            return
         self.welcome = welcome
         _log.debug("welcome: %s", welcome)
 

@@ -187,3 +187,13 @@ def test_error_codes_map_to_typed_errors() -> None:
     assert isinstance(legacy, HandlerFailedError)
     assert legacy.code == agentworker_pb2.ERROR_CODE_HANDLER_FAILED
     assert isinstance(error_for_code(999, "future"), HandlerFailedError)
+
+
+class Hidden(Routed):
+    async def on_question(self, message: Question, ctx: MessageContext) -> Answer:
+        return Answer("not a handler")
+
+
+def test_override_without_handler_hides_the_base_handler() -> None:
+    assert not Hidden.accepts(Question)
+    assert Hidden.accepts(Shout)

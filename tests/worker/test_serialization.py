@@ -224,3 +224,15 @@ def test_known_attributes_are_read_from_any_string_like_case() -> None:
     received = parse_cloud_event(event, registry)
     assert received.message == Greeting("x")
     assert received.sender == AgentId("a", "k")
+
+
+def test_pydantic_models_when_installed() -> None:
+    pydantic = pytest.importorskip("pydantic")
+
+    class Model(pydantic.BaseModel):  # type: ignore[misc, name-defined]
+        text: str
+
+    registry = SerializationRegistry()
+    encoded = registry.serialize(Model(text="p"))
+    assert (encoded.type_name, encoded.content_type) == ("Model", JSON)
+    assert registry.deserialize("Model", JSON, encoded.data) == Model(text="p")
