@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from agentworker.conformance.v1 import contract_pb2
 from agentworker.v1 import agentworker_pb2
 from reference_worker._agent import Agent, MessageContext, handler
+from reference_worker._connection import HostConnectionError
 from reference_worker._errors import AgentWorkerError
 from reference_worker._ids import AgentId, TopicId
 from reference_worker._subscriptions import prefix_subscription, type_subscription
@@ -208,9 +209,12 @@ def main() -> int:
     )
     try:
         return asyncio.run(_main())
-    except ValueError as exc:
+    except ValueError as exc:  # bad settings
         print(f"conformance_agents: {exc}", file=sys.stderr)
         return 2
+    except HostConnectionError as exc:  # the host refused the connection or registration
+        print(f"conformance_agents: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
