@@ -44,6 +44,7 @@ except ImportError as exc:  # pragma: no cover - a setup problem, reported plain
 __all__ = [
     "JSON_TYPES",
     "PROTOBUF_TYPES",
+    "AskProtobuf",
     "CallRequest",
     "CallResult",
     "Fail",
@@ -78,6 +79,15 @@ class Pong:
     text: str
     seq: int = 0
     agent_key: str = ""
+
+
+@dataclass
+class AskProtobuf:
+    """Asks a peer agent for a protobuf Pong. (The request itself is JSON: AutoGen labels every
+    RPC payload application/json.)"""
+
+    text: str
+    seq: int = 0
 
 
 @dataclass
@@ -156,6 +166,7 @@ JSON_TYPES: dict[str, type[Any]] = {
     for cls in (
         Ping,
         Pong,
+        AskProtobuf,
         Stall,
         Rendezvous,
         Fail,
