@@ -393,6 +393,11 @@ class Worker:
             self._agents[agent_id] = agent
         return agent
 
+    @property
+    def agent_ids(self) -> list[AgentId]:
+        """The AgentIds of the agent instances this worker has created."""
+        return list(self._agents)
+
     async def agent(self, agent_id: AgentId) -> Agent:
         """The local instance for an AgentId (created if needed)."""
         return self._get_agent(agent_id)

@@ -10,6 +10,7 @@ import pytest
 from agentworker.v1 import agentworker_pb2
 from reference_host import Host
 from reference_worker import (
+    DEFAULT_CAPABILITIES,
     LEGACY_SERVICE,
     AgentId,
     DeadlineExceededError,
@@ -195,3 +196,26 @@ async def test_handler_concurrency_is_bounded(make_worker: WorkerFactory) -> Non
     )
     assert replies == [Answer("ok")] * 6
     assert 1 <= Gate.peak <= 2
+
+
+async def test_shared_agent_type_spreads_keys_over_workers(make_worker: WorkerFactory) -> None:
+    shared = (*DEFAULT_CAPABILITIES, agentworker_pb2.CAPABILITY_SHARED_AGENT_TYPES)
+    first = await make_worker(capabilities=shared)
+    second = await make_worker(capabilities=shared)
+    if not first.in_force(agentworker_pb2.CAPABILITY_SHARED_AGENT_TYPES):
+        pytest.skip("the host does not offer CAPABILITY_SHARED_AGENT_TYPES")
+    await first.register("echo", Echo)
+    await second.register("echo", Echo)
+    client = await make_worker()
+    client.add_message_type(Answer)
+    keys = [f"k{n}" for n in range(24)]
+    for _ in range(2):  # the same key goes to the same member every time
+        for key in keys:
+            assert await client.send(Question("s"), AgentId("echo", key), timeout=10) == Answer(
+                f"{key}: s"
+            )
+    served = [{agent.key for agent in worker.agent_ids} for worker in (first, second)]
+    assert served[0] | served[1] == set(keys)
+    assert not served[0] & served[1]
+    assert served[0]
+    assert served[1]
