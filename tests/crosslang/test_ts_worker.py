@@ -1,0 +1,619 @@
+"""The TypeScript worker (workers/typescript) driven over the wire.
+
+The package is installed and compiled with `npm ci` and `tsc`; its conformance agents run as a
+Node process against the reference host (a subprocess) or against a fake host written here.
+The tests speak the wire with raw clients built from the generated Python stubs only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+import pytest_asyncio
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+
+from agentworker.cloudevents.v1 import cloudevents_pb2 as ce
+from agentworker.conformance.v1 import contract_pb2 as cp
+from agentworker.v1 import agentworker_pb2 as pb
+
+pytestmark = pytest.mark.asyncio
+
+ROOT = Path(__file__).resolve().parents[2]
+TS_DIR = ROOT / "workers" / "typescript"
+SERVICE = "agentworker.v1.AgentRpcService"
+HELLO_KEY = "agentworker-hello-bin"
+WELCOME_KEY = "agentworker-welcome-bin"
+WAIT_S = 20.0  # generous for a loaded machine; every wait ends as soon as its event happens
+PROTOBUF = "application/x-protobuf"
+JSON_TYPE = "application/json"
+
+M = TypeVar("M", bound=Message)
+
+
+def _path(method: str) -> str:
+    return f"/{SERVICE}/{method}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _python_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(ROOT), str(ROOT / "gen" / "python"), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    env.update(extra)
+    return env
+
+
+# -- build ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def worker_script() -> Path:
+    """Installs the pinned dependencies and compiles the package; returns the worker script."""
+    npm = shutil.which("npm")
+    assert npm is not None, "npm is required to build workers/typescript"
+    for command, limit in (
+        ([npm, "ci", "--no-audit", "--no-fund"], 600),
+        ([npm, "exec", "tsc"], 300),
+    ):
+        done = subprocess.run(command, cwd=TS_DIR, capture_output=True, text=True, timeout=limit)
+        assert done.returncode == 0, f"{command}: {done.stdout}\n{done.stderr}"
+    script = TS_DIR / "dist" / "conformance-worker.js"
+    assert script.is_file()
+    return script
+
+
+# -- processes --------------------------------------------------------------------------
+
+
+class Host:
+    """The reference host as a subprocess on a fixed port (so it can be restarted)."""
+
+    def __init__(self, tmp: Path, port: int, *args: str) -> None:
+        self.address = f"127.0.0.1:{port}"
+        self._args = args
+        self._log = tmp / f"host-{port}.log"
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self._log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "reference_host",
+                "--address",
+                self.address,
+                *self._args,
+                env=_python_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_S
+        host, port = self.address.split(":")
+        while True:
+            assert self.process.returncode is None, self._log.read_text()
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection(host, int(port))
+                writer.close()
+                return
+            assert loop.time() < deadline, "the reference host did not start"
+            await asyncio.sleep(0.1)
+
+    async def kill(self) -> None:
+        if self.process is not None:
+            await stop_process(self.process)
+
+
+async def start_worker(
+    script: Path, address: str, tmp: Path, **env: str
+) -> asyncio.subprocess.Process:
+    """Starts the TypeScript conformance worker and waits for its "ready" line."""
+    log = (tmp / f"worker-{uuid.uuid4().hex[:8]}.log").open("ab")
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(script),
+        cwd=TS_DIR,
+        env={**os.environ, "AGENTWORKER_HOST_ADDRESS": address, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=log,
+    )
+    log.close()
+    assert process.stdout is not None
+    async with asyncio.timeout(WAIT_S):
+        line = await process.stdout.readline()
+    assert line.strip() == b"ready", line
+    return process
+
+
+async def stop_process(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+
+
+# -- a raw peer ---------------------------------------------------------------------------
+
+
+def _unpack(frame: pb.OpenChannelResponse) -> list[pb.OpenChannelResponse]:
+    if frame.WhichOneof("message") == "batch":
+        return list(frame.batch.messages)
+    return [frame]
+
+
+def proto_payload(message: Message) -> pb.Payload:
+    envelope = any_pb2.Any()
+    envelope.Pack(message)
+    return pb.Payload(
+        data_type=message.DESCRIPTOR.full_name,
+        data_content_type=PROTOBUF,
+        data=envelope.SerializeToString(),
+    )
+
+
+def json_payload(data_type: str, value: object) -> pb.Payload:
+    return pb.Payload(
+        data_type=data_type, data_content_type=JSON_TYPE, data=json.dumps(value).encode()
+    )
+
+
+def unpack_payload(payload: pb.Payload, cls: type[M]) -> M:
+    assert payload.data_content_type == PROTOBUF
+    assert payload.data_type == cls.DESCRIPTOR.full_name
+    envelope = any_pb2.Any.FromString(payload.data)
+    assert envelope.type_url == f"type.googleapis.com/{cls.DESCRIPTOR.full_name}"
+    message = cls()
+    assert envelope.Unpack(message)
+    return message
+
+
+def command(case: str, deadline_ms: int = 10_000, **action: Any) -> pb.Payload:
+    return proto_payload(cp.Command(case_id=case, deadline_ms=deadline_ms, **action))
+
+
+class Peer:
+    """A worker connection made of raw frames: the tests' side of the wire."""
+
+    def __init__(
+        self,
+        address: str,
+        credentials: grpc.ChannelCredentials | None = None,
+        options: tuple[tuple[str, str], ...] = (),
+        token: str | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        self.client_id = client_id or f"peer-{uuid.uuid4()}"
+        if credentials is None:
+            self.channel = grpc.aio.insecure_channel(address)
+        else:
+            self.channel = grpc.aio.secure_channel(address, credentials, options=options)
+        self.metadata: tuple[tuple[str, str], ...] = (("client-id", self.client_id),)
+        if token is not None:
+            self.metadata += (("authorization", f"Bearer {token}"),)
+        self.events: asyncio.Queue[ce.CloudEvent] = asyncio.Queue()
+        self._responses: dict[str, asyncio.Future[pb.RpcResponse]] = {}
+        self._ids = 0
+        self._call: Any = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def unary(self, method: str, request: Message, response: type[M]) -> M:
+        call = self.channel.unary_unary(
+            _path(method),
+            request_serializer=type(request).SerializeToString,
+            response_deserializer=response.FromString,
+        )
+        result: M = await call(request, metadata=self.metadata, timeout=WAIT_S)
+        return result
+
+    async def open(self, agent_type: str = "probe", topics: tuple[str, ...] = ()) -> None:
+        hello = pb.ChannelHello(protocol_version=1, implementation="tests/crosslang (python)")
+        open_channel = self.channel.stream_stream(
+            _path("OpenChannel"),
+            request_serializer=pb.OpenChannelRequest.SerializeToString,
+            response_deserializer=pb.OpenChannelResponse.FromString,
+        )
+        self._call = open_channel(
+            None, metadata=(*self.metadata, (HELLO_KEY, hello.SerializeToString()))
+        )
+        self._reader = asyncio.create_task(self._read())
+        await self.unary(
+            "RegisterAgent", pb.RegisterAgentRequest(type=agent_type), pb.RegisterAgentResponse
+        )
+        for topic in topics:
+            rule = pb.TypeSubscription(topic_type=topic, agent_type=agent_type)
+            sub = pb.Subscription(id=str(uuid.uuid4()), type_subscription=rule)
+            await self.unary(
+                "AddSubscription",
+                pb.AddSubscriptionRequest(subscription=sub),
+                pb.AddSubscriptionResponse,
+            )
+
+    async def _read(self) -> None:
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
+            async for frame in self._call:
+                for item in _unpack(frame):
+                    kind = item.WhichOneof("message")
+                    if kind == "response":
+                        future = self._responses.pop(item.response.request_id, None)
+                        if future is not None and not future.done():
+                            future.set_result(item.response)
+                    elif kind == "cloud_event":
+                        self.events.put_nowait(item.cloud_event)
+
+    async def call(
+        self,
+        payload: pb.Payload,
+        key: str = "c1",
+        agent_type: str = "conformance",
+        timeout_ms: int = 10_000,
+    ) -> pb.RpcResponse:
+        self._ids += 1
+        request_id = f"r{self._ids}"
+        future: asyncio.Future[pb.RpcResponse] = asyncio.get_running_loop().create_future()
+        self._responses[request_id] = future
+        request = pb.RpcRequest(
+            request_id=request_id,
+            source=pb.AgentId(type="probe", key="p"),
+            target=pb.AgentId(type=agent_type, key=key),
+            payload=payload,
+            timeout_ms=timeout_ms,
+        )
+        await self._call.write(pb.OpenChannelRequest(request=request))
+        async with asyncio.timeout(timeout_ms / 1000 + WAIT_S):
+            return await future
+
+    async def result(self, payload: pb.Payload, key: str = "c1") -> cp.CommandResult:
+        response = await self.call(payload, key)
+        assert response.error == "", response
+        return unpack_payload(response.payload, cp.CommandResult)
+
+    async def publish(self, event: ce.CloudEvent) -> None:
+        await self._call.write(pb.OpenChannelRequest(cloud_event=event))
+
+    async def next_event(self) -> ce.CloudEvent:
+        async with asyncio.timeout(WAIT_S):
+            return await self.events.get()
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        await self.channel.close(grace=None)
+
+
+def attr(event: ce.CloudEvent, name: str) -> str:
+    value = event.attributes[name]
+    assert value.WhichOneof("attr") == "ce_string", (name, value)
+    return value.ce_string
+
+
+def ping_event(topic_type: str, source: str, text: str, seq: int) -> ce.CloudEvent:
+    value = ce.CloudEvent.CloudEventAttributeValue
+    return ce.CloudEvent(
+        id=str(uuid.uuid4()),
+        source=source,
+        spec_version="1.0",
+        type=topic_type,
+        attributes={
+            "datacontenttype": value(ce_string=JSON_TYPE),
+            "dataschema": value(ce_string="Ping"),
+            "agagentsendertype": value(ce_string="probe"),
+            "agagentsenderkey": value(ce_string="p"),
+            "agmsgkind": value(ce_string="publish"),
+        },
+        binary_data=json.dumps({"text": text, "seq": seq}).encode(),
+    )
+
+
+# -- fixtures: the reference host with one TypeScript worker ------------------------------
+
+
+@pytest_asyncio.fixture
+async def host(tmp_path: Path) -> AsyncIterator[Host]:
+    process = Host(tmp_path, _free_port(), "--default-rpc-timeout-ms", "5000")
+    await process.start()
+    try:
+        yield process
+    finally:
+        await process.kill()
+
+
+@pytest_asyncio.fixture
+async def worker(
+    worker_script: Path, host: Host, tmp_path: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    process = await start_worker(worker_script, host.address, tmp_path)
+    try:
+        yield process
+    finally:
+        await stop_process(process)
+
+
+@pytest_asyncio.fixture
+async def peer(host: Host, worker: asyncio.subprocess.Process) -> AsyncIterator[Peer]:
+    client = Peer(host.address)
+    await client.open(topics=("probe.pings", "conformance.receipts"))
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+# -- over the reference host ----------------------------------------------------------------
+
+
+@pytest.mark.requirement("AWP-CNF-002", "AWP-SUB-011", "AWP-SUB-003")
+async def test_registers_the_conformance_type_and_subscriptions(peer: Peer) -> None:
+    listed = await peer.unary(
+        "GetSubscriptions", pb.GetSubscriptionsRequest(), pb.GetSubscriptionsResponse
+    )
+    rules = set()
+    for sub in listed.subscriptions:
+        kind = sub.WhichOneof("subscription")
+        rule = (
+            sub.type_subscription if kind == "type_subscription" else sub.type_prefix_subscription
+        )
+        if rule.agent_type == "conformance":
+            assert uuid.UUID(sub.id)
+            topic = (
+                sub.type_subscription.topic_type or sub.type_prefix_subscription.topic_type_prefix
+            )
+            rules.add((kind, topic))
+    assert rules == {
+        ("type_subscription", "conformance.broadcast"),
+        ("type_prefix_subscription", "conformance.prefix."),
+        ("type_prefix_subscription", "conformance:"),
+    }
+
+
+@pytest.mark.requirement("AWP-CNF-003", "AWP-CNF-004", "AWP-RPC-006", "AWP-RPC-020")
+async def test_json_and_protobuf_pings_get_pongs(peer: Peer) -> None:
+    response = await peer.call(json_payload("Ping", {"text": "hello", "seq": 3}), key="c1")
+    assert (response.error, response.error_code) == ("", pb.ERROR_CODE_UNSPECIFIED)
+    assert response.payload.data_type == "Pong"
+    assert response.payload.data_content_type == JSON_TYPE
+    assert json.loads(response.payload.data) == {"text": "hello", "seq": 3, "agent_key": "c1"}
+
+    response = await peer.call(proto_payload(cp.Ping(text="p", seq=4)), key="c2")
+    assert response.error == ""
+    assert unpack_payload(response.payload, cp.Pong) == cp.Pong(text="p", seq=4, agent_key="c2")
+
+
+@pytest.mark.requirement("AWP-CNF-006", "AWP-RPC-021")
+async def test_other_payloads_are_unsupported(peer: Peer) -> None:
+    for payload in (
+        json_payload("Question", {"q": "?"}),
+        proto_payload(pb.Notice(message="not a conformance message")),
+        proto_payload(cp.EventReceipt(agent_key="x")),
+        pb.Payload(data_type="Ping", data_content_type="text/plain", data=b"x"),
+    ):
+        response = await peer.call(payload)
+        assert response.error_code == pb.ERROR_CODE_UNSUPPORTED_MESSAGE, payload
+        assert response.error
+
+
+@pytest.mark.requirement("AWP-CNF-010", "AWP-PUB-001", "AWP-PUB-020", "AWP-PUB-021")
+@pytest.mark.parametrize("encoding", [cp.ENCODING_JSON, cp.ENCODING_PROTOBUF])
+async def test_publish_command_sends_events_in_order(peer: Peer, encoding: cp.Encoding) -> None:
+    action = cp.PublishAction(
+        topic_type="probe.pings",
+        topic_source="s",
+        count=20,
+        first_seq=10,
+        text="x",
+        encoding=encoding,
+    )
+    result = await peer.result(command("pub", publish=action), key="k1")
+    assert result == cp.CommandResult(case_id="pub", published=20)
+    ids = set()
+    for seq in range(10, 30):
+        event = await peer.next_event()
+        assert uuid.UUID(event.id)
+        assert event.id not in ids
+        ids.add(event.id)
+        assert (event.type, event.source, event.spec_version) == ("probe.pings", "s", "1.0")
+        assert attr(event, "agagentsendertype") == "conformance"
+        assert attr(event, "agagentsenderkey") == "k1"
+        assert attr(event, "agmsgkind") == "publish"
+        assert all(name.isalnum() and name.islower() for name in event.attributes)
+        if encoding == cp.ENCODING_JSON:
+            assert attr(event, "datacontenttype") == JSON_TYPE
+            assert attr(event, "dataschema") == "Ping"
+            assert event.WhichOneof("data") == "binary_data"
+            assert json.loads(event.binary_data) == {"text": "x", "seq": seq}
+        else:
+            assert attr(event, "datacontenttype") == PROTOBUF
+            assert attr(event, "dataschema") == "agentworker.conformance.v1.Ping"
+            assert event.WhichOneof("data") == "proto_data"
+            assert (
+                event.proto_data.type_url == "type.googleapis.com/agentworker.conformance.v1.Ping"
+            )
+            ping = cp.Ping()
+            assert event.proto_data.Unpack(ping)
+            assert ping == cp.Ping(text="x", seq=seq)
+
+
+@pytest.mark.requirement("AWP-CNF-012", "AWP-RPC-021")
+async def test_fail_command_is_a_handler_failure(peer: Peer) -> None:
+    response = await peer.call(command("f", fail=cp.FailAction(message="requested failure")))
+    assert response.error_code == pb.ERROR_CODE_HANDLER_FAILED
+    assert "requested failure" in response.error
+
+
+@pytest.mark.requirement("AWP-CNF-011", "AWP-RPC-022")
+async def test_call_command_reports_unknown_target_and_pongs(peer: Peer) -> None:
+    call = cp.CallAction(
+        target=pb.AgentId(type="nobody", key="k"),
+        ping=cp.Ping(text="c", seq=1),
+        encoding=cp.ENCODING_JSON,
+        timeout_ms=2000,
+    )
+    result = await peer.result(command("unknown", call=call))
+    assert result.call.error_code == pb.ERROR_CODE_UNKNOWN_TARGET
+    assert result.call.error_message
+    assert not result.call.HasField("pong")
+
+    for encoding in (cp.ENCODING_JSON, cp.ENCODING_PROTOBUF):
+        call = cp.CallAction(
+            target=pb.AgentId(type="conformance", key="k2"),
+            ping=cp.Ping(text="c", seq=5),
+            encoding=encoding,
+            timeout_ms=5000,
+        )
+        result = await peer.result(command("round-trip", call=call))
+        assert result.call.error_code == pb.ERROR_CODE_UNSPECIFIED, result
+        assert result.call.pong == cp.Pong(text="c", seq=5, agent_key="k2")
+        assert result.call.encoding == encoding
+
+
+@pytest.mark.requirement("AWP-CNF-005", "AWP-SUB-011", "AWP-SUB-012", "AWP-PUB-022")
+async def test_ping_events_get_receipts(peer: Peer) -> None:
+    cases = [
+        ("conformance.broadcast", "b1"),
+        ("conformance.prefix.x", "b2"),
+        ("conformance:d", "b3"),
+    ]
+    for seq, (topic, source) in enumerate(cases):
+        event = ping_event(topic, source, "evt", seq)
+        await peer.publish(event)
+        receipt_event = await peer.next_event()
+        assert (receipt_event.type, receipt_event.source) == ("conformance.receipts", source)
+        assert attr(receipt_event, "agagentsendertype") == "conformance"
+        assert attr(receipt_event, "agagentsenderkey") == source
+        receipt = cp.EventReceipt()
+        assert receipt_event.proto_data.Unpack(receipt)
+        assert receipt == cp.EventReceipt(
+            agent_key=source,
+            topic_type=topic,
+            topic_source=source,
+            text="evt",
+            seq=seq,
+            encoding=cp.ENCODING_JSON,
+            sender=pb.AgentId(type="probe", key="p"),
+            event_id=event.id,
+        )
+
+
+@pytest.mark.requirement("AWP-CNF-013", "AWP-CNF-014", "AWP-CNF-015")
+async def test_stall_deadline_remember_and_recall(peer: Peer) -> None:
+    stalled = await peer.result(command("s", stall=cp.StallAction(duration_ms=50)))
+    assert stalled.stalled_ms == 50
+    late = await peer.call(
+        command("late", deadline_ms=200, stall=cp.StallAction(duration_ms=20_000))
+    )
+    assert late.error_code == pb.ERROR_CODE_HANDLER_FAILED
+    assert "deadline" in late.error
+    remembered = await peer.result(command("r", remember=cp.RememberAction(value="v1")), key="m1")
+    assert remembered.remembered == "v1"
+    recalled = await peer.result(command("q", recall=cp.RecallAction()), key="m1")
+    assert recalled.recalled == "v1"
+    other = await peer.result(command("q", recall=cp.RecallAction()), key="m2")
+    assert other.recalled == ""
+
+
+@pytest.mark.requirement("AWP-CTL-001", "AWP-CTL-003", "AWP-CNF-014")
+async def test_state_is_saved_and_loaded_over_the_control_channel(peer: Peer) -> None:
+    await peer.result(command("r", remember=cp.RememberAction(value="kept")), key="s1")
+    control = peer.channel.stream_stream(
+        _path("OpenControlChannel"),
+        request_serializer=pb.OpenControlChannelRequest.SerializeToString,
+        response_deserializer=pb.OpenControlChannelResponse.FromString,
+    )(None, metadata=peer.metadata)
+
+    async def control_call(rpc_id: str, agent: str, message: Message) -> any_pb2.Any:
+        envelope = any_pb2.Any()
+        envelope.Pack(message)
+        await control.write(
+            pb.OpenControlChannelRequest(
+                rpc_id=rpc_id,
+                destination=f"agentid=conformance/{agent}",
+                respond_to=f"clientid={peer.client_id}",
+                rpc_message=envelope,
+            )
+        )
+        async with asyncio.timeout(WAIT_S):
+            reply = await control.read()
+        assert isinstance(reply, pb.OpenControlChannelResponse)
+        assert reply.rpc_id == rpc_id
+        return reply.rpc_message
+
+    saved = pb.SaveStateResponse()
+    envelope = await control_call(
+        "1", "s1", pb.SaveStateRequest(agent_id=pb.AgentId(type="conformance", key="s1"))
+    )
+    assert envelope.Unpack(saved)
+    assert not saved.HasField("error"), saved
+    assert "kept" in saved.state
+    loaded = pb.LoadStateResponse()
+    request = pb.LoadStateRequest(
+        agent_id=pb.AgentId(type="conformance", key="s2"), state=saved.state
+    )
+    assert (await control_call("2", "s2", request)).Unpack(loaded)
+    assert not loaded.HasField("error"), loaded
+    recalled = await peer.result(command("q", recall=cp.RecallAction()), key="s2")
+    assert recalled.recalled == "kept"
+    control.cancel()
+
+
+@pytest.mark.requirement("AWP-CONN-017")
+async def test_sigterm_drains_and_exits_zero(
+    peer: Peer, worker: asyncio.subprocess.Process
+) -> None:
+    running = asyncio.create_task(peer.call(command("s", stall=cp.StallAction(duration_ms=700))))
+    await asyncio.sleep(0.3)  # the stall is running when the signal arrives
+    worker.send_signal(signal.SIGTERM)
+    response = await running
+    assert response.error == "", response
+    assert unpack_payload(response.payload, cp.CommandResult).stalled_ms == 700
+    async with asyncio.timeout(WAIT_S):
+        assert await worker.wait() == 0
+
+
+@pytest.mark.requirement("AWP-CONN-020", "AWP-CONN-021", "AWP-CONN-006")
+async def test_reconnects_and_registers_again_after_the_host_restarts(
+    worker_script: Path, tmp_path: Path
+) -> None:
+    host = Host(tmp_path, _free_port())
+    await host.start()
+    process = await start_worker(worker_script, host.address, tmp_path)
+    try:
+        await host.kill()
+        await asyncio.sleep(0.5)
+        await host.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + WAIT_S
+        while True:
+            client = Peer(host.address)
+            try:
+                await client.open()
+                response = await client.call(json_payload("Ping", {"text": "again", "seq": 1}))
+            finally:
+                await client.close()
+            if response.error_code != pb.ERROR_CODE_UNKNOWN_TARGET or loop.time() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert response.error == "", response
+        assert json.loads(response.payload.data)["text"] == "again"
+        assert process.returncode is None
+    finally:
+        await stop_process(process)
+        await host.kill()
