@@ -40,6 +40,9 @@ type Config struct {
 	// ShutdownGrace bounds how long Shutdown lets running handlers finish
 	// (AWP-CONN-017). 0 means 5 s.
 	ShutdownGrace time.Duration
+	// StartTimeout bounds how long Run waits for the first connection. 0
+	// means one minute.
+	StartTimeout time.Duration
 	// Logger receives the worker's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -58,6 +61,16 @@ func ConfigFromEnv() (Config, error) {
 		Reconnect:     true,
 	}
 	return c, c.validate()
+}
+
+// LoggerFromEnv returns a text logger on standard error at the level named by
+// AGENTWORKER_LOG_LEVEL (debug, info, warn, error; default warn).
+func LoggerFromEnv() *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(os.Getenv("AGENTWORKER_LOG_LEVEL"))); err != nil {
+		level = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
 func (c Config) validate() error {

@@ -117,19 +117,31 @@ func errorResponse(id string, code pb.ErrorCode, msg string) *pb.RpcResponse {
 	return &pb.RpcResponse{RequestId: id, Error: msg, ErrorCode: code}
 }
 
+// begin counts a handler about to start; false once shutdown has begun
+// (AWP-CONN-017).
+func (w *Worker) begin() bool {
+	w.gate.RLock()
+	defer w.gate.RUnlock()
+	if !w.accepting.Load() {
+		return false
+	}
+	w.handlers.Add(1)
+	return true
+}
+
 // onRequest starts a handler for a request; when MaxConcurrency handlers run
 // it blocks, so the worker stops reading its channel (AWP-FLOW-004).
 func (w *Worker) onRequest(conn *connection, req *pb.RpcRequest) {
-	if !w.accepting.Load() {
+	if !w.begin() {
 		w.respond(conn, errorResponse(req.GetRequestId(), pb.ErrorCode_ERROR_CODE_SHUTTING_DOWN, "worker is shutting down"))
 		return
 	}
 	select {
 	case w.slots <- struct{}{}:
 	case <-conn.lost:
+		w.handlers.Done()
 		return
 	}
-	w.handlers.Add(1)
 	go func() {
 		defer func() {
 			<-w.slots
@@ -220,10 +232,6 @@ func (w *Worker) onEvent(ce *cepb.CloudEvent) {
 		w.log.Warn("cannot decode an event", "event_id", ce.GetId(), "err", err)
 		return
 	}
-	if !w.accepting.Load() {
-		w.log.Info("shutting down: not delivering an event", "event_id", ev.ID)
-		return
-	}
 	for _, id := range targets {
 		slot, err := w.agent(id)
 		if err != nil {
@@ -231,7 +239,10 @@ func (w *Worker) onEvent(ce *cepb.CloudEvent) {
 			continue
 		}
 		mc := &Context{Self: id, Sender: ev.Sender, w: w}
-		w.handlers.Add(1)
+		if !w.begin() {
+			w.log.Info("shutting down: not delivering an event", "event_id", ev.ID)
+			return
+		}
 		slot.mailbox <- func() {
 			defer w.handlers.Done()
 			if !w.accepting.Load() {

@@ -39,7 +39,7 @@ func (w *Worker) openControl(ctx context.Context, conn *connection) error {
 		for {
 			frame, err := stream.Recv()
 			if err != nil {
-				if !conn.isLost() {
+				if !conn.isLost() && !w.stopping.Load() {
 					w.log.Warn("control channel ended", "err", err)
 				}
 				return

@@ -59,6 +59,7 @@ type Worker struct {
 	connected chan struct{} // closed while a connection is up; replaced when lost
 
 	slots         chan struct{}
+	gate          sync.RWMutex // orders handlers.Add before handlers.Wait
 	handlers      sync.WaitGroup
 	accepting     atomic.Bool
 	stopping      atomic.Bool
@@ -93,6 +94,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = 5 * time.Second
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = time.Minute
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -241,6 +245,28 @@ func (w *Worker) Start(ctx context.Context) error {
 			return fmt.Errorf("connect to %s: %w (last error: %v)", w.cfg.Address, ctx.Err(), err)
 		}
 		delay = min(delay*2, backoffCap)
+	}
+}
+
+// Run starts the worker (giving up after Config.StartTimeout), calls ready
+// once it is registered, and serves until ctx ends, when it drains with
+// Shutdown and returns nil, or until the worker stops on its own, when it
+// returns why. Pass a context from signal.NotifyContext to stop on SIGTERM.
+func (w *Worker) Run(ctx context.Context, ready func()) error {
+	startCtx, cancel := context.WithTimeout(ctx, w.cfg.StartTimeout)
+	defer cancel()
+	if err := w.Start(startCtx); err != nil {
+		return err
+	}
+	if ready != nil {
+		ready()
+	}
+	select {
+	case <-ctx.Done():
+		w.Shutdown()
+		return nil
+	case <-w.Done():
+		return w.Err()
 	}
 }
 
@@ -466,8 +492,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // ones finish within the configured grace, half-closes the channels and
 // closes the connection.
 func (w *Worker) Shutdown() {
+	w.gate.Lock()
 	w.accepting.Store(false)
 	w.stopping.Store(true)
+	w.gate.Unlock()
 	finished := make(chan struct{})
 	go func() {
 		w.handlers.Wait()
