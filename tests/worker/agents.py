@@ -132,3 +132,19 @@ class Listener(Agent):
         self._inbox.add((self.id.key, ctx.topic_id, message, ctx.sender))
         if self._echo_to is not None:
             await self.publish(Greeting(f"echo {message.text}", message.seq), self._echo_to)
+
+
+class TraceRecorder(Agent):
+    """Records the trace context each Greeting arrived with; relays the first hop onwards."""
+
+    def __init__(self, inbox: Inbox, relay_to: TopicId | None = None) -> None:
+        super().__init__()
+        self._inbox = inbox
+        self._relay_to = relay_to
+
+    @handler
+    async def on_greeting(self, message: Greeting, ctx: MessageContext) -> None:
+        current = current_trace()
+        self._inbox.add((ctx.trace, current))
+        if self._relay_to is not None:
+            await self.publish(Greeting("relayed"), self._relay_to)

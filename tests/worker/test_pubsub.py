@@ -10,12 +10,14 @@ from reference_worker import (
     AgentId,
     HostConnectionError,
     TopicId,
+    TraceContext,
     Worker,
     default_subscription,
     prefix_subscription,
+    trace_scope,
     type_subscription,
 )
-from tests.worker.agents import Greeting, Listener
+from tests.worker.agents import Greeting, Listener, TraceRecorder
 from tests.worker.conftest import Inbox, WorkerFactory, address_of
 
 pytestmark = pytest.mark.asyncio
@@ -184,3 +186,28 @@ async def test_removed_subscription_no_longer_delivers(make_worker: WorkerFactor
     await sender.publish(Greeting("marker"), TopicId("keep", "s"))  # arrives after, in order
     items = await inbox.wait_for(2)
     assert [message.text for _, _, message, _ in items] == ["first", "marker"]
+
+
+@pytest.mark.requirement("AWP-OBS-004")
+async def test_trace_context_travels_with_events(make_worker: WorkerFactory) -> None:
+    first_hop = Inbox()
+    second_hop = Inbox()
+    relay = await make_worker()
+    await relay.register(
+        "relay",
+        lambda: TraceRecorder(first_hop, relay_to=TopicId("traced.out", "s")),
+        subscriptions=[type_subscription("traced.in")],
+    )
+    sink = await make_worker()
+    await sink.register(
+        "sink", lambda: TraceRecorder(second_hop), subscriptions=[type_subscription("traced.out")]
+    )
+    sent = TraceContext("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "a=1")
+    with trace_scope(sent):
+        await sink.publish(Greeting("t"), TopicId("traced.in", "s"))
+    received, handler_context = (await first_hop.wait_for(1))[0]
+    assert received == sent
+    assert handler_context.trace_id == sent.trace_id
+    assert handler_context.traceparent != sent.traceparent
+    relayed, _ = (await second_hop.wait_for(1))[0]
+    assert relayed == handler_context  # the relay's span is the parent of the next hop
