@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -48,13 +49,13 @@ def autogen_venv() -> str:
 
 
 @pytest_asyncio.fixture
-async def host() -> AsyncIterator[Host]:
+async def host(request: pytest.FixtureRequest) -> AsyncIterator[Host]:
     """Our reference host on a free loopback port. Its default RPC deadline is short, so that a
-    call nobody answers ends within the test's own deadlines."""
-    server = Host(
-        address="127.0.0.1:0",
-        config=HostConfig(metrics_log_interval_s=0, default_rpc_timeout_ms=15_000),
-    )
+    call nobody answers ends within the test's own deadlines. Indirect parametrization
+    (`@pytest.mark.parametrize("host", [{...}], indirect=True)`) overrides HostConfig fields."""
+    settings: dict[str, Any] = {"metrics_log_interval_s": 0, "default_rpc_timeout_ms": 15_000}
+    settings.update(getattr(request, "param", {}))
+    server = Host(address="127.0.0.1:0", config=HostConfig(**settings))
     await server.start()
     try:
         yield server
