@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -27,6 +28,13 @@ _OPTIONS = (
 )
 
 StatusResult = tuple[grpc.StatusCode, str]
+
+
+async def _connected(call: Any) -> None:
+    """Wait until the call's metadata is sent; a call that already failed is left to its
+    stream's reader, which records the status."""
+    with contextlib.suppress(grpc.aio.AioRpcError):
+        await call.wait_for_connection()
 
 
 def _unpack_batch(frame: pb.OpenChannelResponse) -> list[pb.OpenChannelResponse]:
@@ -108,7 +116,7 @@ class RawWorker:
             call, label=self.label, trace=self.trace, scale=self.scale, unpack=_unpack_batch
         )
         if self.hello is None:
-            await call.wait_for_connection()
+            await _connected(call)
             return
         try:
             initial = await asyncio.wait_for(call.initial_metadata(), welcome_timeout * self.scale)
@@ -203,7 +211,7 @@ class RawWorker:
         self.control = FrameStream(
             call, label=self.label + "/ctl", trace=self.trace, scale=self.scale
         )
-        await call.wait_for_connection()
+        await _connected(call)
         return self.control
 
     # -- unary calls ----------------------------------------------------------------------
