@@ -617,3 +617,295 @@ async def test_reconnects_and_registers_again_after_the_host_restarts(
     finally:
         await stop_process(process)
         await host.kill()
+
+
+# -- against a fake host: frames the reference host would not send ------------------------
+
+
+class FakeHost:
+    """Plays the host for one worker: records its calls and sends the frames a test chooses.
+
+    Frames to send are queued as bytes, so a test can send a frame with an unknown case."""
+
+    def __init__(self) -> None:
+        self.outbound: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.inbound: asyncio.Queue[pb.OpenChannelRequest] = asyncio.Queue()
+        self.calls: list[tuple[str, dict[str, str | bytes]]] = []
+        self.hellos: list[pb.ChannelHello] = []
+        self.subscriptions: list[pb.Subscription] = []
+        self.registrations: list[str] = []
+        self.refuse_next_channel = False
+        self.server = grpc.aio.server()
+        unary = grpc.unary_unary_rpc_method_handler
+        handlers = {
+            "OpenChannel": grpc.stream_stream_rpc_method_handler(
+                self._open_channel,
+                request_deserializer=pb.OpenChannelRequest.FromString,
+                response_serializer=bytes,
+            ),
+            "OpenControlChannel": grpc.stream_stream_rpc_method_handler(
+                self._open_control,
+                request_deserializer=pb.OpenControlChannelRequest.FromString,
+                response_serializer=pb.OpenControlChannelResponse.SerializeToString,
+            ),
+            "RegisterAgent": unary(
+                self._register,
+                request_deserializer=pb.RegisterAgentRequest.FromString,
+                response_serializer=pb.RegisterAgentResponse.SerializeToString,
+            ),
+            "AddSubscription": unary(
+                self._subscribe,
+                request_deserializer=pb.AddSubscriptionRequest.FromString,
+                response_serializer=pb.AddSubscriptionResponse.SerializeToString,
+            ),
+        }
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE, handlers),)
+        )
+        self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+
+    def _record(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, Any]:
+        metadata = dict(context.invocation_metadata() or ())
+        self.calls.append((method, metadata))
+        return metadata
+
+    async def _open_channel(
+        self,
+        requests: AsyncIterator[pb.OpenChannelRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[bytes]:
+        metadata = self._record("OpenChannel", context)
+        if self.refuse_next_channel:
+            self.refuse_next_channel = False
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, "client-id has a channel")
+        self.hellos.append(pb.ChannelHello.FromString(metadata[HELLO_KEY]))
+        welcome = pb.ChannelWelcome(
+            protocol_version=1,
+            capabilities=[pb.CAPABILITY_BATCHING],
+            default_rpc_timeout_ms=5000,
+            max_batch_messages=16,
+            max_message_bytes=16 * 1024 * 1024,
+        )
+        await context.send_initial_metadata(((WELCOME_KEY, welcome.SerializeToString()),))
+
+        async def pump() -> None:
+            async for frame in requests:
+                for item in frame.batch.messages if frame.HasField("batch") else [frame]:
+                    self.inbound.put_nowait(item)
+
+        reader = asyncio.create_task(pump())
+        try:
+            while (frame := await self.outbound.get()) is not None:
+                yield frame
+        finally:
+            reader.cancel()
+
+    async def _open_control(
+        self,
+        requests: AsyncIterator[pb.OpenControlChannelRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[pb.OpenControlChannelResponse]:
+        self._record("OpenControlChannel", context)
+        async for _ in requests:
+            pass
+        replies: tuple[pb.OpenControlChannelResponse, ...] = ()
+        for reply in replies:
+            yield reply
+
+    async def _register(
+        self, request: pb.RegisterAgentRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.RegisterAgentResponse:
+        self._record("RegisterAgent", context)
+        self.registrations.append(request.type)
+        return pb.RegisterAgentResponse()
+
+    async def _subscribe(
+        self, request: pb.AddSubscriptionRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.AddSubscriptionResponse:
+        self._record("AddSubscription", context)
+        self.subscriptions.append(request.subscription)
+        return pb.AddSubscriptionResponse()
+
+    def send(self, *frames: pb.OpenChannelResponse | bytes) -> None:
+        for frame in frames:
+            self.outbound.put_nowait(
+                frame if isinstance(frame, bytes) else frame.SerializeToString()
+            )
+
+    async def receive(self, count: int) -> list[pb.OpenChannelRequest]:
+        async with asyncio.timeout(WAIT_S):
+            return [await self.inbound.get() for _ in range(count)]
+
+
+def request_frame(request_id: str, payload: pb.Payload, key: str = "k") -> pb.OpenChannelResponse:
+    target = pb.AgentId(type="conformance", key=key)
+    request = pb.RpcRequest(request_id=request_id, target=target, payload=payload, timeout_ms=9000)
+    return pb.OpenChannelResponse(request=request)
+
+
+def batch(*frames: pb.OpenChannelResponse) -> pb.OpenChannelResponse:
+    return pb.OpenChannelResponse(batch=pb.OpenChannelResponse.Batch(messages=frames))
+
+
+def responses_by_id(frames: list[pb.OpenChannelRequest]) -> dict[str, pb.RpcResponse]:
+    return {f.response.request_id: f.response for f in frames if f.HasField("response")}
+
+
+@pytest_asyncio.fixture
+async def fake_host() -> AsyncIterator[FakeHost]:
+    host = FakeHost()
+    await host.server.start()
+    try:
+        yield host
+    finally:
+        host.outbound.put_nowait(None)
+        await host.server.stop(grace=None)
+
+
+@pytest_asyncio.fixture
+async def fake_worker(
+    worker_script: Path, fake_host: FakeHost, tmp_path: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    process = await start_worker(
+        worker_script, fake_host.address, tmp_path, AGENTWORKER_CLIENT_ID="ts-under-test"
+    )
+    try:
+        yield process
+    finally:
+        await stop_process(process)
+
+
+@pytest.mark.requirement("AWP-VER-010", "AWP-VER-016", "AWP-CONN-002", "AWP-CONN-007")
+async def test_handshake_and_client_id_on_every_call(
+    fake_host: FakeHost, fake_worker: asyncio.subprocess.Process
+) -> None:
+    (hello,) = fake_host.hellos
+    assert hello.protocol_version == 1
+    assert hello.implementation
+    assert set(hello.capabilities) == {
+        pb.CAPABILITY_BATCHING,
+        pb.CAPABILITY_STATE,
+        pb.CAPABILITY_RECONNECT,
+    }
+    methods = [method for method, _ in fake_host.calls]
+    assert methods[0] == "OpenChannel"
+    assert methods.count("RegisterAgent") == 1
+    assert methods.count("AddSubscription") == 3
+    assert "OpenControlChannel" not in methods  # CAPABILITY_STATE is not in force
+    assert {metadata.get("client-id") for _, metadata in fake_host.calls} == {"ts-under-test"}
+    assert fake_host.registrations == ["conformance"]
+
+
+@pytest.mark.requirement("AWP-BAT-003", "AWP-CONN-013", "AWP-ERR-011", "AWP-CONN-011")
+async def test_batches_unknown_frames_and_notices(
+    fake_host: FakeHost, fake_worker: asyncio.subprocess.Process
+) -> None:
+    ping = json_payload("Ping", {"text": "b", "seq": 0})
+    unknown_case = b"\x7a\x02\x08\x01"  # field 15, a case this version does not know
+    notice = pb.OpenChannelResponse(
+        notice=pb.Notice(code=pb.ERROR_CODE_INVALID_REQUEST, message="just so you know")
+    )
+    fake_host.send(
+        batch(request_frame("b1", ping), request_frame("b2", proto_payload(cp.Ping(seq=2)))),
+        unknown_case,
+        notice,
+        batch(
+            request_frame("b3", json_payload("Ping", {"text": "b", "seq": 3})),
+            pb.OpenChannelResponse(cloud_event=ping_event("conformance.broadcast", "e1", "t", 9)),
+        ),
+        request_frame("b4", json_payload("Ping", {"text": "b", "seq": 4}), key="other"),
+    )
+    frames = await fake_host.receive(5)
+    answers = responses_by_id(frames)
+    assert sorted(answers) == ["b1", "b2", "b3", "b4"]
+    assert json.loads(answers["b1"].payload.data) == {"text": "b", "seq": 0, "agent_key": "k"}
+    pong = unpack_payload(answers["b2"].payload, cp.Pong)
+    assert pong == cp.Pong(seq=2, agent_key="k")
+    assert json.loads(answers["b3"].payload.data)["seq"] == 3
+    assert json.loads(answers["b4"].payload.data)["agent_key"] == "other"
+    (event,) = [f.cloud_event for f in frames if f.HasField("cloud_event")]
+    receipt = cp.EventReceipt()
+    assert event.proto_data.Unpack(receipt)
+    assert (receipt.agent_key, receipt.seq) == ("e1", 9)
+    # Requests answered in the order they arrived.
+    order = [f.response.request_id for f in frames if f.HasField("response")]
+    assert order == ["b1", "b2", "b3", "b4"]
+
+
+@pytest.mark.requirement("AWP-RPC-001", "AWP-RPC-007", "AWP-RPC-008", "AWP-RPC-012", "AWP-ERR-003")
+async def test_outbound_calls_responses_in_any_order_and_local_deadline(
+    fake_host: FakeHost, fake_worker: asyncio.subprocess.Process
+) -> None:
+    def call(key: str, timeout_ms: int) -> pb.Payload:
+        action = cp.CallAction(
+            target=pb.AgentId(type="t", key=key),
+            ping=cp.Ping(text=key, seq=1),
+            encoding=cp.ENCODING_JSON,
+            timeout_ms=timeout_ms,
+        )
+        return command(f"call-{key}", call=action)
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    fake_host.send(
+        request_frame("c1", call("a", 5000), key="x"),
+        request_frame("c2", call("b", 5000), key="x"),
+        request_frame("c3", call("c", 300), key="y"),
+        request_frame("c4", call("d", 5000), key="x"),
+    )
+    sent = {f.request.target.key: f.request for f in await fake_host.receive(4)}
+    assert sorted(sent) == ["a", "b", "c", "d"]
+    assert len({r.request_id for r in sent.values()}) == 4
+    assert all(r.request_id for r in sent.values())
+    assert [sent[k].timeout_ms for k in "abcd"] == [5000, 5000, 300, 5000]
+    assert sent["a"].source == pb.AgentId(type="conformance", key="x")
+    assert sent["a"].payload.data_type == "Ping"
+
+    def answer(key: str, **fields: Any) -> pb.OpenChannelResponse:
+        return pb.OpenChannelResponse(
+            response=pb.RpcResponse(request_id=sent[key].request_id, **fields)
+        )
+
+    pong = json_payload("Pong", {"text": "a", "seq": 1, "agent_key": "a"})
+    fake_host.send(
+        pb.OpenChannelResponse(response=pb.RpcResponse(request_id="no-such-request")),
+        answer("d", error="from the future", error_code=42),
+        answer("b", error="boom"),
+        answer("a", payload=pong),
+    )
+    answers = responses_by_id(await fake_host.receive(4))
+    outcomes = {
+        rid: unpack_payload(response.payload, cp.CommandResult).call
+        for rid, response in answers.items()
+    }
+    assert outcomes["c1"].pong == cp.Pong(text="a", seq=1, agent_key="a")
+    assert outcomes["c1"].encoding == cp.ENCODING_JSON
+    assert outcomes["c2"].error_code == pb.ERROR_CODE_HANDLER_FAILED
+    assert "boom" in outcomes["c2"].error_message
+    assert outcomes["c4"].error_code == pb.ERROR_CODE_HANDLER_FAILED
+    assert outcomes["c3"].error_code == pb.ERROR_CODE_DEADLINE_EXCEEDED
+    assert 1.2 <= loop.time() - started < 10  # the call's 300 ms plus the 1 s margin
+
+
+@pytest.mark.requirement("AWP-CONN-020", "AWP-CONN-021")
+async def test_reconnect_retries_already_exists_and_keeps_subscription_ids(
+    fake_host: FakeHost, fake_worker: asyncio.subprocess.Process
+) -> None:
+    first = [sub.SerializeToString() for sub in fake_host.subscriptions]
+    fake_host.refuse_next_channel = True
+    fake_host.outbound.put_nowait(None)  # ends the data channel
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    while len(fake_host.subscriptions) < 2 * len(first):
+        assert loop.time() < deadline, fake_host.calls
+        await asyncio.sleep(0.05)
+    again = [sub.SerializeToString() for sub in fake_host.subscriptions[len(first) :]]
+    assert sorted(again) == sorted(first)
+    assert fake_host.registrations == ["conformance", "conformance"]
+    methods = [method for method, _ in fake_host.calls]
+    assert methods.count("OpenChannel") == 3  # first, refused with ALREADY_EXISTS, accepted
+    assert {metadata.get("client-id") for _, metadata in fake_host.calls} == {"ts-under-test"}
+    fake_host.send(request_frame("after", json_payload("Ping", {"text": "r", "seq": 1})))
+    (frame,) = await fake_host.receive(1)
+    assert frame.response.request_id == "after"
+    assert frame.response.error == ""
