@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import types
+import typing
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
@@ -114,10 +116,42 @@ class DataclassJsonSerializer:
             fields = json.loads(data)
             if not isinstance(fields, dict):
                 raise SerializationError(f"{self._type_name}: JSON object expected")
-            names = {f.name for f in dataclasses.fields(self._cls)}
-            return self._cls(**{k: v for k, v in fields.items() if k in names})
+            return _build_dataclass(self._cls, fields)
         except (ValueError, TypeError) as exc:
             raise SerializationError(f"cannot decode {self._type_name}: {exc}") from exc
+
+
+def _build_dataclass(cls: type, fields: dict[str, Any]) -> object:
+    """Builds a dataclass from a JSON object, rebuilding nested dataclasses from the field
+    type hints (also inside lists, dicts and optional fields); unknown members are ignored."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except NameError:  # hints naming classes that cannot be resolved: no nested rebuilding
+        hints = {}
+    values = {
+        f.name: _convert(hints.get(f.name, Any), fields[f.name])
+        for f in dataclasses.fields(cls)
+        if f.name in fields
+    }
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return _build_dataclass(hint, value)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (list, tuple, set, frozenset) and isinstance(value, list) and args:
+        items = [_convert(args[0], item) for item in value]
+        return items if origin is list else origin(items)
+    if origin is dict and isinstance(value, dict) and len(args) == 2:
+        return {key: _convert(args[1], item) for key, item in value.items()}
+    if origin in (typing.Union, types.UnionType) and value is not None:
+        for arg in args:  # the first member that converts the value wins
+            converted = _convert(arg, value)
+            if converted is not value:
+                return converted
+    return value
 
 
 class PydanticJsonSerializer:

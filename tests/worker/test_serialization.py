@@ -236,3 +236,25 @@ def test_pydantic_models_when_installed() -> None:
     encoded = registry.serialize(Model(text="p"))
     assert (encoded.type_name, encoded.content_type) == ("Model", JSON)
     assert registry.deserialize("Model", JSON, encoded.data) == Model(text="p")
+
+
+@dataclass
+class Point:
+    x: int
+    y: int
+
+
+@dataclass
+class Shape:
+    name: str
+    points: list[Point]
+    anchor: Point | None = None
+    labels: dict[str, Point] | None = None
+
+
+def test_nested_dataclasses_round_trip() -> None:
+    registry = SerializationRegistry()
+    shape = Shape("tri", [Point(0, 0), Point(1, 0)], Point(5, 5), {"top": Point(0, 1)})
+    encoded = registry.serialize(shape)
+    assert registry.deserialize("Shape", JSON, encoded.data) == shape
+    assert registry.deserialize("Shape", JSON, b'{"name": "n", "points": []}') == Shape("n", [])
