@@ -909,3 +909,114 @@ async def test_reconnect_retries_already_exists_and_keeps_subscription_ids(
     (frame,) = await fake_host.receive(1)
     assert frame.response.request_id == "after"
     assert frame.response.error == ""
+
+
+# -- TLS, mutual TLS and bearer tokens over the reference host ------------------------------
+
+SERVER_NAME = "host.agentworker.test"
+
+
+def _openssl(directory: Path, *args: str) -> None:
+    subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
+
+
+def _issue(directory: Path, name: str, subject: str, extension: str) -> None:
+    _openssl(
+        directory, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={subject}",
+    )  # fmt: skip
+    (directory / f"{name}.ext").write_text(extension)
+    _openssl(
+        directory, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("certs")
+    _openssl(
+        directory, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA",
+    )  # fmt: skip
+    _issue(directory, "server", SERVER_NAME, f"subjectAltName=DNS:{SERVER_NAME},IP:127.0.0.1\n")
+    _issue(directory, "client", "worker", "extendedKeyUsage=clientAuth\n")
+    return directory
+
+
+@pytest_asyncio.fixture
+async def secure_host(certs: Path, tmp_path: Path) -> AsyncIterator[Host]:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(
+        json.dumps(
+            [
+                {"token": "worker-token", "client_id": "ts-secure", "agent_types": ["conformance"]},
+                {"token": "peer-token", "client_id": "peer-secure"},
+            ]
+        )
+    )
+    host = Host(
+        tmp_path,
+        _free_port(),
+        *("--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server.key")),
+        *("--client-ca", str(certs / "ca.pem"), "--tokens", str(tokens)),
+    )
+    await host.start()
+    try:
+        yield host
+    finally:
+        await host.kill()
+
+
+@pytest.mark.requirement("AWP-SEC-001", "AWP-SEC-003", "AWP-SEC-005", "AWP-CNF-001")
+async def test_mutual_tls_and_bearer_token(
+    worker_script: Path, secure_host: Host, certs: Path, tmp_path: Path
+) -> None:
+    secure_env = {
+        "AGENTWORKER_TLS_CA": str(certs / "ca.pem"),
+        "AGENTWORKER_TLS_SERVER_NAME": SERVER_NAME,
+        "AGENTWORKER_TLS_CERT": str(certs / "client.pem"),
+        "AGENTWORKER_TLS_KEY": str(certs / "client.key"),
+        "AGENTWORKER_CLIENT_ID": "ts-secure",
+    }
+    process = await start_worker(
+        worker_script, secure_host.address, tmp_path, **secure_env, AGENTWORKER_TOKEN="worker-token"
+    )
+    credentials = grpc.ssl_channel_credentials(
+        (certs / "ca.pem").read_bytes(),
+        (certs / "client.key").read_bytes(),
+        (certs / "client.pem").read_bytes(),
+    )
+    client = Peer(
+        secure_host.address,
+        credentials,
+        options=(("grpc.ssl_target_name_override", SERVER_NAME),),
+        token="peer-token",
+        client_id="peer-secure",
+    )
+    try:
+        await client.open()
+        response = await client.call(json_payload("Ping", {"text": "secure", "seq": 1}))
+        assert json.loads(response.payload.data) == {"text": "secure", "seq": 1, "agent_key": "c1"}
+    finally:
+        await client.close()
+        await stop_process(process)
+
+    # A wrong token is refused (UNAUTHENTICATED): the worker reports it and exits non-zero.
+    refused = await asyncio.create_subprocess_exec(
+        "node",
+        str(worker_script),
+        env={
+            **os.environ,
+            **secure_env,
+            "AGENTWORKER_HOST_ADDRESS": secure_host.address,
+            "AGENTWORKER_TOKEN": "wrong",
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(WAIT_S):
+        out, err = await refused.communicate()
+    assert refused.returncode not in (0, None)
+    assert b"ready" not in out
+    assert b"UNAUTHENTICATED" in err.upper() or b"TOKEN" in err.upper(), err
