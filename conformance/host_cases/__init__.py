@@ -11,6 +11,7 @@ from conformance.host_cases import (
     _publish,
     _registration,
     _rpc,
+    _sharing,
     _subscriptions,
 )
 from conformance.host_cases._registry import HOST_CASES, host_case
@@ -27,4 +28,5 @@ _MODULES = (
     _deadlines,
     _batching,
     _control,
+    _sharing,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -222,3 +223,24 @@ def _padded(ev: ce.CloudEvent, frame_bytes: int) -> ce.CloudEvent:
         size += frame_bytes - actual
     padded.binary_data = b"x" * size
     return padded
+
+
+@host_case("host/connection/undecodable-frame", requirements=["AWP-CONN-014", "AWP-CONN-018"])
+async def undecodable_frame(ctx: HostContext) -> None:
+    """Procedure: worker B serves type T; B writes bytes that do not decode as a frame (a
+    length-delimited field whose length runs past the end). Worker V then registers T.
+
+    Asserts: B's data channel ends (gRPC servers differ in the status they report); V's
+    registration of T succeeds within 2 s (B was cleaned up); V's channel works."""
+    agent_type = ctx.unique("garbled")
+    broken = await ctx.serving("b", agent_type)
+    await broken.send(b"\x0a\xff\x01\x00")
+    code = await broken.data.wait_end()
+    ctx.check(code is not None, "B's channel is still open after an undecodable frame")
+    other = await ctx.connect("v")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.seconds(2.0)
+    while (result := await other.register_status(agent_type))[0] is not grpc.StatusCode.OK:
+        ctx.check(loop.time() < deadline, f"V cannot register B's type: {result}")
+        await asyncio.sleep(0.05)
+    await echo_check(ctx, other, "after B's undecodable frame")

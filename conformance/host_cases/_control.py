@@ -45,3 +45,61 @@ async def control_unknown_target(ctx: HostContext) -> None:
             response.error_code == pb.ERROR_CODE_UNKNOWN_TARGET,
             f"error_code {pb.ErrorCode.Name(response.error_code)}",
         )
+
+
+@host_case("host/control/routing", requirements=["AWP-CTL-003", "AWP-CTL-002"])
+async def control_routing(ctx: HostContext) -> None:
+    """Procedure: worker S serves type T and opens its control channel. A legacy worker R (no
+    hello) opens its data and control channels and sends a SaveStateRequest, `rpc_id` `c1`,
+    to `agentid=T/k`, with a forged `respond_to` and the legacy type URL. S answers with a
+    SaveStateResponse (state `s1`) to `clientid=<R>`.
+
+    Asserts: S receives the request with `respond_to` `clientid=<R>` (overwritten), the same
+    SaveStateRequest, in S's type URL form; R receives the response with `rpc_id` `c1`,
+    state `s1`, under the legacy type URL."""
+    agent_type = ctx.unique("stateful")
+    server = await ctx.serving("s", agent_type)
+    server_control = await server.open_control()
+    requester = ctx.worker("r", hello=None)
+    await requester.open()
+    await requester.register(ctx.unique("r"))  # makes sure the host knows R's data channel
+    control = await requester.open_control()
+    legacy_prefix = "type.googleapis.com/agents."
+    server_prefix = legacy_prefix if ctx.legacy else "type.googleapis.com/agentworker.v1."
+    request = pb.SaveStateRequest(agent_id=pb.AgentId(type=agent_type, key="k"))
+    await control.write(
+        pb.OpenControlChannelRequest(
+            rpc_id="c1",
+            destination=f"agentid={agent_type}/k",
+            respond_to="clientid=forged",
+            rpc_message=any_pb2.Any(
+                type_url=legacy_prefix + "SaveStateRequest", value=request.SerializeToString()
+            ),
+        )
+    )
+    got = await server_control.expect("the routed SaveStateRequest", lambda f: True)
+    ctx.check(
+        got.respond_to == f"clientid={requester.client_id}",
+        f"respond_to {got.respond_to!r} was not overwritten with the requester's client-id",
+    )
+    url = got.rpc_message.type_url
+    ctx.check(url == server_prefix + "SaveStateRequest", f"S received type URL {url!r}")
+    ctx.check(
+        pb.SaveStateRequest.FromString(got.rpc_message.value) == request,
+        "the SaveStateRequest changed in transit",
+    )
+    answer = pb.SaveStateResponse(state="s1")
+    await server_control.write(
+        pb.OpenControlChannelRequest(
+            rpc_id=got.rpc_id,
+            destination=f"clientid={requester.client_id}",
+            rpc_message=any_pb2.Any(
+                type_url=server_prefix + "SaveStateResponse", value=answer.SerializeToString()
+            ),
+        )
+    )
+    frame = await control.expect("the SaveStateResponse for c1", lambda f: f.rpc_id == "c1")
+    url = frame.rpc_message.type_url
+    ctx.check(url == legacy_prefix + "SaveStateResponse", f"R received type URL {url!r}")
+    response = pb.SaveStateResponse.FromString(frame.rpc_message.value)
+    ctx.check(response.state == "s1" and not response.error, f"R received {response}")

@@ -201,3 +201,24 @@ async def invalid_event(ctx: HostContext) -> None:
             f"notice code {pb.ErrorCode.Name(notice.code)}",
         )
     ctx.check(first.event_id == old.id, f"notice names event {first.event_id!r}, not {old.id}")
+
+
+@host_case("host/publish/unroutable-subscription", requirements=["AWP-PUB-012", "AWP-PUB-010"])
+async def unroutable_subscription(ctx: HostContext) -> None:
+    """Procedure: worker S adds a subscription on topic X for an agent type nobody serves;
+    R serves a type subscribed to X. A publisher P sends an event on X.
+
+    Asserts: R receives it; S receives nothing; P receives no Notice or other frame."""
+    topic = ctx.unique("unroutable")
+    stray = await ctx.connect("s")
+    await stray.subscribe(type_subscription(ctx.unique("s"), topic, ctx.unique("nobody")))
+    agent_type = ctx.unique("r")
+    receiver = await ctx.serving("r", agent_type)
+    await receiver.subscribe(type_subscription(ctx.unique("s"), topic, agent_type))
+    publisher = await ctx.connect("p")
+    sent = event(topic, "k", "x")
+    await publisher.publish(sent)
+    await receiver.data.expect(f"event {sent.id}", event_with_id(sent.id))
+    for worker in (stray, publisher):
+        rest = await worker.data.settle(0.2)
+        ctx.check(not rest, f"{worker.label} received {len(rest)} frames")
