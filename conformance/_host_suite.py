@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 
 from agentworker.v1 import agentworker_pb2 as pb
@@ -34,7 +35,7 @@ async def probe_capabilities(address: str, scale: float) -> frozenset[int]:
     worker = RawWorker(
         address,
         label="probe",
-        client_id="conformance-probe-" + address,
+        client_id=f"conformance-probe-{uuid.uuid4()}",
         hello=pb.ChannelHello(protocol_version=1, capabilities=all_capabilities()),
         legacy_path=False,
         trace=Trace(),

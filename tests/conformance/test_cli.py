@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 from pathlib import Path
 
 from conformance import HOST_CASES
@@ -93,3 +95,32 @@ def test_expected_failures_and_policy_from_the_command_line(
     assert run.status("host/rpc/unknown-target") == "XFAIL"
     assert run.status("host/rpc/routing") == "XPASS"
     assert run.stdout.splitlines()[-1] == "0 passed, 1 failed, 1 skipped"
+
+
+def test_attach_mode_and_listen_address_from_the_environment(report_dir: Path) -> None:
+    """The tiny host, given no --address, listens where AGENTWORKER_LISTEN_ADDRESS says;
+    the harness attaches to it."""
+    address = f"127.0.0.1:{free_port()}"
+    env = dict(os.environ, AGENTWORKER_LISTEN_ADDRESS=address)
+    command = [arg for arg in tiny_host_command() if arg not in ("--address", "{address}")]
+    host = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        run = run_cli(
+            [
+                "host",
+                "--address",
+                address,
+                "--case",
+                "host/rpc/routing",
+                "--case",
+                "host/publish/*",
+            ],
+            report_dir,
+        )
+    finally:
+        host.terminate()
+        host.wait(timeout=10)
+    assert run.returncode == 0, run.stdout
+    assert run.report is not None
+    assert run.report["subject"] == f"attached to {address}"
+    assert run.status("host/rpc/routing") == "PASS"
