@@ -31,6 +31,7 @@ Usage (with interop/autogen/.venv/bin/python):
 
     mixed_worker.py --host 127.0.0.1:50051 --agent-type ag_mixed \
         [--topic-type interop.chat]... [--topic-prefix interop.prefix.]... [--stdin-lifeline]
+        [--quiet]
 
 It runs until SIGTERM or SIGINT (or, with --stdin-lifeline, until its stdin closes), then
 stops its runtimes and exits 0. A registration the host refuses exits 2.
@@ -80,12 +81,15 @@ class MixedAgent(RoutedAgent):
     """Answers Ping, Stall, Fail, PublishRequest and CallRequest; reports Ping events."""
 
     protobuf_publisher: GrpcWorkerAgentRuntime | None = None
+    quiet = False  # no "rpc" and "received" lines (for measurements)
 
     def __init__(self) -> None:
         super().__init__("agentworker interop agent")
         self._groups: dict[str, tuple[list[int], asyncio.Event]] = {}
 
     def _rpc_seen(self, message: object, ctx: MessageContext) -> None:
+        if MixedAgent.quiet:
+            return
         emit(
             "rpc",
             agent=agent_id_json(self.id),
@@ -188,6 +192,8 @@ class MixedAgent(RoutedAgent):
         self._event_seen(message, ctx)
 
     def _event_seen(self, message: object, ctx: MessageContext) -> None:
+        if MixedAgent.quiet:
+            return
         emit(
             "received",
             agent=agent_id_json(self.id),
@@ -218,6 +224,7 @@ async def main(args: argparse.Namespace) -> int:
     add_serializers(runtime)
     add_serializers(publisher)
     MixedAgent.protobuf_publisher = publisher
+    MixedAgent.quiet = args.quiet
     try:
         try:
             await MixedAgent.register(
@@ -267,6 +274,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         help="add a TypePrefixSubscription (repeatable)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="do not report each RPC and event on stdout"
     )
     parser.add_argument(
         "--stdin-lifeline", action="store_true", help="also stop when stdin reaches end of file"
