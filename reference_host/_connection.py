@@ -21,7 +21,8 @@ from ._metrics import Metrics
 if TYPE_CHECKING:
     from ._rpc import PendingCall
 
-# Upper bound of a Batch frame's encoded size. A single larger frame is still sent alone.
+# Upper bound of a Batch frame's encoded size (lowered to the host's message limit when that is
+# smaller). A single larger frame is still sent alone.
 MAX_BATCH_BYTES: Final = 1024 * 1024
 
 Write = Callable[[bytes], Awaitable[None]]
@@ -36,6 +37,7 @@ class Outbound:
         "_finishing",
         "_limit",
         "_max_batch",
+        "_max_batch_bytes",
         "_metrics",
         "_queue",
         "_space",
@@ -43,13 +45,20 @@ class Outbound:
     )
 
     def __init__(
-        self, limit: int, metrics: Metrics, *, batching: bool = False, max_batch: int = 1
+        self,
+        limit: int,
+        metrics: Metrics,
+        *,
+        batching: bool = False,
+        max_batch: int = 1,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
     ) -> None:
         self._queue: collections.deque[bytes] = collections.deque()
         self._limit = limit
         self._metrics = metrics
         self._batching = batching and max_batch > 1
         self._max_batch = max(1, max_batch)
+        self._max_batch_bytes = min(max_batch_bytes, MAX_BATCH_BYTES)
         self._wakeup: asyncio.Future[None] | None = None
         self._space: asyncio.Future[None] | None = None
         self._finishing = False
@@ -148,9 +157,10 @@ class Outbound:
                 frames = [first]
                 size = _wire.batch_overhead(len(first))
                 max_batch = self._max_batch
+                max_bytes = self._max_batch_bytes
                 while queue and len(frames) < max_batch:
                     added = _wire.batch_overhead(len(queue[0]))
-                    if size + added > MAX_BATCH_BYTES:
+                    if size + added > max_bytes:
                         break
                     frames.append(queue.popleft())
                     size += added

@@ -30,6 +30,7 @@ _logger = logging.getLogger("reference_host")
 
 # Time the server gives handlers to end their streams once every channel was told to close.
 _FINAL_GRACE_S: Final = 2.0
+_MIN_FINAL_GRACE_S: Final = 0.25
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -204,8 +205,9 @@ class Host:
         router.close_all()
         control.close_all()
         health.close()
-        final_grace = min(_FINAL_GRACE_S, max(0.1, deadline - loop.time())) if grace else None
-        await server.stop(final_grace)
+        # Channels now flush what they hold (SHUTTING_DOWN answers included) and end; give
+        # them a moment even when stopping without grace.
+        await server.stop(max(_MIN_FINAL_GRACE_S, min(_FINAL_GRACE_S, deadline - loop.time())))
         if self._metrics_task is not None:
             self._metrics_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

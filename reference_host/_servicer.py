@@ -93,7 +93,12 @@ class AgentRpcServicer:
             client_id,
             connection_id,
             Outbound(
-                self._config.queue_limit, self._metrics, batching=batching, max_batch=max_batch
+                self._config.queue_limit,
+                self._metrics,
+                batching=batching,
+                max_batch=max_batch,
+                # Leave room for the Batch frame's own tag and length.
+                max_batch_bytes=self._config.max_message_bytes - 16,
             ),
             v1=hello is not None,
             capabilities=capabilities,

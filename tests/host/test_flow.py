@@ -175,3 +175,51 @@ async def test_request_to_a_full_queue_is_overloaded(start_host: StartHost) -> N
 async def _flood(publisher: RawWorker, blob: bytes) -> None:
     for i in range(2_000):
         await publisher.publish(event("big", event_id=f"f{i}", data=blob))
+
+
+@pytest.mark.asyncio
+@pytest.mark.requirement("AWP-CONN-004", "AWP-CONN-003")
+async def test_oversized_frame_ends_only_that_channel(start_host: StartHost) -> None:
+    host = await start_host(max_message_bytes=65_536)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+        big = await RawWorker(channel, "big").open(hello())
+        assert big.welcome is not None
+        assert big.welcome.max_message_bytes == 65_536
+        other = await RawWorker(channel, "other").open(hello())
+        await other.register("other")
+        await other.subscribe(type_sub("o-s", "t", "other"))
+        await big.publish(event("t", data=b"x" * 70_000))
+        assert await big.wait_ended() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        await eventually(lambda: host.metrics.connections_open == 1)
+        await other.publish(event("t", event_id="fine", data=b"x" * 60_000))
+        assert (await other.next()).cloud_event.id == "fine"
+        await other.close()
+
+
+@pytest.mark.asyncio
+async def test_batches_stay_within_the_message_limit(start_host: StartHost) -> None:
+    host = await start_host(max_message_bytes=65_536)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+        publisher = await RawWorker(channel, "pub").open(hello())
+        consumer = await RawWorker(channel, "consumer").open(hello(pb.CAPABILITY_BATCHING))
+        await consumer.register("consumer")
+        await consumer.subscribe(type_sub("c-s", "t", "consumer"))
+        # Each event is about 10 KB; an incoming batch of 40 queues about 400 KB at once.
+        batch = pb.OpenChannelRequest(
+            batch=pb.OpenChannelRequest.Batch(
+                messages=[
+                    pb.OpenChannelRequest(
+                        cloud_event=event("t", event_id=f"e{i}", data=b"y" * 10_000)
+                    )
+                    for i in range(5)
+                ]
+            )
+        )
+        for _ in range(8):
+            await publisher.send(batch)
+        ids = [(await consumer.next()).cloud_event.id for _ in range(40)]
+        assert ids == [f"e{i}" for i in range(5)] * 8
+        assert consumer.raw_frames
+        assert all(frame.ByteSize() <= 65_536 for frame in consumer.raw_frames)
+        for worker in (publisher, consumer):
+            await worker.close()
