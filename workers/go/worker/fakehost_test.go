@@ -36,7 +36,10 @@ type fakeHost struct {
 	hellos    []*pb.ChannelHello
 	types     []string
 	subs      []*pb.Subscription
-	rejects   int // OpenChannel calls still to answer ALREADY_EXISTS
+	rejects   int  // OpenChannel calls still to answer ALREADY_EXISTS
+	legacy    bool // send no welcome, like an AutoGen host
+	batches   int  // batch frames received
+	controls  int  // control channels opened
 
 	channels chan *hostChannel
 }
@@ -90,8 +93,13 @@ func (h *fakeHost) OpenChannel(stream pb.AgentRpcService_OpenChannelServer) erro
 		ProtocolVersion: 1, DefaultRpcTimeoutMs: 60000, MaxMessageBytes: 4 << 20,
 		Capabilities: []pb.Capability{pb.Capability_CAPABILITY_BATCHING},
 	})
-	if err := stream.SendHeader(metadata.Pairs(welcomeKey, string(welcome))); err != nil {
-		return err
+	h.mu.Lock()
+	legacy := h.legacy
+	h.mu.Unlock()
+	if !legacy {
+		if err := stream.SendHeader(metadata.Pairs(welcomeKey, string(welcome))); err != nil {
+			return err
+		}
 	}
 	ch := &hostChannel{stream: stream, frames: make(chan *pb.OpenChannelRequest, 1024), end: make(chan error, 1)}
 	go func() {
@@ -103,6 +111,9 @@ func (h *fakeHost) OpenChannel(stream pb.AgentRpcService_OpenChannelServer) erro
 			}
 			// Unbatch, so that tests see frames one by one.
 			if b := f.GetBatch(); b != nil {
+				h.mu.Lock()
+				h.batches++
+				h.mu.Unlock()
 				for _, inner := range b.GetMessages() {
 					ch.frames <- inner
 				}
@@ -122,6 +133,9 @@ func (h *fakeHost) OpenChannel(stream pb.AgentRpcService_OpenChannelServer) erro
 
 func (h *fakeHost) OpenControlChannel(stream pb.AgentRpcService_OpenControlChannelServer) error {
 	h.record(stream.Context())
+	h.mu.Lock()
+	h.controls++
+	h.mu.Unlock()
 	for {
 		if _, err := stream.Recv(); err != nil {
 			return nil
@@ -541,4 +555,62 @@ func TestShutdownFinishesRunningHandlersAndRefusesNewOnes(t *testing.T) {
 	if err := w.Err(); err != nil {
 		t.Fatalf("Err after Shutdown = %v", err)
 	}
+}
+
+func TestLegacyHostGetsNoV1Extensions(t *testing.T) {
+	defer func(d time.Duration) { welcomeWait = d }(welcomeWait)
+	welcomeWait = 200 * time.Millisecond
+	h := startFakeHost(t)
+	h.legacy = true
+	w := startWorker(t, h, false)
+	ch := h.channel(t)
+	if w.Welcome() != nil {
+		t.Fatal("a welcome from a legacy host")
+	}
+	// A burst that a v1 connection with batching would batch.
+	ctx := context.Background()
+	for seq := range int32(200) {
+		if err := w.Publish(ctx, TopicID{"t", "s"}, pingPayload("", seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for seq := range int32(200) {
+		var ping cpb.Ping
+		if err := ch.next(t).GetCloudEvent().GetProtoData().UnmarshalTo(&ping); err != nil || ping.Seq != seq {
+			t.Fatalf("event %d: %v (%v)", seq, &ping, err)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.batches != 0 || h.controls != 0 {
+		t.Fatalf("%d batches and %d control channels sent to a legacy host", h.batches, h.controls)
+	}
+}
+
+func TestPublishBurstIsBatchedInOrderWhenBatchingIsInForce(t *testing.T) {
+	h := startFakeHost(t)
+	w := startWorker(t, h, false)
+	ch := h.channel(t)
+	ctx := context.Background()
+	const n = 2000
+	go func() {
+		for seq := range int32(n) {
+			if err := w.Publish(ctx, TopicID{"t", "s"}, pingPayload("", seq)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for seq := range int32(n) {
+		var ping cpb.Ping
+		if err := ch.next(t).GetCloudEvent().GetProtoData().UnmarshalTo(&ping); err != nil || ping.Seq != seq {
+			t.Fatalf("event %d: %v (%v)", seq, &ping, err)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.controls != 1 {
+		t.Fatalf("%d control channels, want 1", h.controls)
+	}
+	t.Logf("%d events arrived in %d batches (and single frames)", n, h.batches)
 }

@@ -31,12 +31,15 @@ const (
 	maxMessageBytes    = 64 << 20
 	defaultRPCTimeout  = 60 * time.Second
 	localTimeoutMargin = time.Second // AWP-RPC-012
-	welcomeWait        = 5 * time.Second
 	unaryTimeout       = 15 * time.Second
 	backoffFirst       = 250 * time.Millisecond
 	backoffCap         = 30 * time.Second
 	mailboxSize        = 256
 )
+
+// welcomeWait bounds the wait for the host's response header; a host that
+// sends none by then is a legacy host (AWP-VER-015).
+var welcomeWait = 5 * time.Second
 
 // Worker runs agents and keeps one connection to a host.
 type Worker struct {
@@ -256,6 +259,9 @@ func (w *Worker) Run(ctx context.Context, ready func()) error {
 	startCtx, cancel := context.WithTimeout(ctx, w.cfg.StartTimeout)
 	defer cancel()
 	if err := w.Start(startCtx); err != nil {
+		if ctx.Err() != nil {
+			return nil // asked to stop before the worker started
+		}
 		return err
 	}
 	if ready != nil {
