@@ -50,7 +50,10 @@ test("content types are matched without case or parameters", () => {
 
 test("what does not decode is an UnsupportedMessageError", () => {
   const unknownProto = encodePayload(proto(PongSchema, create(PongSchema)));
-  assert.throws(() => decodePayload(unknownProto, createRegistry(PingSchema)), UnsupportedMessageError);
+  assert.throws(
+    () => decodePayload(unknownProto, createRegistry(PingSchema)),
+    UnsupportedMessageError,
+  );
   const badJson = create(PayloadSchema, {
     dataType: "Ping",
     dataContentType: "application/json",
@@ -88,7 +91,11 @@ test("CloudEvent of a JSON publish carries the 9.1 attributes", () => {
 });
 
 test("CloudEvent of a protobuf publish carries proto_data and round-trips", () => {
-  const event = buildCloudEvent({ topic: { type: "t", source: "s" }, body: proto(PingSchema, ping), sender: { type: "a", key: "b" } });
+  const event = buildCloudEvent({
+    topic: { type: "t", source: "s" },
+    body: proto(PingSchema, ping),
+    sender: { type: "a", key: "b" },
+  });
   assert.equal(event.data.case, "protoData");
   assert.equal(attributeString(event, "datacontenttype"), "application/x-protobuf");
   assert.equal(attributeString(event, "dataschema"), "agentworker.conformance.v1.Ping");

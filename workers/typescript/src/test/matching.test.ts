@@ -44,9 +44,10 @@ test("recipients are distinct, keyed by the topic source, without the sender (AW
     { type: "writer", key: "s1" },
     { type: "editor", key: "s1" },
   ]);
-  assert.deepEqual(recipients(rules, { type: "chat", source: "s1" }, { type: "writer", key: "s1" }), [
-    { type: "editor", key: "s1" },
-  ]);
+  assert.deepEqual(
+    recipients(rules, { type: "chat", source: "s1" }, { type: "writer", key: "s1" }),
+    [{ type: "editor", key: "s1" }],
+  );
   assert.deepEqual(recipients(rules, { type: "none", source: "s" }), []);
 });
 

@@ -1,7 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { OpenChannelRequestSchema, RpcResponseSchema, type OpenChannelRequest } from "../gen/v1/agentworker_pb.js";
+import {
+  OpenChannelRequestSchema,
+  RpcResponseSchema,
+  type OpenChannelRequest,
+} from "../gen/v1/agentworker_pb.js";
 import { configFromEnv, ConfigError, isLoopback } from "../worker/config.js";
 import { backoffMs } from "../worker/worker.js";
 import { FrameWriter, type FrameSink } from "../worker/writer.js";
@@ -31,8 +35,12 @@ class FakeSink implements FrameSink {
 const ids = (frames: OpenChannelRequest[]): string[] =>
   frames.flatMap((f) =>
     f.message.case === "batch"
-      ? f.message.value.messages.map((m) => (m.message.case === "response" ? m.message.value.requestId : "?"))
-      : f.message.case === "response" ? [f.message.value.requestId] : ["?"],
+      ? f.message.value.messages.map((m) =>
+          m.message.case === "response" ? m.message.value.requestId : "?",
+        )
+      : f.message.case === "response"
+        ? [f.message.value.requestId]
+        : ["?"],
   );
 
 test("the writer writes at once and batches only what queued while the stream was full (AWP-BAT-004)", () => {
@@ -48,7 +56,10 @@ test("the writer writes at once and batches only what queued while the stream wa
   writer.send(frame("5"));
   assert.equal(sink.written.length, 2);
   sink.release();
-  assert.deepEqual(sink.written.map((f) => f.message.case), ["response", "response", "batch", "response"]);
+  assert.deepEqual(
+    sink.written.map((f) => f.message.case),
+    ["response", "response", "batch", "response"],
+  );
   assert.deepEqual(ids(sink.written), ["1", "2", "3", "4", "5"]);
 });
 
@@ -71,7 +82,10 @@ test("reconnect backoff starts within 100 ms to 1 s, doubles and caps at 30 s", 
 });
 
 test("configuration comes from the AGENTWORKER_* variables (AWP-CNF-001)", () => {
-  const config = configFromEnv({ AGENTWORKER_HOST_ADDRESS: "127.0.0.1:1", AGENTWORKER_CLIENT_ID: "me" });
+  const config = configFromEnv({
+    AGENTWORKER_HOST_ADDRESS: "127.0.0.1:1",
+    AGENTWORKER_CLIENT_ID: "me",
+  });
   assert.equal(config.address, "127.0.0.1:1");
   assert.equal(config.clientId, "me");
   assert.equal(config.tls, undefined);
@@ -85,6 +99,9 @@ test("a token is never sent in clear off loopback (AWP-SEC-007)", () => {
     () => configFromEnv({ AGENTWORKER_HOST_ADDRESS: "example.com:443", AGENTWORKER_TOKEN: "t" }),
     ConfigError,
   );
-  assert.equal(configFromEnv({ AGENTWORKER_HOST_ADDRESS: "[::1]:5", AGENTWORKER_TOKEN: "t" }).token, "t");
+  assert.equal(
+    configFromEnv({ AGENTWORKER_HOST_ADDRESS: "[::1]:5", AGENTWORKER_TOKEN: "t" }).token,
+    "t",
+  );
   assert.ok(isLoopback("localhost:1") && isLoopback("127.0.0.2:1") && !isLoopback("10.0.0.1:1"));
 });

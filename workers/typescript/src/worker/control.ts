@@ -1,5 +1,11 @@
 // The control channel: answers SaveStateRequest and LoadStateRequest (spec section 13).
-import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import {
+  create,
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type MessageShape,
+} from "@bufbuild/protobuf";
 import { AnySchema, type Any } from "@bufbuild/protobuf/wkt";
 import {
   ErrorCode,
@@ -21,15 +27,24 @@ const V1_PACKAGE = "agentworker.v1.";
 const LEGACY_PACKAGE = "agents.";
 
 /** Packs a control message under the v1 or the legacy (AutoGen) name (AWP-CTL-002). */
-function pack<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>, legacy: boolean): Any {
+function pack<Desc extends DescMessage>(
+  schema: Desc,
+  message: MessageShape<Desc>,
+  legacy: boolean,
+): Any {
   const name = legacy ? LEGACY_PACKAGE + schema.name : schema.typeName;
-  return create(AnySchema, { typeUrl: `type.googleapis.com/${name}`, value: toBinary(schema, message) });
+  return create(AnySchema, {
+    typeUrl: `type.googleapis.com/${name}`,
+    value: toBinary(schema, message),
+  });
 }
 
 /** Reads "agentid=TYPE/KEY". */
 function agentOfDestination(destination: string): AgentRef | undefined {
   const match = /^agentid=([^/]*)\/(.*)$/s.exec(destination);
-  return match?.[1] === undefined || match[2] === undefined ? undefined : { type: match[1], key: match[2] };
+  return match?.[1] === undefined || match[2] === undefined
+    ? undefined
+    : { type: match[1], key: match[2] };
 }
 
 export class ControlChannel {
@@ -41,7 +56,8 @@ export class ControlChannel {
     call.on("data", (frame: OpenControlChannelResponse) => void this.onFrame(frame));
     call.on("error", () => undefined);
     call.on("status", (status: { code: number; details: string }) => {
-      if (status.code !== 0) this.log.info(`control channel ended: ${status.code} ${status.details}`);
+      if (status.code !== 0)
+        this.log.info(`control channel ended: ${status.code} ${status.details}`);
     });
   }
 
@@ -60,10 +76,18 @@ export class ControlChannel {
     try {
       if (short === "SaveStateRequest") {
         const request = fromBinary(SaveStateRequestSchema, any.value);
-        reply = pack(SaveStateResponseSchema, await this.save(request.agentId, frame.destination), legacy);
+        reply = pack(
+          SaveStateResponseSchema,
+          await this.save(request.agentId, frame.destination),
+          legacy,
+        );
       } else if (short === "LoadStateRequest") {
         const request = fromBinary(LoadStateRequestSchema, any.value);
-        reply = pack(LoadStateResponseSchema, await this.load(request.agentId, frame.destination, request.state), legacy);
+        reply = pack(
+          LoadStateResponseSchema,
+          await this.load(request.agentId, frame.destination, request.state),
+          legacy,
+        );
       } else {
         return; // responses to calls this worker never makes
       }
@@ -84,7 +108,9 @@ export class ControlChannel {
     const ref = id !== undefined ? { type: id.type, key: id.key } : agentOfDestination(destination);
     const agent = ref === undefined ? undefined : this.agentFor(ref);
     if (ref === undefined || agent === undefined) {
-      throw new Error(`no agent ${ref === undefined ? destination : `${ref.type}/${ref.key}`} on this worker`);
+      throw new Error(
+        `no agent ${ref === undefined ? destination : `${ref.type}/${ref.key}`} on this worker`,
+      );
     }
     return agent;
   }
@@ -95,7 +121,10 @@ export class ControlChannel {
       if (agent.saveState === undefined) throw new Error("this agent has no state to save");
       return create(SaveStateResponseSchema, { state: await agent.saveState() });
     } catch (error) {
-      return create(SaveStateResponseSchema, { error: describeError(error), errorCode: ErrorCode.HANDLER_FAILED });
+      return create(SaveStateResponseSchema, {
+        error: describeError(error),
+        errorCode: ErrorCode.HANDLER_FAILED,
+      });
     }
   }
 
@@ -106,7 +135,10 @@ export class ControlChannel {
       await agent.loadState(state);
       return create(LoadStateResponseSchema, {});
     } catch (error) {
-      return create(LoadStateResponseSchema, { error: describeError(error), errorCode: ErrorCode.HANDLER_FAILED });
+      return create(LoadStateResponseSchema, {
+        error: describeError(error),
+        errorCode: ErrorCode.HANDLER_FAILED,
+      });
     }
   }
 }

@@ -114,7 +114,9 @@ function decodeAny(any: Any, registry: Registry): Body {
   }
   const schema = message === undefined ? undefined : registry.getMessage(message.$typeName);
   if (message === undefined || schema === undefined) {
-    throw new UnsupportedMessageError(`no handler knows protobuf type ${JSON.stringify(any.typeUrl)}`);
+    throw new UnsupportedMessageError(
+      `no handler knows protobuf type ${JSON.stringify(any.typeUrl)}`,
+    );
   }
   return { encoding: "protobuf", dataType: schema.typeName, schema, message };
 }
@@ -132,7 +134,9 @@ export function decodePayload(payload: Payload | undefined, registry: Registry):
     try {
       any = fromBinary(AnySchema, payload.data);
     } catch (error) {
-      throw new UnsupportedMessageError(`${payload.dataType}: data is not a protobuf Any (${String(error)})`);
+      throw new UnsupportedMessageError(
+        `${payload.dataType}: data is not a protobuf Any (${String(error)})`,
+      );
     }
     return decodeAny(any, registry);
   }

@@ -36,3 +36,4 @@ export type {
   SendOptions,
   WorkerOptions,
 } from "./worker.js";
+export { runWorker, sleep, withDeadline } from "./process.js";

@@ -1,11 +1,7 @@
 // Subscriptions and local topic matching (spec section 8). Pure functions.
 import { create } from "@bufbuild/protobuf";
 import { randomUUID } from "node:crypto";
-import {
-  SubscriptionSchema,
-  type AgentId,
-  type Subscription,
-} from "../gen/v1/agentworker_pb.js";
+import { SubscriptionSchema, type AgentId, type Subscription } from "../gen/v1/agentworker_pb.js";
 import type { TopicId } from "./encoding.js";
 
 /** A subscription rule: exact topic type, or topic type prefix, mapped to an agent type. */
@@ -49,7 +45,12 @@ export function fromProto(subscription: Subscription): SubscriptionRule | undefi
   const rule = subscription.subscription;
   switch (rule.case) {
     case "typeSubscription":
-      return { id: subscription.id, kind: "type", topic: rule.value.topicType, agentType: rule.value.agentType };
+      return {
+        id: subscription.id,
+        kind: "type",
+        topic: rule.value.topicType,
+        agentType: rule.value.agentType,
+      };
     case "typePrefixSubscription":
       return {
         id: subscription.id,

@@ -1,5 +1,11 @@
 // The worker runtime: connection, registration, dispatch, publish, RPC, reconnect, shutdown.
-import { create, createRegistry, fromBinary, type DescMessage, type Registry } from "@bufbuild/protobuf";
+import {
+  create,
+  createRegistry,
+  fromBinary,
+  type DescMessage,
+  type Registry,
+} from "@bufbuild/protobuf";
 import type { Metadata, ServiceError, StatusObject } from "@grpc/grpc-js";
 import { status as Status } from "@grpc/grpc-js";
 import {
@@ -206,10 +212,17 @@ export class Worker {
       throw new Error(`agent type ${JSON.stringify(type)} is already registered`);
     }
     this.types.set(type, factory);
-    const rules = [directSubscription(type), ...subscriptions.map((s) => ({ ...s, agentType: type }))];
+    const rules = [
+      directSubscription(type),
+      ...subscriptions.map((s) => ({ ...s, agentType: type })),
+    ];
     const conn = this.conn;
     if (conn?.open === true) {
-      await this.client.unary("registerAgent", create(RegisterAgentRequestSchema, { type }), UNARY_TIMEOUT_MS);
+      await this.client.unary(
+        "registerAgent",
+        create(RegisterAgentRequestSchema, { type }),
+        UNARY_TIMEOUT_MS,
+      );
     }
     for (const rule of rules) {
       await this.addSubscription(rule);
@@ -228,7 +241,11 @@ export class Worker {
   async removeSubscription(id: string): Promise<void> {
     this.subscriptions.delete(id);
     if (this.conn?.open === true) {
-      await this.client.unary("removeSubscription", create(RemoveSubscriptionRequestSchema, { id }), UNARY_TIMEOUT_MS);
+      await this.client.unary(
+        "removeSubscription",
+        create(RemoveSubscriptionRequestSchema, { id }),
+        UNARY_TIMEOUT_MS,
+      );
     }
   }
 
@@ -258,14 +275,18 @@ export class Worker {
       throw new RpcError(ErrorCode.TARGET_UNAVAILABLE, "not connected to the host");
     }
     const event = buildCloudEvent({ topic, body, sender });
-    conn.writer.send(create(OpenChannelRequestSchema, { message: { case: "cloudEvent", value: event } }));
+    conn.writer.send(
+      create(OpenChannelRequestSchema, { message: { case: "cloudEvent", value: event } }),
+    );
   }
 
   /** Sends an RPC and waits for its reply; failures reject with an RpcError (AWP-RPC-022). */
   send(body: Body, target: AgentRef, options: SendOptions = {}, source?: AgentRef): Promise<Body> {
     const conn = this.conn;
     if (conn?.open !== true) {
-      return Promise.reject(new RpcError(ErrorCode.TARGET_UNAVAILABLE, "not connected to the host"));
+      return Promise.reject(
+        new RpcError(ErrorCode.TARGET_UNAVAILABLE, "not connected to the host"),
+      );
     }
     const fallback = Number(conn.welcome?.defaultRpcTimeoutMs ?? 0n) || DEFAULT_RPC_TIMEOUT_MS;
     const timeoutMs = Math.max(1, Math.ceil(options.timeoutMs ?? fallback));
@@ -285,7 +306,9 @@ export class Worker {
         reject(new RpcError(ErrorCode.DEADLINE_EXCEEDED, `no response within ${timeoutMs} ms`));
       }, timeoutMs + LOCAL_MARGIN_MS);
       conn.pending.set(requestId, { resolve, reject, timer });
-      conn.writer.send(create(OpenChannelRequestSchema, { message: { case: "request", value: request } }));
+      conn.writer.send(
+        create(OpenChannelRequestSchema, { message: { case: "request", value: request } }),
+      );
     });
   }
 
@@ -352,12 +375,21 @@ export class Worker {
     call.on("data", (frame: OpenChannelResponse) => this.onFrame(frame, conn));
     call.on("status", (status: StatusObject) => this.onLost(conn, status));
     this.conn = conn;
-    if (this.options.state !== false && (conn.welcome === undefined || conn.inForce(Capability.STATE))) {
-      conn.control = new ControlChannel(this.client.openControlChannel(), this.log, (id) => this.agentFor(id));
+    if (
+      this.options.state !== false &&
+      (conn.welcome === undefined || conn.inForce(Capability.STATE))
+    ) {
+      conn.control = new ControlChannel(this.client.openControlChannel(), this.log, (id) =>
+        this.agentFor(id),
+      );
     }
     try {
       for (const type of this.types.keys()) {
-        await this.client.unary("registerAgent", create(RegisterAgentRequestSchema, { type }), UNARY_TIMEOUT_MS);
+        await this.client.unary(
+          "registerAgent",
+          create(RegisterAgentRequestSchema, { type }),
+          UNARY_TIMEOUT_MS,
+        );
       }
       for (const rule of this.subscriptions.values()) {
         await this.sendSubscription(rule);
@@ -371,7 +403,11 @@ export class Worker {
 
   private async sendSubscription(rule: SubscriptionRule): Promise<void> {
     try {
-      await this.client.unary("addSubscription", create(AddSubscriptionRequestSchema, { subscription: toProto(rule) }), UNARY_TIMEOUT_MS);
+      await this.client.unary(
+        "addSubscription",
+        create(AddSubscriptionRequestSchema, { subscription: toProto(rule) }),
+        UNARY_TIMEOUT_MS,
+      );
     } catch (error) {
       // The host may still hold it from before a reconnect (AWP-CONN-022 makes that succeed).
       if (statusOf(error) !== Status.ALREADY_EXISTS) throw error;
@@ -384,7 +420,12 @@ export class Worker {
     conn.control?.close();
     for (const [id, pending] of conn.pending) {
       clearTimeout(pending.timer);
-      pending.reject(new RpcError(ErrorCode.TARGET_UNAVAILABLE, `channel ended before request ${id} was answered`));
+      pending.reject(
+        new RpcError(
+          ErrorCode.TARGET_UNAVAILABLE,
+          `channel ended before request ${id} was answered`,
+        ),
+      );
     }
     conn.pending.clear();
     if (this.stopping) return;
@@ -462,23 +503,34 @@ export class Worker {
     try {
       pending.resolve(decodePayload(response.payload, this.registry));
     } catch (error) {
-      pending.reject(error instanceof RpcError ? error : new RpcError(ErrorCode.UNSUPPORTED_MESSAGE, describeError(error)));
+      pending.reject(
+        error instanceof RpcError
+          ? error
+          : new RpcError(ErrorCode.UNSUPPORTED_MESSAGE, describeError(error)),
+      );
     }
   }
 
   private onRequest(request: RpcRequest, conn: Connection): void {
     let answered = false;
-    const respond = (fields: Partial<Pick<RpcResponse, "payload" | "error" | "errorCode">>): void => {
+    const respond = (
+      fields: Partial<Pick<RpcResponse, "payload" | "error" | "errorCode">>,
+    ): void => {
       if (answered) return;
       answered = true; // exactly one response per request (AWP-RPC-006)
       const response = create(RpcResponseSchema, { requestId: request.requestId, ...fields });
-      conn.writer.send(create(OpenChannelRequestSchema, { message: { case: "response", value: response } }));
+      conn.writer.send(
+        create(OpenChannelRequestSchema, { message: { case: "response", value: response } }),
+      );
     };
     const fail = (errorCode: ErrorCode, error: string): void => respond({ errorCode, error });
     const target = request.target;
     if (this.stopping) return fail(ErrorCode.SHUTTING_DOWN, "worker is shutting down");
     if (target === undefined || !this.types.has(target.type)) {
-      return fail(ErrorCode.UNKNOWN_TARGET, `this worker serves no agent type ${JSON.stringify(target?.type ?? "")}`);
+      return fail(
+        ErrorCode.UNKNOWN_TARGET,
+        `this worker serves no agent type ${JSON.stringify(target?.type ?? "")}`,
+      );
     }
     let body: Body;
     try {
@@ -488,8 +540,17 @@ export class Worker {
     }
     const timeout = Number(request.timeoutMs);
     const signal = timeout > 0 ? AbortSignal.timeout(timeout) : new AbortController().signal;
-    const sender = request.source !== undefined ? { type: request.source.type, key: request.source.key } : undefined;
-    const ctx: MessageContext = { isRpc: true, sender, topic: undefined, messageId: request.requestId, signal };
+    const sender =
+      request.source !== undefined
+        ? { type: request.source.type, key: request.source.key }
+        : undefined;
+    const ctx: MessageContext = {
+      isRpc: true,
+      sender,
+      topic: undefined,
+      messageId: request.requestId,
+      signal,
+    };
     this.run(target, body, ctx).then(
       (reply) => {
         try {
@@ -499,7 +560,10 @@ export class Worker {
         }
       },
       (error: unknown) => {
-        const code = error instanceof UnsupportedMessageError ? ErrorCode.UNSUPPORTED_MESSAGE : ErrorCode.HANDLER_FAILED;
+        const code =
+          error instanceof UnsupportedMessageError
+            ? ErrorCode.UNSUPPORTED_MESSAGE
+            : ErrorCode.HANDLER_FAILED;
         fail(code, describeError(error));
       },
     );
@@ -518,9 +582,17 @@ export class Worker {
     const signal = new AbortController().signal;
     for (const id of recipients(this.subscriptions.values(), received.topic, received.sender)) {
       if (!this.types.has(id.type)) continue;
-      const ctx: MessageContext = { isRpc: false, sender: received.sender, topic: received.topic, messageId: received.id, signal };
+      const ctx: MessageContext = {
+        isRpc: false,
+        sender: received.sender,
+        topic: received.topic,
+        messageId: received.id,
+        signal,
+      };
       this.run(id, received.body, ctx).catch((error: unknown) => {
-        this.log.warn(`handler of ${id.type}/${id.key} failed on event ${received.id}: ${describeError(error)}`);
+        this.log.warn(
+          `handler of ${id.type}/${id.key} failed on event ${received.id}: ${describeError(error)}`,
+        );
       });
     }
   }
@@ -528,7 +600,8 @@ export class Worker {
   /** Runs a handler; starts it synchronously so that handlers start in frame order. */
   private async run(id: AgentRef, body: Body, ctx: MessageContext): Promise<Body | undefined> {
     const agent = this.agentFor(id);
-    if (agent === undefined) throw new RpcError(ErrorCode.UNKNOWN_TARGET, `no agent type ${id.type}`);
+    if (agent === undefined)
+      throw new RpcError(ErrorCode.UNKNOWN_TARGET, `no agent type ${id.type}`);
     this.active++;
     if (this.active >= (this.options.maxConcurrentHandlers ?? 1000) && !this.paused) {
       this.paused = true; // stop reading rather than queue without bound (AWP-FLOW-004)
