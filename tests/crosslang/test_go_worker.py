@@ -377,6 +377,18 @@ async def test_protobuf_ping_is_answered_with_a_protobuf_pong(raw: RawWorker) ->
 
 
 @pytest.mark.asyncio
+@pytest.mark.requirement("AWP-CONN-003")
+async def test_large_pings_are_answered(raw: RawWorker) -> None:
+    key, text = new_key(), "x" * (3 * 1024 * 1024)
+    response = await raw.call(conformance(key), json_payload("Ping", {"text": text, "seq": 1}))
+    assert json.loads(response.payload.data) == {"text": text, "seq": 1, "agent_key": key}
+    response = await raw.call(conformance(key), proto_payload(cpb.Ping(text=text, seq=2)))
+    pong = cpb.Pong()
+    unpack(response.payload, pong)
+    assert (len(pong.text), pong.seq) == (len(text), 2)
+
+
+@pytest.mark.asyncio
 async def test_concurrent_calls_are_each_answered_once(raw: RawWorker) -> None:
     keys = [new_key() for _ in range(5)]
     calls = [
