@@ -14,7 +14,7 @@ __all__: list[str] = []
 
 @host_case(
     "host/rpc/deadline/expires",
-    requirements=["AWP-RPC-010", "AWP-RPC-011", "AWP-ERR-004", "AWP-ERR-002"],
+    requirements=["AWP-RPC-010", "AWP-RPC-011", "AWP-ERR-004", "AWP-ERR-002", "AWP-RPC-005"],
     v1_only=True,
 )
 async def deadline_expires(ctx: HostContext) -> None:
@@ -23,7 +23,8 @@ async def deadline_expires(ctx: HostContext) -> None:
 
     Asserts: T's copy carries timeout_ms between 1 and 400; C receives
     ERROR_CODE_DEADLINE_EXCEEDED for `d` no sooner than 0.35 s and within 2 s after the
-    deadline; T's late answer does not reach C."""
+    deadline; T's late answer does not reach C, and T receives a Notice with
+    ERROR_CODE_INVALID_REQUEST naming it."""
     agent_type = ctx.unique("slow")
     target = await ctx.serving("t", agent_type)
     caller = await ctx.connect("c")
@@ -40,7 +41,12 @@ async def deadline_expires(ctx: HostContext) -> None:
     ctx.check_error(resp, pb.ERROR_CODE_DEADLINE_EXCEEDED, "expired request")
     ctx.check(elapsed >= 0.35, f"the deadline error came after {elapsed:.3f} s, before 0.4 s")
     await target.respond(pb.RpcResponse(request_id=got.request_id, payload=got.payload))
-    rest = await caller.data.settle(0.3)
+    notice = await target.expect_notice("a notice for the late response", within=2.0)
+    ctx.check(
+        notice.code == pb.ERROR_CODE_INVALID_REQUEST and notice.request_id == got.request_id,
+        f"the late response's notice is {notice}",
+    )
+    rest = await caller.data.settle(0.2)
     ctx.check(not rest, f"the late response (or another frame) reached the caller: {rest}")
 
 

@@ -25,7 +25,8 @@ async def welcome(ctx: HostContext) -> None:
 
     Asserts: each receives `agentworker-welcome-bin` initial metadata without sending a frame;
     the welcome decodes, has protocol_version 1, default_rpc_timeout_ms > 0 and
-    max_message_bytes > 0, and lists only capabilities the hello listed."""
+    max_message_bytes > 0, lists only capabilities the hello listed, and states
+    max_batch_messages when batching is in force."""
     for label, caps in (("none", ()), ("batching", (pb.CAPABILITY_BATCHING,))):
         worker = ctx.worker(label, hello=ctx.hello(caps))
         await worker.open()
@@ -36,6 +37,8 @@ async def welcome(ctx: HostContext) -> None:
         ctx.check(w.protocol_version == 1, f"{label}: protocol_version {w.protocol_version}")
         ctx.check(w.default_rpc_timeout_ms > 0, f"{label}: default_rpc_timeout_ms is 0")
         ctx.check(w.max_message_bytes > 0, f"{label}: max_message_bytes is 0")
+        if pb.CAPABILITY_BATCHING in w.capabilities:
+            ctx.check(w.max_batch_messages > 0, f"{label}: batching without max_batch_messages")
         extra = set(w.capabilities) - set(caps)
         ctx.check(
             not extra,

@@ -142,7 +142,7 @@ def _rich_event(topic: str) -> list[ce.CloudEvent]:
     second = event(topic, "s2", "ignored")
     second.ClearField("binary_data")
     second.text_data = '{"text": "ünïcödé"}'
-    third = event(topic, "", '{"n": 1}')
+    third = event(topic, "s3", '{"n": 1}')
     return [first, second, third]
 
 
@@ -150,8 +150,7 @@ def _rich_event(topic: str) -> list[ce.CloudEvent]:
 async def forwarded_unchanged(ctx: HostContext) -> None:
     """Procedure: R subscribes to topic X; a publisher sends three events on X: one with
     proto_data and attributes of every type (boolean, integer, bytes, uri, uri-ref,
-    timestamp, string incl. traceparent), one with text_data, one with binary_data and an
-    empty source.
+    timestamp, string incl. traceparent), one with text_data, one with binary_data.
 
     Asserts: R receives each event equal, field by field and attribute by attribute, to what
     was published."""

@@ -12,13 +12,18 @@ from conformance.host_cases._registry import host_case
 __all__: list[str] = []
 
 
-@host_case("host/rpc/routing", requirements=["AWP-RPC-003", "AWP-REG-001"])
+@host_case(
+    "host/rpc/routing",
+    requirements=["AWP-RPC-003", "AWP-REG-001", "AWP-OBS-005", "AWP-RPC-005", "AWP-ERR-004"],
+)
 async def routing(ctx: HostContext) -> None:
     """Procedure: T serves type X; caller C sends request id `c-1` to X/key-1 with source,
-    method, metadata and a payload; T answers with a payload and metadata.
+    method, metadata and a payload; T answers with a payload and metadata, then answers
+    again.
 
     Asserts: T receives the request with target, source, method, payload and metadata
-    unchanged; C receives exactly one response, with id `c-1`, T's payload and metadata."""
+    unchanged; C receives exactly one response, with id `c-1`, T's payload and metadata; on
+    v1 runs T receives a Notice with ERROR_CODE_INVALID_REQUEST for its second answer."""
     agent_type = ctx.unique("route")
     target = await ctx.serving("t", agent_type)
     caller = await ctx.connect("c")
@@ -38,6 +43,13 @@ async def routing(ctx: HostContext) -> None:
     reply.metadata["m"] = "1"
     await target.respond(reply)
     resp = await caller.expect_response("c-1")
+    await target.respond(reply)
+    if not ctx.legacy:
+        notice = await target.expect_notice("a notice for the second answer", within=2.0)
+        ctx.check(
+            notice.code == pb.ERROR_CODE_INVALID_REQUEST,
+            f"notice code {pb.ErrorCode.Name(notice.code)}",
+        )
     ctx.check(resp.error == "", f"unexpected error {resp.error!r}")
     ctx.check(resp.payload == reply.payload, f"response payload {resp.payload}")
     ctx.check(dict(resp.metadata) == {"m": "1"}, f"response metadata {dict(resp.metadata)}")
