@@ -304,7 +304,7 @@ func retryable(err error) bool {
 		return status.Code(reg.err) == codes.Unavailable
 	}
 	switch status.Code(err) {
-	case codes.Unavailable, codes.AlreadyExists, codes.DeadlineExceeded, codes.FailedPrecondition:
+	case codes.Unavailable, codes.AlreadyExists, codes.DeadlineExceeded:
 		return true
 	}
 	return errors.Is(err, errChannelClosed)
@@ -544,6 +544,8 @@ func (w *Worker) current(ctx context.Context) (*connection, error) {
 		case <-connected:
 		case <-ctx.Done():
 			return nil, &CallError{Code: pb.ErrorCode_ERROR_CODE_TARGET_UNAVAILABLE, Message: "not connected to the host"}
+		case <-w.handlerCtx.Done():
+			return nil, &CallError{Code: pb.ErrorCode_ERROR_CODE_SHUTTING_DOWN, Message: "the worker is stopping"}
 		}
 	}
 }
