@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from conformance.host_cases import (
     _batching,
+    _compat,
     _connection,
     _control,
     _deadlines,
@@ -29,4 +30,5 @@ _MODULES = (
     _batching,
     _control,
     _sharing,
+    _compat,
 )
