@@ -19,7 +19,7 @@ _COUNTERS: Final[dict[str, str]] = {
     "events_received": "CloudEvents received from publishers.",
     "events_delivered": "CloudEvent deliveries enqueued to recipient workers.",
     "events_unroutable": "Matched agent types that no worker serves, per event.",
-    "events_dropped_slow_consumer": "Events not delivered because the consumer was too slow.",
+    "events_dropped_slow_consumer": "Frames (mostly events) not delivered to slow consumers.",
     "slow_consumers_disconnected": "Channels closed with RESOURCE_EXHAUSTED (slow consumer).",
     "rpc_requests": "RPC requests received from callers.",
     "rpc_responses": "RPC responses forwarded from targets to callers.",

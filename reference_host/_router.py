@@ -164,6 +164,8 @@ class Router:
             timeout_ms=self._config.slow_consumer_timeout_ms,
         )
         conn.terminate(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow consumer")
+        # Frames still queued for it are not delivered either; count them (AWP-FLOW-003).
+        self._metrics.events_dropped_slow_consumer += len(conn.outbound)
         conn.outbound.close()
         self.detach(conn)
 

@@ -222,7 +222,10 @@ class Host:
             **self._metrics.snapshot(),
         )
 
-    async def wait_for_termination(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109  # mirrors grpc.aio.Server
+    async def wait_for_termination(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109  # same signature as grpc.aio.Server
+    ) -> bool:
         """Wait until the server stops; return False if ``timeout`` seconds passed first."""
         if self._server is None:
             return True

@@ -108,7 +108,7 @@ async def test_nested_batch_is_skipped_with_notice(host: Host, connect: ConnectW
 async def test_slow_consumer_is_disconnected_while_others_keep_working(
     start_host: StartHost,
 ) -> None:
-    host = await start_host(queue_limit=16, slow_consumer_timeout_ms=1_000)
+    host = await start_host(queue_limit=16, slow_consumer_timeout_ms=2_500)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
         publisher = await RawWorker(channel, "pub").open(hello())
         fast = await RawWorker(channel, "fast").open(hello(pb.CAPABILITY_BATCHING))
