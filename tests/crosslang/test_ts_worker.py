@@ -627,7 +627,10 @@ class FakeHost:
 
     Frames to send are queued as bytes, so a test can send a frame with an unknown case."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, welcome: bool = True) -> None:
+        self.welcome = welcome
+        self.control_outbound: asyncio.Queue[pb.OpenControlChannelResponse] = asyncio.Queue()
+        self.control_inbound: asyncio.Queue[pb.OpenControlChannelRequest] = asyncio.Queue()
         self.outbound: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.inbound: asyncio.Queue[pb.OpenChannelRequest] = asyncio.Queue()
         self.calls: list[tuple[str, dict[str, str | bytes]]] = []
@@ -679,14 +682,15 @@ class FakeHost:
             self.refuse_next_channel = False
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, "client-id has a channel")
         self.hellos.append(pb.ChannelHello.FromString(metadata[HELLO_KEY]))
-        welcome = pb.ChannelWelcome(
-            protocol_version=1,
-            capabilities=[pb.CAPABILITY_BATCHING],
-            default_rpc_timeout_ms=5000,
-            max_batch_messages=16,
-            max_message_bytes=16 * 1024 * 1024,
-        )
-        await context.send_initial_metadata(((WELCOME_KEY, welcome.SerializeToString()),))
+        if self.welcome:
+            welcome = pb.ChannelWelcome(
+                protocol_version=1,
+                capabilities=[pb.CAPABILITY_BATCHING],
+                default_rpc_timeout_ms=5000,
+                max_batch_messages=16,
+                max_message_bytes=16 * 1024 * 1024,
+            )
+            await context.send_initial_metadata(((WELCOME_KEY, welcome.SerializeToString()),))
 
         async def pump() -> None:
             async for frame in requests:
@@ -706,11 +710,17 @@ class FakeHost:
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[pb.OpenControlChannelResponse]:
         self._record("OpenControlChannel", context)
-        async for _ in requests:
-            pass
-        replies: tuple[pb.OpenControlChannelResponse, ...] = ()
-        for reply in replies:
-            yield reply
+
+        async def pump() -> None:
+            async for frame in requests:
+                self.control_inbound.put_nowait(frame)
+
+        reader = asyncio.create_task(pump())
+        try:
+            while True:
+                yield await self.control_outbound.get()
+        finally:
+            reader.cancel()
 
     async def _register(
         self, request: pb.RegisterAgentRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -752,8 +762,8 @@ def responses_by_id(frames: list[pb.OpenChannelRequest]) -> dict[str, pb.RpcResp
 
 
 @pytest_asyncio.fixture
-async def fake_host() -> AsyncIterator[FakeHost]:
-    host = FakeHost()
+async def fake_host(request: pytest.FixtureRequest) -> AsyncIterator[FakeHost]:
+    host = FakeHost(welcome=getattr(request, "param", True))
     await host.server.start()
     try:
         yield host
@@ -1020,3 +1030,43 @@ async def test_mutual_tls_and_bearer_token(
     assert refused.returncode not in (0, None)
     assert b"ready" not in out
     assert b"UNAUTHENTICATED" in err.upper() or b"TOKEN" in err.upper(), err
+
+
+@pytest.mark.requirement("AWP-VER-015", "AWP-CTL-002", "AWP-CTL-003", "AWP-CTL-005")
+@pytest.mark.parametrize("fake_host", [False], indirect=True, ids=["legacy-host"])
+async def test_legacy_host_gets_legacy_control_type_urls(
+    fake_host: FakeHost, fake_worker: asyncio.subprocess.Process
+) -> None:
+    fake_host.send(request_frame("l1", command("r", remember=cp.RememberAction(value="old"))))
+    (frame,) = await fake_host.receive(1)
+    assert frame.response.error == "", frame
+    assert "OpenControlChannel" in [method for method, _ in fake_host.calls]
+
+    def control(rpc_id: str, name: str, message: Message) -> pb.OpenControlChannelResponse:
+        envelope = any_pb2.Any(
+            type_url=f"type.googleapis.com/agents.{name}", value=message.SerializeToString()
+        )
+        return pb.OpenControlChannelResponse(
+            rpc_id=rpc_id,
+            destination="agentid=conformance/k",
+            respond_to="clientid=someone",
+            rpc_message=envelope,
+        )
+
+    save = pb.SaveStateRequest(agent_id=pb.AgentId(type="conformance", key="k"))
+    fake_host.control_outbound.put_nowait(control("s1", "SaveStateRequest", save))
+    unknown = pb.SaveStateRequest(agent_id=pb.AgentId(type="nobody", key="k"))
+    fake_host.control_outbound.put_nowait(control("s2", "SaveStateRequest", unknown))
+    async with asyncio.timeout(WAIT_S):
+        replies = [await fake_host.control_inbound.get() for _ in range(2)]
+    by_id = {reply.rpc_id: reply for reply in replies}
+    assert sorted(by_id) == ["s1", "s2"]
+    for reply in replies:
+        assert reply.destination == "clientid=someone"
+        assert reply.rpc_message.type_url == "type.googleapis.com/agents.SaveStateResponse"
+    saved = pb.SaveStateResponse.FromString(by_id["s1"].rpc_message.value)
+    assert not saved.HasField("error")
+    assert "old" in saved.state
+    failed = pb.SaveStateResponse.FromString(by_id["s2"].rpc_message.value)
+    assert failed.error
+    assert failed.error_code == pb.ERROR_CODE_HANDLER_FAILED

@@ -53,7 +53,7 @@ export function runWorker(
   } catch (error) {
     return fail(2)(error);
   }
-  const stop = (): void => void worker.stop(5_000).then(() => process.exit(0));
+  const stop = (): void => void worker.stop(5_000).finally(() => process.exit(0));
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
   setup(worker)

@@ -52,7 +52,7 @@ import { HostClient, WELCOME_KEY, type DataStream } from "./transport.js";
 import { FrameWriter } from "./writer.js";
 
 export const IMPLEMENTATION = "agentworker-ts/0.1.0 (typescript)";
-const WELCOME_WAIT_MS = 5_000;
+const WELCOME_WAIT_MS = 2_000;
 const UNARY_TIMEOUT_MS = 10_000;
 const LOCAL_MARGIN_MS = 1_000;
 const DEFAULT_RPC_TIMEOUT_MS = 60_000;
@@ -125,6 +125,8 @@ class Connection {
   readonly pending = new Map<string, Pending>();
   readonly writer: FrameWriter;
   open = true;
+  /** Set once every type and subscription is registered on this channel. */
+  ready = false;
   welcome: ChannelWelcome | undefined;
   control: ControlChannel | undefined;
   readonly ended: Promise<void>;
@@ -258,7 +260,10 @@ export class Worker {
         return;
       } catch (error) {
         const code = statusOf(error);
-        const retryable = code === Status.UNAVAILABLE || code === Status.ALREADY_EXISTS;
+        const retryable =
+          code === Status.UNAVAILABLE ||
+          code === Status.ALREADY_EXISTS ||
+          code === Status.FAILED_PRECONDITION;
         if (!retryable || Date.now() >= deadline || this.stopping) {
           throw error;
         }
@@ -345,14 +350,14 @@ export class Worker {
     const opened = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(resolve, WELCOME_WAIT_MS); // a legacy host may send no headers yet
       call.on("metadata", (metadata: Metadata) => {
+        clearTimeout(timer);
         const raw = metadata.get(WELCOME_KEY)[0];
         if (raw instanceof Buffer) {
           conn.welcome = fromBinary(ChannelWelcomeSchema, raw);
           this.log.debug(`welcome: capabilities ${conn.welcome.capabilities.join(",")}`);
-          clearTimeout(timer);
+          this.configure(conn); // also when the welcome comes after the wait
           resolve();
         } else {
-          clearTimeout(timer);
           setTimeout(resolve, 200); // a refused call delivers its status right after
         }
       });
@@ -369,20 +374,10 @@ export class Worker {
       throw error;
     }
     call.removeAllListeners("status");
-    if (conn.inForce(Capability.BATCHING)) {
-      conn.writer.maxBatch = conn.welcome?.maxBatchMessages || 1024;
-    }
     call.on("data", (frame: OpenChannelResponse) => this.onFrame(frame, conn));
     call.on("status", (status: StatusObject) => this.onLost(conn, status));
     this.conn = conn;
-    if (
-      this.options.state !== false &&
-      (conn.welcome === undefined || conn.inForce(Capability.STATE))
-    ) {
-      conn.control = new ControlChannel(this.client.openControlChannel(), this.log, (id) =>
-        this.agentFor(id),
-      );
-    }
+    this.configure(conn);
     try {
       for (const type of this.types.keys()) {
         await this.client.unary(
@@ -398,7 +393,28 @@ export class Worker {
       call.cancel();
       throw error;
     }
+    if (!conn.open) {
+      throw Object.assign(new Error("data channel ended while registering"), {
+        code: Status.UNAVAILABLE,
+      });
+    }
+    conn.ready = true;
     this.log.info(`connected to ${this.config.address} as ${this.config.clientId}`);
+  }
+
+  /** Applies what the welcome put in force: batching, the control channel (AWP-VER-012). */
+  private configure(conn: Connection): void {
+    if (this.conn !== conn || !conn.open) return;
+    if (conn.inForce(Capability.BATCHING)) {
+      conn.writer.maxBatch = conn.welcome?.maxBatchMessages || 1024;
+    }
+    const legacy = conn.welcome === undefined;
+    if (this.options.state !== false && conn.control === undefined) {
+      if (legacy || conn.inForce(Capability.STATE)) {
+        const agentFor = (id: AgentRef) => this.agentFor(id);
+        conn.control = new ControlChannel(this.client.openControlChannel(), this.log, agentFor);
+      }
+    }
   }
 
   private async sendSubscription(rule: SubscriptionRule): Promise<void> {
@@ -428,7 +444,7 @@ export class Worker {
       );
     }
     conn.pending.clear();
-    if (this.stopping) return;
+    if (this.stopping || !conn.ready) return; // connect() reports a failed attempt itself
     this.log.warn(`data channel ended: ${Status[status.code]} ${status.details}`);
     if (this.options.reconnect === false) {
       process.exitCode = 1;
