@@ -86,15 +86,15 @@ func TestParseWelcome(t *testing.T) {
 	}
 }
 
-func TestSplitControlType(t *testing.T) {
-	cases := map[string][2]string{
-		"type.googleapis.com/agentworker.v1.SaveStateRequest": {v1TypePrefix, "SaveStateRequest"},
-		"type.googleapis.com/agents.LoadStateRequest":         {legacyTypePrefix, "LoadStateRequest"},
-		"example.com/other.pkg.SaveStateRequest":              {v1TypePrefix, "SaveStateRequest"},
+func TestControlMessageName(t *testing.T) {
+	cases := map[string]string{
+		"type.googleapis.com/agentworker.v1.SaveStateRequest": "SaveStateRequest",
+		"type.googleapis.com/agents.LoadStateRequest":         "LoadStateRequest",
+		"example.com/other.pkg.SaveStateRequest":              "SaveStateRequest",
 	}
 	for url, want := range cases {
-		if p, n := splitControlType(url); p != want[0] || n != want[1] {
-			t.Errorf("splitControlType(%q) = %q, %q", url, p, n)
+		if got := controlMessageName(url); got != want {
+			t.Errorf("controlMessageName(%q) = %q, want %q", url, got, want)
 		}
 	}
 }

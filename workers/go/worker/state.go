@@ -16,15 +16,15 @@ const (
 	legacyTypePrefix = "type.googleapis.com/agents."
 )
 
-// splitControlType returns the prefix and short message name of a control
-// type URL, accepting the v1 and the legacy form.
-func splitControlType(typeURL string) (prefix, name string) {
+// controlMessageName returns the short message name of a control type URL,
+// accepting the v1 and the legacy form (AWP-CTL-002).
+func controlMessageName(typeURL string) string {
 	for _, p := range []string{v1TypePrefix, legacyTypePrefix} {
 		if strings.HasPrefix(typeURL, p) {
-			return p, typeURL[len(p):]
+			return typeURL[len(p):]
 		}
 	}
-	return v1TypePrefix, typeURL[strings.LastIndexByte(typeURL, '.')+1:]
+	return typeURL[strings.LastIndexByte(typeURL, '.')+1:]
 }
 
 // openControl opens the control channel (AWP-CONN-009) and serves state
@@ -61,7 +61,7 @@ func (w *Worker) openControl(ctx context.Context, conn *connection) error {
 // agents (AWP-CTL-001); failures carry ERROR_CODE_HANDLER_FAILED
 // (AWP-CTL-005).
 func (w *Worker) serveControl(frame *pb.OpenControlChannelResponse) *pb.OpenControlChannelRequest {
-	prefix, name := splitControlType(frame.GetRpcMessage().GetTypeUrl())
+	name := controlMessageName(frame.GetRpcMessage().GetTypeUrl())
 	var reply proto.Message
 	switch name {
 	case "SaveStateRequest":
@@ -91,7 +91,8 @@ func (w *Worker) serveControl(frame *pb.OpenControlChannelResponse) *pb.OpenCont
 	return &pb.OpenControlChannelRequest{
 		RpcId:       frame.GetRpcId(),
 		Destination: frame.GetRespondTo(),
-		RpcMessage:  &anypb.Any{TypeUrl: prefix + string(reply.ProtoReflect().Descriptor().Name()), Value: value},
+		// A v1 worker sends v1 type URLs; the host translates for legacy peers.
+		RpcMessage: &anypb.Any{TypeUrl: v1TypePrefix + string(reply.ProtoReflect().Descriptor().Name()), Value: value},
 	}
 }
 
