@@ -63,17 +63,29 @@ class AutoGenProcess:
 
     @classmethod
     async def start(cls, script: str, *args: str, name: str | None = None) -> AutoGenProcess:
+        """Runs an AutoGen-side script of interop/autogen in the AutoGen virtualenv."""
+        return await cls.spawn(
+            [str(AUTOGEN_PYTHON), str(AUTOGEN_DIR / script), *args],
+            name=name or script,
+            cwd=AUTOGEN_DIR,
+            env=autogen_env(),
+        )
+
+    @classmethod
+    async def spawn(
+        cls, argv: list[str], *, name: str, cwd: pathlib.Path, env: dict[str, str]
+    ) -> AutoGenProcess:
+        """Runs any program; lines of its stdout that are not JSON objects are recorded as
+        {"event": "text", "text": line}."""
         process = await asyncio.create_subprocess_exec(
-            str(AUTOGEN_PYTHON),
-            str(AUTOGEN_DIR / script),
-            *args,
+            *argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            cwd=str(AUTOGEN_DIR),
-            env=autogen_env(),
+            cwd=str(cwd),
+            env=env,
         )
-        return cls(name or script, process)
+        return cls(name, process)
 
     async def _read_stdout(self) -> None:
         assert self.process.stdout is not None
