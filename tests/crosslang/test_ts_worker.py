@@ -198,13 +198,13 @@ class Peer:
         self,
         address: str,
         credentials: grpc.ChannelCredentials | None = None,
-        options: tuple[tuple[str, str], ...] = (),
+        options: tuple[tuple[str, str | int], ...] = (),
         token: str | None = None,
         client_id: str | None = None,
     ) -> None:
         self.client_id = client_id or f"peer-{uuid.uuid4()}"
         if credentials is None:
-            self.channel = grpc.aio.insecure_channel(address)
+            self.channel = grpc.aio.insecure_channel(address, options=options)
         else:
             self.channel = grpc.aio.secure_channel(address, credentials, options=options)
         self.metadata: tuple[tuple[str, str], ...] = (("client-id", self.client_id),)
@@ -1070,3 +1070,48 @@ async def test_legacy_host_gets_legacy_control_type_urls(
     failed = pb.SaveStateResponse.FromString(by_id["s2"].rpc_message.value)
     assert failed.error
     assert failed.error_code == pb.ERROR_CODE_HANDLER_FAILED
+
+
+@pytest.mark.requirement("AWP-PUB-022", "AWP-SUB-012", "AWP-PUB-002")
+async def test_undecodable_and_own_events_are_skipped(peer: Peer) -> None:
+    weird = ping_event("conformance.broadcast", "u1", "x", 1)
+    weird.attributes["datacontenttype"].ce_string = "text/weird"
+    unknown_proto = ping_event("conformance.broadcast", "u2", "x", 2)
+    unknown_proto.proto_data.Pack(pb.Notice(message="not a Ping"))
+    unknown_proto.attributes["datacontenttype"].ce_string = PROTOBUF
+    not_json = ping_event("conformance.broadcast", "u3", "x", 3)
+    not_json.binary_data = b"{not json"
+    own = ping_event("conformance.broadcast", "u4", "x", 4)
+    own.attributes["agagentsendertype"].ce_string = "conformance"
+    own.attributes["agagentsenderkey"].ce_string = "u4"  # the addressed agent is the sender
+    upper = ping_event("conformance.broadcast", "u5", "x", 5)
+    upper.attributes["datacontenttype"].ce_string = "Application/JSON"
+    upper.attributes["someextension"].ce_string = "ignored"
+    for event in (weird, unknown_proto, not_json, own, upper):
+        await peer.publish(event)
+    receipt_event = await peer.next_event()
+    receipt = cp.EventReceipt()
+    assert receipt_event.proto_data.Unpack(receipt)
+    assert (receipt.agent_key, receipt.seq) == ("u5", 5)
+    # The worker is still serving.
+    response = await peer.call(json_payload("Ping", {"text": "still", "seq": 6}))
+    assert json.loads(response.payload.data)["text"] == "still"
+    assert peer.events.empty()
+
+
+@pytest.mark.requirement("AWP-CONN-003")
+async def test_large_payloads(host: Host, worker: asyncio.subprocess.Process) -> None:
+    size = 5 * 1024 * 1024
+    options = (
+        ("grpc.max_receive_message_length", 4 * size),
+        ("grpc.max_send_message_length", 4 * size),
+    )
+    client = Peer(host.address, options=options)
+    try:
+        await client.open()
+        text = "x" * size
+        response = await client.call(proto_payload(cp.Ping(text=text, seq=1)))
+        assert response.error == "", response.error
+        assert unpack_payload(response.payload, cp.Pong).text == text
+    finally:
+        await client.close()
