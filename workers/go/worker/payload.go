@@ -16,9 +16,6 @@ const (
 	ContentTypeProtobuf = "application/x-protobuf"
 )
 
-// typeURLPrefix prefixes the full message name in a google.protobuf.Any.
-const typeURLPrefix = "type.googleapis.com/"
-
 // Payload is an encoded application message (spec 9.2). For JSON, Data is
 // the UTF-8 JSON text and DataType an application-chosen name; for protobuf,
 // Data is a serialized google.protobuf.Any and DataType the full message
