@@ -97,10 +97,14 @@ func (a *agent) OnEvent(ctx context.Context, mc *worker.Context, ev worker.Event
 // command runs c, failing it when it passes its deadline (AWP-CNF-015):
 // every action gives up when ctx ends.
 func (a *agent) command(ctx context.Context, mc *worker.Context, c *cpb.Command) (*cpb.CommandResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(max(c.DeadlineMs, 1))*time.Millisecond)
-	defer cancel()
-	r, err := a.run(ctx, mc, c)
-	if ctx.Err() != nil {
+	limited := ctx
+	if c.DeadlineMs > 0 { // 0 breaks the contract; run without a limit of our own
+		var cancel context.CancelFunc
+		limited, cancel = context.WithTimeout(ctx, time.Duration(c.DeadlineMs)*time.Millisecond)
+		defer cancel()
+	}
+	r, err := a.run(limited, mc, c)
+	if limited.Err() != nil {
 		return nil, fmt.Errorf("command %q passed its deadline of %d ms (deadline exceeded)", c.CaseId, c.DeadlineMs)
 	}
 	return r, err
