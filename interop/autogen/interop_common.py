@@ -48,6 +48,7 @@ __all__ = [
     "CallRequest",
     "CallResult",
     "Fail",
+    "Nothing",
     "Ping",
     "Pong",
     "PublishRequest",
@@ -119,6 +120,13 @@ class Fail:
 
 
 @dataclass
+class Nothing:
+    """Makes the RPC handler return None."""
+
+    text: str = ""
+
+
+@dataclass
 class PublishRequest:
     """Makes the agent publish `count` Pings (seq first_seq, first_seq + 1, ...) on a topic."""
 
@@ -170,6 +178,7 @@ JSON_TYPES: dict[str, type[Any]] = {
         Stall,
         Rendezvous,
         Fail,
+        Nothing,
         PublishRequest,
         Published,
         CallRequest,

@@ -8,6 +8,7 @@ TypeSubscription for each `--topic-type` and a TypePrefixSubscription for each `
     Stall(seconds)                                              -> Pong after the wait
     Rendezvous(group, parties)   waits for `parties` calls of the group -> Pong
     Fail(message)                                               -> error `message`
+    Nothing                                                     -> None (AutoGen sends no reply)
     PublishRequest(topic, count, encoding)  publishes `count` Pings -> Published
     CallRequest(target, text, seq)          calls target with a Ping -> CallResult
 
@@ -61,6 +62,7 @@ from interop_common import (
     CallRequest,
     CallResult,
     Fail,
+    Nothing,
     Ping,
     Pong,
     Published,
@@ -134,6 +136,10 @@ class MixedAgent(RoutedAgent):
     async def on_fail(self, message: Fail, ctx: MessageContext) -> Pong:
         self._rpc_seen(message, ctx)
         raise RuntimeError(message.message)
+
+    @rpc
+    async def on_nothing(self, message: Nothing, ctx: MessageContext) -> None:
+        self._rpc_seen(message, ctx)
 
     @rpc
     async def on_publish_request(self, message: PublishRequest, ctx: MessageContext) -> Published:

@@ -48,6 +48,11 @@ class Fail:
 
 
 @dataclass
+class Nothing:
+    text: str = ""
+
+
+@dataclass
 class PublishRequest:
     topic_type: str
     topic_source: str

@@ -19,7 +19,7 @@ from reference_worker import (
     TargetUnavailableError,
 )
 from tests.interop._autogen import AutoGenProcess, event_is
-from tests.interop._messages import OurAgent, Pong, Stall, Unknown
+from tests.interop._messages import Nothing, OurAgent, Pong, Stall, Unknown
 from tests.interop.conftest import StartAutoGen, WorkerFactory
 
 pytestmark = pytest.mark.asyncio
@@ -159,10 +159,12 @@ async def test_calls_nobody_answers_end_at_the_hosts_deadline(
     assert result["timed_out"] is False
     assert result["error"] == "no response within 1500 ms"
 
-    # An AutoGen worker sends no response at all for a payload type it does not know (nor for
-    # a handler that returns None); the host's deadline ends such a call too.
-    await autogen("mixed_worker.py", "--agent-type", "ag_mixed", "--stdin-lifeline")
-    started = time.monotonic()
-    with pytest.raises(DeadlineExceededError):
-        await worker.send(Unknown("what is this?"), AgentId("ag_mixed", "k"), timeout=2.0)
-    assert time.monotonic() - started < 4.0
+    # An AutoGen worker sends no response at all for a payload type it does not know, nor for
+    # a handler that returns None (it cannot encode None); the host's deadline ends such calls.
+    mixed = await autogen("mixed_worker.py", "--agent-type", "ag_mixed", "--stdin-lifeline")
+    for message in (Unknown("what is this?"), Nothing("return None")):
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceededError):
+            await worker.send(message, AgentId("ag_mixed", "k"), timeout=2.0)
+        assert time.monotonic() - started < 4.0
+    assert [line["type"] for line in mixed.matching(event_is("rpc"))] == ["Nothing"]

@@ -18,8 +18,10 @@ from agentworker.conformance.v1 import contract_pb2
 from reference_host import Host
 from reference_worker import (
     AgentId,
+    AgentWorkerError,
     HandlerFailedError,
     TopicId,
+    UnknownMessageTypeError,
     Worker,
     prefix_subscription,
     type_subscription,
@@ -172,10 +174,16 @@ async def test_our_rpcs_to_an_autogen_agent(scene: Scene) -> None:
     with pytest.raises(HandlerFailedError, match="boom from the test"):
         await scene.worker.send(Fail("boom from the test"), target, timeout=10.0)
 
+    # An exception whose text is empty makes AutoGen send an empty `error` and no payload:
+    # that looks like success, yet it must never come back as a successful result.
+    with pytest.raises((AgentWorkerError, UnknownMessageTypeError)):
+        await scene.worker.send(Fail(""), target, timeout=10.0)
+
     seen = scene.mixed.matching(event_is("rpc"))
     assert [(line["type"], line["encoding"], line["sender"]) for line in seen] == [
         ("Ping", "json", ["ours", "caller"]),
         (PING_PB, "protobuf", ["ours", "caller"]),
+        ("Fail", "json", None),
         ("Fail", "json", None),
     ]
     # AutoGen sees the host's request ids, never ours.
