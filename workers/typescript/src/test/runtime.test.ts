@@ -7,6 +7,7 @@ import {
   type OpenChannelRequest,
 } from "../gen/v1/agentworker_pb.js";
 import { configFromEnv, ConfigError, isLoopback } from "../worker/config.js";
+import { withDeadline } from "../worker/process.js";
 import { backoffMs } from "../worker/worker.js";
 import { FrameWriter, type FrameSink } from "../worker/writer.js";
 
@@ -104,4 +105,33 @@ test("a token is never sent in clear off loopback (AWP-SEC-007)", () => {
     "t",
   );
   assert.ok(isLoopback("localhost:1") && isLoopback("127.0.0.2:1") && !isLoopback("10.0.0.1:1"));
+});
+
+test("withDeadline aborts the work and rejects when the deadline passes (AWP-CNF-015)", async () => {
+  let aborted = false;
+  const slow = (signal: AbortSignal) =>
+    new Promise<string>((resolve) => {
+      signal.addEventListener("abort", () => ((aborted = true), resolve("late")));
+    });
+  await assert.rejects(
+    withDeadline(20, slow, () => new Error("deadline")),
+    /deadline/,
+  );
+  assert.ok(aborted);
+  assert.equal(
+    await withDeadline(
+      0,
+      async () => "no limit",
+      () => new Error("x"),
+    ),
+    "no limit",
+  );
+  assert.equal(
+    await withDeadline(
+      1000,
+      async () => "fast",
+      () => new Error("x"),
+    ),
+    "fast",
+  );
 });

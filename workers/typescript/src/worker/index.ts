@@ -36,4 +36,5 @@ export type {
   SendOptions,
   WorkerOptions,
 } from "./worker.js";
-export { runWorker, sleep, withDeadline } from "./process.js";
+export { runWorker, withDeadline } from "./process.js";
+export { sleep } from "./timers.js";

@@ -1,15 +1,7 @@
-// Helpers for worker programs: timers that abort, deadlines, and the process life cycle.
+// Helpers for worker programs: deadlines and the process life cycle.
 import { configFromEnv } from "./config.js";
 import { describeError } from "./errors.js";
 import { Worker, type WorkerOptions } from "./worker.js";
-
-/** Waits `ms`, or less if `signal` aborts first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
-  });
-}
 
 /**
  * Runs `work` for at most `ms` (0: no limit); past it, aborts the signal given to `work` and
@@ -23,7 +15,7 @@ export async function withDeadline<T>(
   const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    if (ms > 0) timer = setTimeout(() => (abort.abort(), reject(expired())), ms);
+    if (ms > 0) timer = setTimeout(() => (reject(expired()), abort.abort()), ms);
   });
   try {
     return await Promise.race([work(abort.signal), deadline]);

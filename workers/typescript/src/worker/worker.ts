@@ -48,6 +48,7 @@ import {
 } from "./errors.js";
 import { createLogger, type Logger } from "./log.js";
 import { directSubscription, recipients, toProto, type SubscriptionRule } from "./matching.js";
+import { sleep } from "./timers.js";
 import { HostClient, WELCOME_KEY, type DataStream } from "./transport.js";
 import { FrameWriter } from "./writer.js";
 
@@ -147,12 +148,6 @@ class Connection {
     return this.welcome?.capabilities.includes(capability) ?? false;
   }
 }
-
-const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
-  });
 
 function statusOf(error: unknown): number | undefined {
   return typeof (error as ServiceError | undefined)?.code === "number"
@@ -296,10 +291,16 @@ export class Worker {
     const fallback = Number(conn.welcome?.defaultRpcTimeoutMs ?? 0n) || DEFAULT_RPC_TIMEOUT_MS;
     const timeoutMs = Math.max(1, Math.ceil(options.timeoutMs ?? fallback));
     const requestId = `${++this.requestCounter}`;
+    let payload;
+    try {
+      payload = encodePayload(body);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const request = create(RpcRequestSchema, {
       requestId,
       target: create(AgentIdSchema, { type: target.type, key: target.key }),
-      payload: encodePayload(body),
+      payload,
       timeoutMs: BigInt(timeoutMs),
     });
     if (source !== undefined) {
