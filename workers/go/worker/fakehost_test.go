@@ -42,6 +42,13 @@ type fakeHost struct {
 	controls  int  // control channels opened
 
 	channels chan *hostChannel
+	onCall   func(ctx context.Context) // called on every call, under mu
+}
+
+// metadataFrom returns the authorization values of an incoming call.
+func metadataFrom(ctx context.Context) ([]string, bool) {
+	md, ok := metadata.FromIncomingContext(ctx)
+	return md.Get("authorization"), ok
 }
 
 type hostChannel struct {
@@ -68,6 +75,9 @@ func (h *fakeHost) record(ctx context.Context) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.clientIDs = append(h.clientIDs, md.Get("client-id")...)
+	if h.onCall != nil {
+		h.onCall(ctx)
+	}
 }
 
 func (h *fakeHost) OpenChannel(stream pb.AgentRpcService_OpenChannelServer) error {
