@@ -13,10 +13,13 @@ BUF := $(VENV_BIN)/buf
 # Python packages checked by mypy (strict); those not written yet are skipped.
 MYPY_TARGETS = $(wildcard reference_host reference_worker conformance tests)
 
-.PHONY: help setup generate check-generated lint breaking test go ts spec ci
+.PHONY: help demo setup generate check-generated lint breaking test go ts spec ci
 
 help: ## Show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+demo: setup ## Start a host and two worker processes that greet each other
+	$(PYTHON) examples/greeting_demo.py
 
 setup: ## Install pinned tools and dependencies (.venv, .tools, node_modules)
 	@scripts/setup

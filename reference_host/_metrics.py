@@ -99,7 +99,8 @@ class Metrics:
             lines.append(f"# TYPE {_PREFIX}{name} gauge")
             lines.append(f"{_PREFIX}{name} {getattr(self, name)}")
         for name, help_text in _COUNTERS.items():
-            metric = f"{_PREFIX}{name}_total"
+            # Counter names get the conventional _total suffix once.
+            metric = f"{_PREFIX}{name.removesuffix('_total')}_total"
             lines.append(f"# HELP {metric} {help_text}")
             lines.append(f"# TYPE {metric} counter")
             lines.append(f"{metric} {getattr(self, name)}")
