@@ -346,7 +346,8 @@ func (w *Worker) connect(ctx context.Context) error {
 		return err
 	}
 	if conn.isLost() {
-		return fmt.Errorf("data channel ended during registration: %w", conn.lostErr)
+		conn.cancel()
+		return fmt.Errorf("%w during registration: %w", errChannelClosed, conn.lostErr)
 	}
 	w.mu.Lock()
 	w.conn = conn
