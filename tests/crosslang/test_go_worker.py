@@ -311,6 +311,9 @@ class RawWorker:
             command.deadline_ms = 10_000
         return await self.call(conformance(key), proto_payload(command))
 
+    async def answer(self, response: pb.RpcResponse) -> None:
+        await self._out.put(pb.OpenChannelRequest(response=response))
+
     async def publish(self, event: ce.CloudEvent) -> None:
         await self._out.put(pb.OpenChannelRequest(cloud_event=event))
 
@@ -535,7 +538,7 @@ async def test_call_reports_a_legacy_error_as_handler_failed(raw: RawWorker) -> 
     async def answer() -> None:
         request = await asyncio.wait_for(raw.requests.get(), TIMEOUT_S)
         legacy = pb.RpcResponse(request_id=request.request_id, error="legacy failure")
-        await raw._out.put(pb.OpenChannelRequest(response=legacy))
+        await raw.answer(legacy)
 
     outcome, _ = await asyncio.gather(_call_outcome(raw, action), answer())
     assert outcome.error_code == pb.ERROR_CODE_HANDLER_FAILED
