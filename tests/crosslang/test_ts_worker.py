@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -16,8 +17,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,17 +70,37 @@ def _python_env(**extra: str) -> dict[str, str]:
 # -- build ------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _build_lock(within: float = 900.0) -> Iterator[None]:
+    """Serializes builds of the package by test runs on this machine (npm ci is not reentrant)."""
+    path = Path(tempfile.gettempdir()) / "agentworker-typescript-build.lock"
+    with path.open("w") as lock:
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "another build of workers/typescript hangs"
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def worker_script() -> Path:
     """Installs the pinned dependencies and compiles the package; returns the worker script."""
     npm = shutil.which("npm")
     assert npm is not None, "npm is required to build workers/typescript"
-    for command, limit in (
-        ([npm, "ci", "--no-audit", "--no-fund"], 600),
-        ([npm, "exec", "tsc"], 300),
-    ):
-        done = subprocess.run(command, cwd=TS_DIR, capture_output=True, text=True, timeout=limit)
-        assert done.returncode == 0, f"{command}: {done.stdout}\n{done.stderr}"
+    steps = (([npm, "ci", "--no-audit", "--no-fund"], 600), ([npm, "exec", "tsc"], 300))
+    with _build_lock():
+        for command, limit in steps:
+            done = subprocess.run(
+                command, cwd=TS_DIR, capture_output=True, text=True, timeout=limit
+            )
+            assert done.returncode == 0, f"{command}: {done.stdout}\n{done.stderr}"
     script = TS_DIR / "dist" / "conformance-worker.js"
     assert script.is_file()
     return script
