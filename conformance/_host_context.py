@@ -4,6 +4,7 @@ workers, plus small assertion helpers."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -33,6 +34,7 @@ class HostContext:
     legacy: bool
     scale: float
     host_capabilities: frozenset[int]
+    stop_subject: Callable[[], bool] = field(default=lambda: False)
     trace: Trace = field(default_factory=Trace)
     workers: list[RawWorker] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])

@@ -81,6 +81,7 @@ async def run_host_suite_async(
             legacy=legacy,
             scale=scale,
             host_capabilities=frozenset(capabilities),
+            stop_subject=subject.request_stop,
         )
 
     options = RunOptions(

@@ -49,6 +49,11 @@ class Subject(Protocol):
         """Start (or reach) the subject; raise SubjectError when impossible."""
         ...
 
+    def request_stop(self) -> bool:
+        """Ask the subject to drain and stop (SIGTERM); return False when the harness does not
+        control the subject's process."""
+        ...
+
     async def after_case(self, failed: bool) -> str | None:
         """Return a message when the subject crashed during the case just run (and restart
         it for the next case), else None."""
@@ -94,6 +99,10 @@ class AttachedSubject:
         if not await _wait_ready(self._address, 5.0 * self._scale):
             raise SubjectError(f"no gRPC server answers at {self._address}")
 
+    def request_stop(self) -> bool:
+        """The harness does not control an attached subject."""
+        return False
+
     async def after_case(self, failed: bool) -> str | None:
         """An attached subject is not watched."""
         return None
@@ -124,6 +133,7 @@ class SpawnedSubject:
         self._process: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
         self._log_path: Path | None = None
+        self._stop_requested = False
         self.starts = 0
 
     @property
@@ -202,11 +212,29 @@ class SpawnedSubject:
             await writer.wait_closed()
         return True
 
+    def request_stop(self) -> bool:
+        """Send SIGTERM to the subject; after the case it is awaited and restarted."""
+        if self._process is None or self._process.returncode is not None:
+            return False
+        self._stop_requested = True
+        self._process.terminate()
+        return True
+
     async def after_case(self, failed: bool) -> str | None:
         """Detect an exit during the case (waiting up to 0.5 s after a failure, since the
-        exit may lag the failure it causes) and restart the subject."""
+        exit may lag the failure it causes) and restart the subject. A stop the case asked
+        for is no crash: the subject gets 15 s (scaled) to exit, then is killed."""
         process = self._process
         if process is None:
+            return None
+        if self._stop_requested:
+            self._stop_requested = False
+            try:
+                await asyncio.wait_for(process.wait(), 15.0 * self._scale)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+            await self.start()
             return None
         if failed and process.returncode is None:
             with contextlib.suppress(TimeoutError):

@@ -9,6 +9,7 @@ from conformance.host_cases import (
     _control,
     _deadlines,
     _handshake,
+    _lifecycle,
     _publish,
     _registration,
     _rpc,
@@ -31,4 +32,5 @@ _MODULES = (
     _control,
     _sharing,
     _compat,
+    _lifecycle,
 )

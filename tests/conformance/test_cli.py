@@ -114,6 +114,8 @@ def test_attach_mode_and_listen_address_from_the_environment(report_dir: Path) -
                 "host/rpc/routing",
                 "--case",
                 "host/publish/*",
+                "--case",
+                "host/lifecycle/drain",
             ],
             report_dir,
         )

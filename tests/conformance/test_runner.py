@@ -51,6 +51,9 @@ class FakeSubject:
     def replay_args(self) -> list[str]:
         return ["--address", self.address]
 
+    def request_stop(self) -> bool:
+        return False
+
     async def start(self) -> None:
         if not self.reachable:
             raise SubjectError("nothing listens")
