@@ -8,11 +8,15 @@ sends the conformance agent its Commands and collects its EventReceipts.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import pathlib
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -56,11 +60,32 @@ def ts_worker_script() -> list[str]:
     npm = shutil.which("npm")
     assert npm is not None, "npm is needed to build workers/typescript"
     installed = TS_DIR / "node_modules" / ".package-lock.json"
-    lock = TS_DIR / "package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        _run([npm, "ci", "--no-audit", "--no-fund"], TS_DIR)
-    _run([npm, "exec", "tsc"], TS_DIR)
+    pins = TS_DIR / "package-lock.json"
+    with _build_lock():
+        if not installed.exists() or installed.stat().st_mtime < pins.stat().st_mtime:
+            _run([npm, "ci", "--no-audit", "--no-fund"], TS_DIR)
+        _run([npm, "exec", "tsc"], TS_DIR)
     return ["node", str(TS_DIR / "dist" / "conformance-worker.js")]
+
+
+@contextlib.contextmanager
+def _build_lock(within: float = BUILD_DEADLINE_S) -> Iterator[None]:
+    """Takes the lock tests/crosslang/test_ts_worker.py takes around its build, so that test
+    runs on one machine never build workers/typescript at the same time."""
+    path = pathlib.Path(tempfile.gettempdir()) / "agentworker-typescript-build.lock"
+    with path.open("w") as lock:
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "another build of workers/typescript hangs"
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class ReceiptSink(Agent):
