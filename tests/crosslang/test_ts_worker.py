@@ -644,6 +644,9 @@ async def test_reconnects_and_registers_again_after_the_host_restarts(
 
 # -- against a fake host: frames the reference host would not send ------------------------
 
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACE = {"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01", "tracestate": "vendor=1"}
+
 
 class FakeHost:
     """Plays the host for one worker: records its calls and sends the frames a test chooses.
@@ -708,7 +711,7 @@ class FakeHost:
         if self.welcome:
             welcome = pb.ChannelWelcome(
                 protocol_version=1,
-                capabilities=[pb.CAPABILITY_BATCHING],
+                capabilities=[pb.CAPABILITY_BATCHING, pb.CAPABILITY_TRACE_CONTEXT],
                 default_rpc_timeout_ms=5000,
                 max_batch_messages=16,
                 max_message_bytes=16 * 1024 * 1024,
@@ -770,9 +773,17 @@ class FakeHost:
             return [await self.inbound.get() for _ in range(count)]
 
 
-def request_frame(request_id: str, payload: pb.Payload, key: str = "k") -> pb.OpenChannelResponse:
+def request_frame(
+    request_id: str, payload: pb.Payload, key: str = "k", metadata: dict[str, str] | None = None
+) -> pb.OpenChannelResponse:
     target = pb.AgentId(type="conformance", key=key)
-    request = pb.RpcRequest(request_id=request_id, target=target, payload=payload, timeout_ms=9000)
+    request = pb.RpcRequest(
+        request_id=request_id,
+        target=target,
+        payload=payload,
+        timeout_ms=9000,
+        metadata=metadata or {},
+    )
     return pb.OpenChannelResponse(request=request)
 
 
@@ -819,6 +830,7 @@ async def test_handshake_and_client_id_on_every_call(
         pb.CAPABILITY_BATCHING,
         pb.CAPABILITY_STATE,
         pb.CAPABILITY_RECONNECT,
+        pb.CAPABILITY_TRACE_CONTEXT,
     }
     methods = [method for method, _ in fake_host.calls]
     assert methods[0] == "OpenChannel"
@@ -865,7 +877,9 @@ async def test_batches_unknown_frames_and_notices(
     assert order == ["b1", "b2", "b3", "b4"]
 
 
-@pytest.mark.requirement("AWP-RPC-001", "AWP-RPC-007", "AWP-RPC-008", "AWP-RPC-012", "AWP-ERR-003")
+@pytest.mark.requirement(
+    "AWP-RPC-001", "AWP-RPC-007", "AWP-RPC-008", "AWP-RPC-012", "AWP-ERR-003", "AWP-OBS-004"
+)
 async def test_outbound_calls_responses_in_any_order_and_local_deadline(
     fake_host: FakeHost, fake_worker: asyncio.subprocess.Process
 ) -> None:
@@ -881,7 +895,7 @@ async def test_outbound_calls_responses_in_any_order_and_local_deadline(
     loop = asyncio.get_running_loop()
     started = loop.time()
     fake_host.send(
-        request_frame("c1", call("a", 5000), key="x"),
+        request_frame("c1", call("a", 5000), key="x", metadata=TRACE),
         request_frame("c2", call("b", 5000), key="x"),
         request_frame("c3", call("c", 300), key="y"),
         request_frame("c4", call("d", 5000), key="x"),
@@ -893,6 +907,12 @@ async def test_outbound_calls_responses_in_any_order_and_local_deadline(
     assert [sent[k].timeout_ms for k in "abcd"] == [5000, 5000, 300, 5000]
     assert sent["a"].source == pb.AgentId(type="conformance", key="x")
     assert sent["a"].payload.data_type == "Ping"
+    # The received trace context is the parent of the handler's call (AWP-OBS-004).
+    _, trace_id, span_id, _ = sent["a"].metadata["traceparent"].split("-")
+    assert trace_id == TRACE_ID
+    assert span_id != TRACE["traceparent"].split("-")[2]
+    assert sent["a"].metadata["tracestate"] == "vendor=1"
+    assert "traceparent" not in sent["b"].metadata
 
     def answer(key: str, **fields: Any) -> pb.OpenChannelResponse:
         return pb.OpenChannelResponse(
@@ -1138,3 +1158,18 @@ async def test_large_payloads(host: Host, worker: asyncio.subprocess.Process) ->
         assert unpack_payload(response.payload, cp.Pong).text == text
     finally:
         await client.close()
+
+
+@pytest.mark.requirement("AWP-OBS-004")
+async def test_event_trace_context_reaches_the_receipt(peer: Peer) -> None:
+    event = ping_event("conformance.broadcast", "t1", "traced", 1)
+    value = ce.CloudEvent.CloudEventAttributeValue
+    event.attributes["traceparent"].CopyFrom(value(ce_string=TRACE["traceparent"]))
+    event.attributes["tracestate"].CopyFrom(value(ce_string=TRACE["tracestate"]))
+    await peer.publish(event)
+    receipt = await peer.next_event()
+    assert receipt.source == "t1"
+    _, trace_id, span_id, _ = attr(receipt, "traceparent").split("-")
+    assert trace_id == TRACE_ID
+    assert span_id != "00f067aa0ba902b7"
+    assert attr(receipt, "tracestate") == "vendor=1"

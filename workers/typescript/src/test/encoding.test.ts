@@ -15,6 +15,7 @@ import {
   protoOf,
 } from "../worker/encoding.js";
 import { normalizeErrorCode, UnsupportedMessageError } from "../worker/errors.js";
+import { childOf, parseTrace, traceEntries } from "../worker/trace.js";
 
 const registry = createRegistry(PingSchema, PongSchema);
 const ping = create(PingSchema, { text: "hi", seq: 7 });
@@ -118,4 +119,33 @@ test("error codes: legacy errors and unknown values read as HANDLER_FAILED (AWP-
   assert.equal(normalizeErrorCode(0, "boom"), ErrorCode.HANDLER_FAILED);
   assert.equal(normalizeErrorCode(99, "future"), ErrorCode.HANDLER_FAILED);
   assert.equal(normalizeErrorCode(1, "x"), ErrorCode.UNKNOWN_TARGET);
+});
+
+test("trace context: valid traceparents parse, children keep the trace id (AWP-OBS-004)", () => {
+  const parent = parseTrace("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "k=v");
+  assert.ok(parent !== undefined);
+  const child = childOf(parent);
+  const [version, traceId, spanId, flags] = child.traceparent.split("-");
+  assert.deepEqual([version, traceId, flags], ["00", "4bf92f3577b34da6a3ce929d0e0e4736", "01"]);
+  assert.match(spanId ?? "", /^[0-9a-f]{16}$/);
+  assert.notEqual(spanId, "00f067aa0ba902b7");
+  assert.equal(child.tracestate, "k=v");
+  assert.deepEqual(traceEntries(child), { traceparent: child.traceparent, tracestate: "k=v" });
+  for (const bad of [
+    undefined,
+    "",
+    "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+    "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+    "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+  ]) {
+    assert.equal(parseTrace(bad), undefined, bad);
+  }
+  const event = buildCloudEvent({
+    topic: { type: "t", source: "s" },
+    body: json("Ping", {}),
+    trace: traceEntries(child),
+  });
+  assert.equal(attributeString(event, "traceparent"), child.traceparent);
+  assert.equal(attributeString(event, "tracestate"), "k=v");
 });

@@ -155,6 +155,8 @@ export interface EventInput {
   readonly body: Body;
   readonly sender?: { readonly type: string; readonly key: string } | undefined;
   readonly id?: string | undefined;
+  /** traceparent / tracestate attributes (AWP-OBS-004). */
+  readonly trace?: Record<string, string> | undefined;
 }
 
 /** Builds the CloudEvent of a publish (AWP-PUB-001). */
@@ -168,6 +170,9 @@ export function buildCloudEvent(input: EventInput): CloudEvent {
   if (sender !== undefined) {
     attributes["agagentsendertype"] = stringAttribute(sender.type);
     attributes["agagentsenderkey"] = stringAttribute(sender.key);
+  }
+  for (const [name, value] of Object.entries(input.trace ?? {})) {
+    attributes[name] = stringAttribute(value);
   }
   return create(CloudEventSchema, {
     id: input.id ?? randomUUID(),

@@ -38,3 +38,5 @@ export type {
 } from "./worker.js";
 export { runWorker, withDeadline } from "./process.js";
 export { sleep } from "./timers.js";
+export { currentTrace, parseTrace } from "./trace.js";
+export type { TraceContext } from "./trace.js";

@@ -30,6 +30,7 @@ import type { CloudEvent } from "../gen/cloudevents/v1/cloudevents_pb.js";
 import type { WorkerConfig } from "./config.js";
 import { ControlChannel } from "./control.js";
 import {
+  attributeString,
   buildCloudEvent,
   decodePayload,
   encodePayload,
@@ -49,6 +50,14 @@ import {
 import { createLogger, type Logger } from "./log.js";
 import { directSubscription, recipients, toProto, type SubscriptionRule } from "./matching.js";
 import { sleep } from "./timers.js";
+import {
+  childOf,
+  currentTrace,
+  parseTrace,
+  traceEntries,
+  withTrace,
+  type TraceContext,
+} from "./trace.js";
 import { HostClient, WELCOME_KEY, type DataStream } from "./transport.js";
 import { FrameWriter } from "./writer.js";
 
@@ -76,6 +85,8 @@ export interface MessageContext {
   readonly messageId: string;
   /** Aborted when the request's timeout_ms passes (AWP-RPC-013). */
   readonly signal: AbortSignal;
+  /** The received W3C trace context (traceparent/tracestate), if any. */
+  readonly trace: TraceContext | undefined;
 }
 
 /** An agent instance: one per AgentId (AWP-REG-004). */
@@ -107,6 +118,8 @@ export interface WorkerOptions {
   readonly reconnect?: boolean;
   /** Open the control channel and answer save/load state (CAPABILITY_STATE); default true. */
   readonly state?: boolean;
+  /** Propagate W3C trace context (CAPABILITY_TRACE_CONTEXT); default true. */
+  readonly traceContext?: boolean;
   /** Handlers running at once before the worker stops reading (AWP-FLOW-004). */
   readonly maxConcurrentHandlers?: number;
   /** Gives up the first connection after this long; default 30 s. */
@@ -184,6 +197,7 @@ export class Worker {
     const caps = [Capability.BATCHING];
     if (options.state !== false) caps.push(Capability.STATE);
     if (options.reconnect !== false) caps.push(Capability.RECONNECT);
+    if (options.traceContext !== false) caps.push(Capability.TRACE_CONTEXT);
     if (config.tls !== undefined) caps.push(Capability.TLS);
     if (config.tls?.cert !== undefined) caps.push(Capability.MUTUAL_TLS);
     if (config.token !== undefined) caps.push(Capability.BEARER_TOKEN);
@@ -274,7 +288,7 @@ export class Worker {
     if (conn?.open !== true) {
       throw new RpcError(ErrorCode.TARGET_UNAVAILABLE, "not connected to the host");
     }
-    const event = buildCloudEvent({ topic, body, sender });
+    const event = buildCloudEvent({ topic, body, sender, trace: this.traceToSend(conn) });
     conn.writer.send(
       create(OpenChannelRequestSchema, { message: { case: "cloudEvent", value: event } }),
     );
@@ -302,6 +316,7 @@ export class Worker {
       target: create(AgentIdSchema, { type: target.type, key: target.key }),
       payload,
       timeoutMs: BigInt(timeoutMs),
+      metadata: this.traceToSend(conn) ?? {},
     });
     if (source !== undefined) {
       request.source = create(AgentIdSchema, { type: source.type, key: source.key });
@@ -401,6 +416,12 @@ export class Worker {
     }
     conn.ready = true;
     this.log.info(`connected to ${this.config.address} as ${this.config.clientId}`);
+  }
+
+  /** Returns the current trace context to propagate, when the capability is in force. */
+  private traceToSend(conn: Connection): Record<string, string> | undefined {
+    const trace = conn.inForce(Capability.TRACE_CONTEXT) ? currentTrace() : undefined;
+    return trace === undefined ? undefined : traceEntries(trace);
   }
 
   /** Applies what the welcome put in force: batching, the control channel (AWP-VER-012). */
@@ -567,6 +588,7 @@ export class Worker {
       topic: undefined,
       messageId: request.requestId,
       signal,
+      trace: parseTrace(request.metadata["traceparent"], request.metadata["tracestate"]),
     };
     this.run(target, body, ctx).then(
       (reply) => {
@@ -597,6 +619,10 @@ export class Worker {
       return;
     }
     const signal = new AbortController().signal;
+    const trace = parseTrace(
+      attributeString(event, "traceparent"),
+      attributeString(event, "tracestate"),
+    );
     for (const id of recipients(this.subscriptions.values(), received.topic, received.sender)) {
       if (!this.types.has(id.type)) continue;
       const ctx: MessageContext = {
@@ -605,6 +631,7 @@ export class Worker {
         topic: received.topic,
         messageId: received.id,
         signal,
+        trace,
       };
       this.run(id, received.body, ctx).catch((error: unknown) => {
         this.log.warn(
@@ -625,7 +652,9 @@ export class Worker {
       this.conn?.call.pause();
     }
     try {
-      return await agent.handle(body, ctx);
+      // The received trace context is the parent of the handler's work (AWP-OBS-004).
+      const trace = ctx.trace === undefined ? undefined : childOf(ctx.trace);
+      return await withTrace(trace, () => agent.handle(body, ctx));
     } finally {
       this.active--;
       if (this.paused && this.active < (this.options.maxConcurrentHandlers ?? 1000) / 2) {
