@@ -41,7 +41,8 @@ export function runWorker(
   };
   let worker: Worker;
   try {
-    worker = new Worker(configFromEnv(), options);
+    const onClosed = (reason: string) => fail(1)(new Error(`lost the host: ${reason}`));
+    worker = new Worker(configFromEnv(), { onClosed, ...options });
   } catch (error) {
     return fail(2)(error);
   }

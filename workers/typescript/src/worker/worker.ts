@@ -126,6 +126,8 @@ export interface WorkerOptions {
   readonly connectTimeoutMs?: number;
   readonly logger?: Logger;
   readonly onNotice?: (notice: Notice) => void;
+  /** Called when the worker stops after losing the host with reconnect turned off. */
+  readonly onClosed?: (reason: string) => void;
 }
 
 interface Pending {
@@ -469,8 +471,7 @@ export class Worker {
     if (this.stopping || !conn.ready) return; // connect() reports a failed attempt itself
     this.log.warn(`data channel ended: ${Status[status.code]} ${status.details}`);
     if (this.options.reconnect === false) {
-      process.exitCode = 1;
-      void this.stop(0);
+      void this.stop(0).then(() => this.options.onClosed?.(status.details));
       return;
     }
     this.reconnecting ??= this.reconnect().finally(() => (this.reconnecting = undefined));
