@@ -4,8 +4,9 @@ This is the two-worker example of AutoGen's "Distributed Agent Runtime" guide: e
 runtime hosts one `@default_subscription` agent; every agent publishes a greeting on the default
 topic for each message it receives and stops after publishing `--count` (5 in the guide). One
 worker publishes "Hello!" to start. The guide waits 5 seconds; this script instead waits until
-both agents have published `--count` messages (or `--timeout` passes), then `--settle` seconds
-more to see that nobody publishes again, and prints a JSON summary line:
+every agent has published `--count` messages and received all the others' (or `--timeout`
+passes), then `--settle` seconds more to see that nobody publishes again, and prints a JSON
+summary line:
 
     {"event": "done", "ok": true, "published": {"worker1": 5, "worker2": 5},
      "received": {"worker1": 6, "worker2": 6}, "seconds": 0.4}
@@ -61,6 +62,8 @@ class MyAgent(RoutedAgent):
         MyAgent.received[self._name] = MyAgent.received.get(self._name, 0) + 1
         self._counter += 1
         if self._counter > MyAgent.limit:
+            if MyAgent.changed is not None:
+                MyAgent.changed.set()
             return
         content = f"{self._name}: Hello x {self._counter}"
         print(content, flush=True)
@@ -90,8 +93,15 @@ async def main(args: argparse.Namespace) -> int:
 
         await workers[-1].publish_message(MyMessage(content="Hello!"), DefaultTopicId())
 
+        # Each agent gets "Hello!" and every other agent's greetings.
+        expected_received = 1 + (len(names) - 1) * args.count
+
         def finished() -> bool:
-            return all(MyAgent.published.get(n, 0) >= args.count for n in names)
+            return all(
+                MyAgent.published.get(n, 0) >= args.count
+                and MyAgent.received.get(n, 0) >= expected_received
+                for n in names
+            )
 
         deadline = started + args.timeout
         while not finished() and time.monotonic() < deadline:

@@ -123,7 +123,7 @@ async def test_autogen_call_to_an_unknown_type_gets_the_hosts_error(
     assert result["ok"] is False
     assert result["timed_out"] is False
     assert result["error"] == "no worker serves agent type 'nobody'"
-    assert float(str(result["seconds"])) < 5.0
+    assert float(str(result["seconds"])) < 10.0  # at once, not at some deadline
     assert host.metrics.rpc_errors == {"ERROR_CODE_UNKNOWN_TARGET": 1}
 
     # An AutoGen agent calling an unknown type gets the same error back.
@@ -166,5 +166,5 @@ async def test_calls_nobody_answers_end_at_the_hosts_deadline(
         started = time.monotonic()
         with pytest.raises(DeadlineExceededError):
             await worker.send(message, AgentId("ag_mixed", "k"), timeout=2.0)
-        assert time.monotonic() - started < 4.0
+        assert time.monotonic() - started < 8.0
     assert [line["type"] for line in mixed.matching(event_is("rpc"))] == ["Nothing"]
