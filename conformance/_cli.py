@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import TextIO
 
 from conformance._cases import Level
-from conformance._console import print_summary
+from conformance._console import print_case, print_footer, print_header
 from conformance._expected import load_expected_failures
 from conformance._host_suite import run_host_suite_async, select_host_cases
 from conformance._reports import write_reports
-from conformance._results import Policy
+from conformance._results import CaseResult, Policy
 from conformance._spec import load_spec_index
 from conformance._subject import AttachedSubject, SpawnedSubject, Subject
+from conformance._version import HARNESS_VERSION
 from conformance.host_cases import HOST_CASES
 
 __all__ = ["main"]
@@ -128,6 +129,13 @@ def _cmd_host(args: argparse.Namespace, command: list[str], out: TextIO) -> int:
         out.write(f"cannot read the expected failures: {exc}\n")
         return 2
     cases = select_host_cases(args.case, args.requirement, _levels(args.level))
+    print_header(HARNESS_VERSION, load_spec_index().version, "host", subject.description, out)
+    out.flush()
+
+    def progress(record: CaseResult) -> None:
+        print_case(record, out)
+        out.flush()
+
     result = asyncio.run(
         run_host_suite_async(
             subject,
@@ -135,9 +143,10 @@ def _cmd_host(args: argparse.Namespace, command: list[str], out: TextIO) -> int:
             legacy=args.legacy,
             scale=args.timeout_scale,
             expected_failures=expected,
+            on_result=progress,
         )
     )
-    print_summary(result, out)
+    print_footer(result, out)
     if args.report_dir is not None:
         write_reports(result, args.report_dir)
     return result.exit_code(Policy(args.require))

@@ -6,7 +6,7 @@ from typing import TextIO
 
 from conformance._results import CaseResult, Status, SuiteResult
 
-__all__ = ["print_case", "print_summary"]
+__all__ = ["print_case", "print_footer", "print_header", "print_summary"]
 
 
 def _label(r: CaseResult) -> str:
@@ -31,14 +31,26 @@ def print_case(r: CaseResult, out: TextIO) -> None:
         out.write(f"    replay: {r.replay}\n")
 
 
-def print_summary(result: SuiteResult, out: TextIO) -> None:
-    """Print every case, the run's problems, and end with the summary line (or NO RESULT)."""
+def print_header(
+    harness_version: str, spec_version: str, suite: str, subject: str, out: TextIO
+) -> None:
+    """Print the line that opens a run's report."""
     out.write(
-        f"agentworker conformance {result.harness_version}, spec {result.spec_version}, "
-        f"{result.suite} suite, subject {result.subject}\n"
+        f"agentworker conformance {harness_version}, spec {spec_version}, "
+        f"{suite} suite, subject {subject}\n"
     )
+
+
+def print_summary(result: SuiteResult, out: TextIO) -> None:
+    """Print the whole report: header, every case, footer."""
+    print_header(result.harness_version, result.spec_version, result.suite, result.subject, out)
     for r in result.results:
         print_case(r, out)
+    print_footer(result, out)
+
+
+def print_footer(result: SuiteResult, out: TextIO) -> None:
+    """Print the run's problems and end with the summary line (then NO RESULT, if so)."""
     for problem in result.problems:
         out.write(f"PROBLEM {problem}\n")
     out.write(result.summary_line() + "\n")

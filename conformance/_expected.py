@@ -14,9 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conformance._results import Status, SuiteResult
+from conformance._results import CaseResult, Status, SuiteResult
 
-__all__ = ["ExpectedFailure", "apply_expected_failures", "load_expected_failures"]
+__all__ = [
+    "ExpectedFailure",
+    "apply_expected_failure",
+    "apply_expected_failures",
+    "load_expected_failures",
+    "stale_entries",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,27 +56,38 @@ def load_expected_failures(path: Path) -> list[ExpectedFailure]:
     return _entries(data, str(path))
 
 
+def apply_expected_failure(record: CaseResult, entries: Iterable[ExpectedFailure]) -> None:
+    """Turn ``record`` into XFAIL when it failed and is listed, or XPASS when it passed and
+    is listed."""
+    entry = next((e for e in entries if e.case == record.case_id), None)
+    if entry is None:
+        return
+    if record.status is Status.FAIL:
+        record.status = Status.XFAIL
+        record.message = f"expected failure ({entry.reason}): {record.message}"
+    elif record.status is Status.PASS:
+        record.status = Status.XPASS
+        record.message = (
+            f"passed, but listed as an expected failure ({entry.reason}); "
+            "remove the entry from the expected-failures file"
+        )
+
+
+def stale_entries(entries: Iterable[ExpectedFailure], known_case_ids: set[str]) -> list[str]:
+    """Return a problem line for each entry naming no known case."""
+    return [
+        f"stale expected-failure entry: {e.case} is not a known case ({e.reason})"
+        for e in entries
+        if e.case not in known_case_ids
+    ]
+
+
 def apply_expected_failures(
     result: SuiteResult, entries: Iterable[ExpectedFailure], known_case_ids: set[str]
 ) -> None:
-    """Turn listed failures into XFAIL and listed passes into XPASS, and record stale entries
-    (unknown case ids) as problems of the run."""
-    by_case = {e.case: e for e in entries}
-    for case_id, listed in by_case.items():
-        if case_id not in known_case_ids:
-            result.problems.append(
-                f"stale expected-failure entry: {case_id} is not a known case ({listed.reason})"
-            )
-    for r in result.results:
-        entry = by_case.get(r.case_id)
-        if entry is None:
-            continue
-        if r.status is Status.FAIL:
-            r.status = Status.XFAIL
-            r.message = f"expected failure ({entry.reason}): {r.message}"
-        elif r.status is Status.PASS:
-            r.status = Status.XPASS
-            r.message = (
-                f"passed, but listed as an expected failure ({entry.reason}); "
-                "remove the entry from the expected-failures file"
-            )
+    """Apply the entries to every result of a finished run and record stale entries as
+    problems of the run."""
+    entries = list(entries)
+    result.problems.extend(stale_entries(entries, known_case_ids))
+    for record in result.results:
+        apply_expected_failure(record, entries)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._cases import Case, CaseSkip, Level, SkipReason
 from conformance._expected import ExpectedFailure
 from conformance._host_context import HostContext
-from conformance._results import SuiteResult
+from conformance._results import CaseResult, SuiteResult
 from conformance._runner import RunOptions, run_cases
 from conformance._subject import Subject
 from conformance._trace import Trace
@@ -58,6 +58,7 @@ async def run_host_suite_async(
     scale: float = 1.0,
     expected_failures: Sequence[ExpectedFailure] = (),
     replay_prefix: Sequence[str] = ("python", "-m", "conformance"),
+    on_result: Callable[[CaseResult], None] | None = None,
 ) -> SuiteResult:
     """Run the host suite (all cases, or ``cases``) against ``subject``."""
     chosen = HOST_CASES.all() if cases is None else list(cases)
@@ -89,6 +90,7 @@ async def run_host_suite_async(
         scale=scale,
         expected_failures=expected_failures,
         replay_prefix=replay_prefix,
+        on_result=on_result,
     )
     return await run_cases(
         "host",

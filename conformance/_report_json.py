@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from conformance._matrix import requirement_matrix
 from conformance._results import SuiteResult
+from conformance._spec import SpecIndex, load_spec_index
 
 __all__ = ["json_report", "report_dict"]
 
 
-def report_dict(result: SuiteResult) -> dict[str, Any]:
-    """Return the report as plain data."""
+def report_dict(result: SuiteResult, spec: SpecIndex | None = None) -> dict[str, Any]:
+    """Return the report as plain data, with the requirement matrix."""
+    rows = requirement_matrix(result, spec if spec is not None else load_spec_index())
     return {
         "harness_version": result.harness_version,
         "spec_version": result.spec_version,
@@ -39,9 +42,23 @@ def report_dict(result: SuiteResult) -> dict[str, Any]:
             }
             for r in result.results
         ],
+        "requirements": [
+            {
+                "id": row.requirement.id,
+                "level": row.requirement.level,
+                "verdict": row.verdict,
+                "cases": [c.case_id for c in row.cases],
+            }
+            for row in rows
+        ],
+        "untested_must": [
+            row.requirement.id
+            for row in rows
+            if row.verdict == "untested" and row.requirement.level == "MUST"
+        ],
     }
 
 
-def json_report(result: SuiteResult) -> str:
+def json_report(result: SuiteResult, spec: SpecIndex | None = None) -> str:
     """Return the report as indented JSON."""
-    return json.dumps(report_dict(result), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(report_dict(result, spec), indent=2, ensure_ascii=False) + "\n"

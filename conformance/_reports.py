@@ -18,7 +18,7 @@ def write_reports(result: SuiteResult, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     spec = load_spec_index()
     files = {
-        "report.json": json_report(result),
+        "report.json": json_report(result, spec),
         "junit.xml": junit_report(result),
         "report.html": html_report(result, spec),
     }

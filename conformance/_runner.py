@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from conformance._cases import Case, CaseFailure, CaseSkip
-from conformance._expected import ExpectedFailure, apply_expected_failures
+from conformance._expected import ExpectedFailure, apply_expected_failure, stale_entries
 from conformance._results import CaseResult, Status, SuiteResult
 from conformance._spec import load_spec_index
 from conformance._subject import Subject, SubjectError
@@ -48,6 +48,8 @@ class RunOptions:
     expected_failures: Sequence[ExpectedFailure] = ()
     replay_prefix: Sequence[str] = ("python", "-m", "conformance")
     extra_replay_args: list[str] = field(default_factory=list)
+    # Called with each case's final result as soon as it is known (progress output).
+    on_result: Callable[[CaseResult], None] | None = None
 
 
 def _replay(options: RunOptions, suite: str, subject: Subject, case_id: str) -> str:
@@ -123,14 +125,16 @@ async def run_cases(
             if asyncio.iscoroutine(prepared):
                 await prepared
         for case in cases:
-            result.results.append(
-                await _run_case(suite, case, subject, make_context, applicability, options)
-            )
+            record = await _run_case(suite, case, subject, make_context, applicability, options)
+            apply_expected_failure(record, options.expected_failures)
+            result.results.append(record)
+            if options.on_result is not None:
+                options.on_result(record)
     except SubjectError as exc:
         result.no_result = f"the subject could not be restarted: {exc}"
     finally:
         await subject.stop()
-    apply_expected_failures(result, options.expected_failures, known_case_ids)
+    result.problems.extend(stale_entries(options.expected_failures, known_case_ids))
     if not result.no_result and result.executed == 0:
         result.no_result = "no case ran"
     return result

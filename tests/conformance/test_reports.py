@@ -52,6 +52,14 @@ def test_reports_are_written(tmp_path: Path) -> None:
     assert report["summary"]["line"] == "1 passed, 1 failed, 1 skipped"
     assert [c["status"] for c in report["cases"]] == ["PASS", "FAIL", "SKIP"]
     assert report["cases"][1]["requirements"] == ["AWP-RPC-005", "AWP-RPC-004"]
+    matrix = {row["id"]: row for row in report["requirements"]}
+    assert matrix["AWP-RPC-004"] == {
+        "id": "AWP-RPC-004",
+        "level": "MUST",
+        "verdict": "fail",
+        "cases": ["host/a", "host/b"],
+    }
+    assert "AWP-CONN-002" in report["untested_must"]
 
     suite = ET.parse(tmp_path / "junit.xml").getroot()
     assert suite.get("tests") == "3"
