@@ -1,0 +1,1 @@
+"""Throughput, latency and CPU comparison of agentworker hosts (see bench/README.md)."""
