@@ -106,6 +106,32 @@ def worker_script() -> Path:
     return script
 
 
+async def _run_in_package(*command: str) -> tuple[int | None, str]:
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=TS_DIR, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        async with asyncio.timeout(300):
+            out, _ = await process.communicate()
+    finally:
+        await stop_process(process)
+    return process.returncode, out.decode(errors="replace")
+
+
+async def test_unit_tests_pass(worker_script: Path) -> None:
+    """Runs the package's own unit tests (node --test) on the compiled output."""
+    code, out = await _run_in_package("node", "--test")
+    assert code == 0, out
+    assert "# fail 0" in out
+
+
+async def test_sources_are_formatted(worker_script: Path) -> None:
+    """Checks the sources with the pinned prettier."""
+    prettier = TS_DIR / "node_modules" / ".bin" / "prettier"
+    code, out = await _run_in_package(str(prettier), "--check", "src", "README.md")
+    assert code == 0, out
+
+
 # -- processes --------------------------------------------------------------------------
 
 
