@@ -12,7 +12,8 @@ import argparse
 import asyncio
 import sys
 
-from autogen_ext.runtimes.grpc import GrpcWorkerAgentRuntimeHost
+# Installed in interop/autogen/.venv only.
+from autogen_ext.runtimes.grpc import GrpcWorkerAgentRuntimeHost  # type: ignore[import-not-found]
 
 
 async def _serve(address: str) -> None:

@@ -96,7 +96,7 @@ class Worker:
         method = self._channel.stream_stream(
             self._service + "OpenChannel", request_serializer=None, response_deserializer=None
         )
-        self._call = method(metadata=metadata)
+        self._call = method(None, metadata=metadata)
         if self.mode == MODE_BATCHED:
             initial = await asyncio.wait_for(self._call.initial_metadata(), CALL_TIMEOUT_S)
             for key, value in initial or ():
@@ -117,7 +117,9 @@ class Worker:
 
     async def register(self, agent_type: str) -> None:
         """Register ``agent_type`` for this worker."""
-        await self._unary("RegisterAgent", pb.RegisterAgentRequest(type=agent_type).SerializeToString())
+        await self._unary(
+            "RegisterAgent", pb.RegisterAgentRequest(type=agent_type).SerializeToString()
+        )
 
     async def subscribe(self, subscription_id: str, topic_type: str, agent_type: str) -> None:
         """Subscribe ``agent_type`` to the exact topic type ``topic_type``."""
@@ -155,10 +157,8 @@ class Worker:
         call = self._call
         assert call is not None
         data = await call.read()
-        if data is grpc.aio.EOF:
-            return None
-        assert isinstance(data, bytes)
-        return data
+        # grpc.aio.EOF (a sentinel, not bytes) when the host ended the stream.
+        return data if isinstance(data, bytes) else None
 
     async def read(self) -> list[pb.OpenChannelResponse] | None:
         """Return the next frame, unpacked when it is a Batch; None when the channel ended."""
@@ -291,7 +291,9 @@ class RpcLoad:
         pending = self.pending
         latencies = self.latencies
         now = time.perf_counter()
-        await caller.send([self._next(now) for _ in range(min(self.concurrency, self.max_requests))])
+        await caller.send(
+            [self._next(now) for _ in range(min(self.concurrency, self.max_requests))]
+        )
         for _ in range(MAX_FRAMES):
             frames = await caller.read()
             if frames is None:

@@ -85,7 +85,6 @@ class Relay:
         client_id = _client_id(context)
         if client_id is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "client-id metadata not found")
-            return
         conn = _Connection(client_id)
         self.connections[client_id] = conn
         writer = asyncio.create_task(conn.write_loop(context))
@@ -151,7 +150,6 @@ class Relay:
         client_id = _client_id(context)
         if client_id is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "client-id metadata not found")
-            raise AssertionError("unreachable")
         self.types[request.type] = client_id
         return pb.RegisterAgentResponse()
 
@@ -161,11 +159,9 @@ class Relay:
         client_id = _client_id(context)
         if client_id is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "client-id metadata not found")
-            raise AssertionError("unreachable")
         sub = request.subscription
         if sub.WhichOneof("subscription") != "type_subscription":
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the relay has exact topics only")
-            raise AssertionError("unreachable")
         topic = sub.type_subscription.topic_type
         self.topics.setdefault(topic, {})[sub.id] = sub.type_subscription.agent_type
         self.subscriptions[sub.id] = (client_id, topic)
@@ -194,9 +190,7 @@ class Relay:
     def handlers(self) -> list[grpc.GenericRpcHandler[Any, Any]]:
         methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
             "OpenChannel": grpc.stream_stream_rpc_method_handler(self.open_channel),
-            "OpenControlChannel": grpc.stream_stream_rpc_method_handler(
-                self.open_control_channel
-            ),
+            "OpenControlChannel": grpc.stream_stream_rpc_method_handler(self.open_control_channel),
             "RegisterAgent": grpc.unary_unary_rpc_method_handler(
                 self.register_agent,
                 request_deserializer=pb.RegisterAgentRequest.FromString,

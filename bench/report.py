@@ -222,9 +222,7 @@ def markdown(result: dict[str, Any]) -> str:
     for scenario, row in cells.items():
         label = SCENARIO_BY_NAME[scenario].label
         lines.append(
-            f"| {label} | "
-            + " | ".join(_num(row.get(s, {}).get("rate")) for s in subjects)
-            + " |"
+            f"| {label} | " + " | ".join(_num(row.get(s, {}).get("rate")) for s in subjects) + " |"
         )
     lines += [
         "",

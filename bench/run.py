@@ -166,9 +166,7 @@ async def run_bench(
                     try:
                         if not host.alive():
                             raise MeasurementError(f"{subject.name} is not running")
-                        entry.update(
-                            await measure(host, subject, scenario, timing, f"m{sequence}")
-                        )
+                        entry.update(await measure(host, subject, scenario, timing, f"m{sequence}"))
                         progress(
                             f"round {round_index + 1}/{rounds} {scenario.name:<8} "
                             f"{subject.name:<13} {entry['rate']:>11,.0f} {entry['unit']:<13}"
@@ -241,8 +239,7 @@ def _thread_cpu(pid: int) -> dict[str, float]:
 async def run_profile(
     scenario_names: Sequence[str], timing: Timing, out_dir: Path, progress: Progress = _print
 ) -> Path:
-    """Profile our host on the legacy path: per-thread CPU, then cProfile of the main thread."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Profile our host: per-thread CPU, then cProfile of the main thread (``out_dir`` exists)."""
     log_dir = subjects.make_log_dir()
     report_lines = [
         "# Where our host's time goes",
@@ -346,9 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench",
         description="Compare our reference host with AutoGen's host and a bare gRPC relay.",
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="one short round (under a minute)"
-    )
+    parser.add_argument("--quick", action="store_true", help="one short round (under a minute)")
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, help="rounds (default 3; --quick 1)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per measurement")
@@ -402,6 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rounds is not None:
         rounds = max(1, args.rounds)
     if args.profile:
+        args.out.mkdir(parents=True, exist_ok=True)
         profile_timing = replace(timing, warmup_s=0.2, duration_s=max(1.0, timing.duration_s))
         path = asyncio.run(run_profile(args.scenarios, profile_timing, args.out))
         print(path.read_text())

@@ -160,8 +160,8 @@ class HostProcess:
             return [str(AUTOGEN_PYTHON), "-I", script, "--address", self.address]
         raise ValueError(f"unknown host kind {kind!r}")
 
-    async def start(self) -> None:
-        """Start the process and wait until it accepts gRPC connections."""
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the process on a free port (``start`` also waits until it serves)."""
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         env = dict(os.environ)
@@ -179,13 +179,17 @@ class HostProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        return self._process
+
+    async def start(self) -> None:
+        """Start the process and wait until it accepts gRPC connections."""
+        process = self.spawn()
         deadline = time.monotonic() + START_TIMEOUT_S
         async with grpc.aio.insecure_channel(self.address) as channel:
             while True:
-                if self._process.poll() is not None:
+                if process.poll() is not None:
                     raise RuntimeError(
-                        f"{self.subject.name} exited with {self._process.returncode}:\n"
-                        + self.log_tail()
+                        f"{self.subject.name} exited with {process.returncode}:\n" + self.log_tail()
                     )
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
