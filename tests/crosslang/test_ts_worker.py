@@ -690,6 +690,7 @@ class FakeHost:
         self.subscriptions: list[pb.Subscription] = []
         self.registrations: list[str] = []
         self.refuse_next_channel = False
+        self.half_closed = asyncio.Event()
         self.server = grpc.aio.server()
         unary = grpc.unary_unary_rpc_method_handler
         handlers = {
@@ -748,6 +749,7 @@ class FakeHost:
             async for frame in requests:
                 for item in frame.batch.messages if frame.HasField("batch") else [frame]:
                     self.inbound.put_nowait(item)
+            self.half_closed.set()
 
         reader = asyncio.create_task(pump())
         try:
@@ -1199,3 +1201,25 @@ async def test_event_trace_context_reaches_the_receipt(peer: Peer) -> None:
     assert trace_id == TRACE_ID
     assert span_id != "00f067aa0ba902b7"
     assert attr(receipt, "tracestate") == "vendor=1"
+
+
+@pytest.mark.requirement("AWP-CONN-017", "AWP-ERR-001")
+async def test_sigterm_refuses_new_work_finishes_running_work_and_half_closes(
+    fake_host: FakeHost, fake_worker: asyncio.subprocess.Process
+) -> None:
+    fake_host.send(request_frame("s1", command("s", stall=cp.StallAction(duration_ms=3000))))
+    await asyncio.sleep(0.3)
+    fake_host.send(request_frame("started", json_payload("Ping", {"text": "x", "seq": 0})))
+    (first,) = await fake_host.receive(1)
+    assert first.response.request_id == "started"
+    fake_worker.send_signal(signal.SIGTERM)
+    await asyncio.sleep(1.0)  # the worker is draining: s1 still runs
+    fake_host.send(request_frame("late", json_payload("Ping", {"text": "x", "seq": 1})))
+    answers = responses_by_id(await fake_host.receive(2))
+    assert answers["late"].error_code == pb.ERROR_CODE_SHUTTING_DOWN
+    assert answers["late"].error
+    assert answers["s1"].error == "", answers["s1"]
+    assert unpack_payload(answers["s1"].payload, cp.CommandResult).stalled_ms == 3000
+    async with asyncio.timeout(WAIT_S):
+        await fake_host.half_closed.wait()
+        assert await fake_worker.wait() == 0
