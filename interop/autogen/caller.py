@@ -8,9 +8,12 @@ Calls run concurrently; each result line names the command's id.
     {"op": "call", "id": "c1", "target": ["type", "key"], "type": "Ping",
      "body": {"text": "hi", "seq": 1}, "timeout": 20}
         -> {"event": "result", "id": "c1", "ok": true, "reply_type": "Pong",
-            "reply": {...}, "request_id": "1", "seconds": 0.01}
+            "reply_encoding": "json", "reply": {...}, "request_id": "1", "seconds": 0.01}
         -> {"event": "result", "id": "c1", "ok": false, "error": "...",
             "timed_out": false, "request_id": "1", "seconds": 0.01}
+
+    A reply AutoGen could not decode (it returns an UnknownPayload instead of raising) gives
+    "ok": false with its "reply_type" and no "error".
     {"op": "publish", "topic": ["type", "source"], "type": "Ping", "body": {...},
      "encoding": "json" | "protobuf"}          -> {"event": "published", ...}
     {"op": "exit"}                              -> stops the runtime and exits 0
