@@ -189,11 +189,22 @@ class Worker:
 class Phase:
     """Shared timing flags of one measurement: warm-up, measuring window, stopping."""
 
-    __slots__ = ("measuring", "stopping")
+    __slots__ = ("last_progress", "max_gap_s", "measuring", "stopping")
 
     def __init__(self) -> None:
         self.measuring = False
         self.stopping = False
+        # Longest time without progress (a response or an event received) inside the window:
+        # shows stalls that a rate alone hides.
+        self.max_gap_s = 0.0
+        self.last_progress = 0.0
+
+    def progress(self, now: float) -> None:
+        """Record that the load made progress at ``now`` (perf_counter) inside the window."""
+        gap = now - self.last_progress
+        if gap > self.max_gap_s:
+            self.max_gap_s = gap
+        self.last_progress = now
 
 
 # -- RPC ---------------------------------------------------------------------------------------
@@ -300,6 +311,8 @@ class RpcLoad:
                 raise ChannelClosedError("the caller's data channel ended")
             now = time.perf_counter()
             measuring = phase.measuring
+            if measuring:
+                phase.progress(now)
             more = not phase.stopping
             out: list[bytes] = []
             for frame in frames:
@@ -415,6 +428,7 @@ class PublishLoad:
             self.delivered += count
             if phase.measuring:
                 self.window_count += count
+                phase.progress(time.perf_counter())
             if self._waiting and self._outstanding_events() <= low_water:
                 self._waiting = False
                 self._room.set()

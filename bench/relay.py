@@ -1,15 +1,19 @@
 """The bench relay: the least a host can do and still route the load clients' traffic.
 
 It serves the six methods under the legacy path ``/agents.AgentRpc/`` (and the canonical path,
-without a welcome, so v1 clients see a legacy host), and forwards the bytes of each frame it
+without a welcome, so v1 clients see a legacy host) and forwards the bytes of each frame it
 reads, unchanged: a worker's ``request``, ``response`` and ``cloud_event`` frames are encoded
-exactly like the host's frames of the same case. It parses a frame once to find where it goes
-and keeps only what routing needs: agent type to client, exact topic type to agent types, and
-request id to the caller (so request ids must be unique across callers, as with AutoGen's
-host). No validation, deadlines, id rewriting, counters, queue limits or logging. It is the
-physical reference of the comparison: what gRPC and the event loop cost on their own.
+exactly like the host's frames of the same case. It decodes nothing: a few lines below read the
+handful of protobuf fields that routing needs (target type, request id, topic type) straight
+from the bytes. It keeps only what routing needs: agent type to client, exact topic type to
+agent types, and request id to the caller (so request ids must be unique across callers, as
+with AutoGen's host). No validation, deadlines, id rewriting, counters, queue limits or logging.
+It is the physical reference of the comparison: what gRPC and the event loop cost on their own.
 
-    python -m bench.relay --address 127.0.0.1:PORT
+The file depends on nothing but the standard library and grpcio, so the same relay runs in the
+project's virtualenv and in interop/autogen/.venv (AutoGen's older grpcio):
+
+    python bench/relay.py --address 127.0.0.1:PORT
 """
 
 from __future__ import annotations
@@ -25,10 +29,75 @@ from typing import Any
 
 import grpc
 
-from agentworker.v1 import agentworker_pb2 as pb
-
 SERVICES = ("agents.AgentRpc", "agentworker.v1.AgentRpcService")
-_parse = pb.OpenChannelRequest.FromString
+
+# Field numbers (agentworker.proto / AutoGen's agent_worker.proto, identical on the wire).
+_FRAME_REQUEST, _FRAME_RESPONSE, _FRAME_EVENT = 1, 2, 3
+_REQUEST_ID, _REQUEST_TARGET, _AGENT_ID_TYPE = 1, 3, 1
+_RESPONSE_ID = 1
+_EVENT_TYPE = 4
+_SUBSCRIPTION_ID, _SUBSCRIPTION_TYPE = 1, 2
+_TYPE_SUB_TOPIC, _TYPE_SUB_AGENT = 1, 2
+
+Span = tuple[int, int]
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = 0
+    shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _find(data: bytes, span: Span, wanted: int) -> Span | None:
+    """Return the span of the first length-delimited field ``wanted`` within ``span``."""
+    pos, end = span
+    while pos < end:
+        key, pos = _varint(data, pos)
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 2:
+            size, pos = _varint(data, pos)
+            if number == wanted:
+                return pos, pos + size
+            pos += size
+        elif wire_type == 0:
+            _, pos = _varint(data, pos)
+        elif wire_type == 1:
+            pos += 8
+        elif wire_type == 5:
+            pos += 4
+        else:
+            return None
+    return None
+
+
+def _bytes_at(data: bytes, span: Span | None, *path: int) -> bytes:
+    """Follow the field numbers ``path`` from ``span``; return the last field's bytes or b""."""
+    for number in path:
+        if span is None:
+            return b""
+        span = _find(data, span, number)
+    return b"" if span is None else data[span[0] : span[1]]
+
+
+def _frame_case(data: bytes) -> tuple[int, Span]:
+    """Return the data frame's oneof case (field number) and its message's span."""
+    pos, end = 0, len(data)
+    while pos < end:
+        key, pos = _varint(data, pos)
+        if key & 7 != 2:
+            return 0, (0, 0)
+        size, pos = _varint(data, pos)
+        number = key >> 3
+        if number in (_FRAME_REQUEST, _FRAME_RESPONSE, _FRAME_EVENT):
+            return number, (pos, pos + size)
+        pos += size
+    return 0, (0, 0)
 
 
 class _Connection:
@@ -68,16 +137,16 @@ def _client_id(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
 
 
 class Relay:
-    """Routing tables and the gRPC handlers."""
+    """Routing tables and the gRPC handlers (all messages stay bytes)."""
 
     def __init__(self) -> None:
         self.connections: dict[str, _Connection] = {}
-        self.types: dict[str, str] = {}
+        self.types: dict[bytes, str] = {}
         # topic type -> {subscription id: agent type}
-        self.topics: dict[str, dict[str, str]] = {}
+        self.topics: dict[bytes, dict[bytes, bytes]] = {}
         # subscription id -> (owner client id, topic type)
-        self.subscriptions: dict[str, tuple[str, str]] = {}
-        self.pending: dict[str, _Connection] = {}
+        self.subscriptions: dict[bytes, tuple[str, bytes]] = {}
+        self.pending: dict[bytes, _Connection] = {}
 
     async def open_channel(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
@@ -96,21 +165,20 @@ class Relay:
         )
         try:
             async for data in requests:
-                frame = _parse(data)
-                case = frame.WhichOneof("message")
-                if case == "request":
-                    request = frame.request
-                    target_client = types.get(request.target.type)
+                case, body = _frame_case(data)
+                if case == _FRAME_REQUEST:
+                    target_type = _bytes_at(data, body, _REQUEST_TARGET, _AGENT_ID_TYPE)
+                    target_client = types.get(target_type)
                     target = connections.get(target_client) if target_client else None
                     if target is not None:
-                        pending[request.request_id] = conn
+                        pending[_bytes_at(data, body, _REQUEST_ID)] = conn
                         target.push(data)
-                elif case == "response":
-                    caller = pending.pop(frame.response.request_id, None)
+                elif case == _FRAME_RESPONSE:
+                    caller = pending.pop(_bytes_at(data, body, _RESPONSE_ID), None)
                     if caller is not None:
                         caller.push(data)
-                elif case == "cloud_event":
-                    subscribed = topics.get(frame.cloud_event.type)
+                elif case == _FRAME_EVENT:
+                    subscribed = topics.get(_bytes_at(data, body, _EVENT_TYPE))
                     if subscribed:
                         seen: set[str] = set()
                         for agent_type in subscribed.values():
@@ -145,40 +213,46 @@ class Relay:
             del self.pending[request_id]
 
     async def register_agent(
-        self, request: pb.RegisterAgentRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.RegisterAgentResponse:
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
         client_id = _client_id(context)
         if client_id is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "client-id metadata not found")
-        self.types[request.type] = client_id
-        return pb.RegisterAgentResponse()
+        # RegisterAgentRequest.type = 1
+        self.types[_bytes_at(request, (0, len(request)), 1)] = client_id
+        return b""
 
     async def add_subscription(
-        self, request: pb.AddSubscriptionRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.AddSubscriptionResponse:
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
         client_id = _client_id(context)
         if client_id is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "client-id metadata not found")
-        sub = request.subscription
-        if sub.WhichOneof("subscription") != "type_subscription":
+        # AddSubscriptionRequest.subscription = 1 { id = 1; type_subscription = 2 {...} }
+        subscription = _find(request, (0, len(request)), 1)
+        exact = _find(request, subscription, _SUBSCRIPTION_TYPE) if subscription else None
+        if subscription is None or exact is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the relay has exact topics only")
-        topic = sub.type_subscription.topic_type
-        self.topics.setdefault(topic, {})[sub.id] = sub.type_subscription.agent_type
-        self.subscriptions[sub.id] = (client_id, topic)
-        return pb.AddSubscriptionResponse()
+        sub_id = _bytes_at(request, subscription, _SUBSCRIPTION_ID)
+        topic = _bytes_at(request, exact, _TYPE_SUB_TOPIC)
+        self.topics.setdefault(topic, {})[sub_id] = _bytes_at(request, exact, _TYPE_SUB_AGENT)
+        self.subscriptions[sub_id] = (client_id, topic)
+        return b""
 
     async def remove_subscription(
-        self, request: pb.RemoveSubscriptionRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.RemoveSubscriptionResponse:
-        entry = self.subscriptions.pop(request.id, None)
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
+        # RemoveSubscriptionRequest.id = 1
+        sub_id = _bytes_at(request, (0, len(request)), 1)
+        entry = self.subscriptions.pop(sub_id, None)
         if entry is not None:
-            self.topics.get(entry[1], {}).pop(request.id, None)
-        return pb.RemoveSubscriptionResponse()
+            self.topics.get(entry[1], {}).pop(sub_id, None)
+        return b""
 
     async def get_subscriptions(
-        self, request: pb.GetSubscriptionsRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.GetSubscriptionsResponse:
-        return pb.GetSubscriptionsResponse()
+        self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
+        return b""
 
     async def open_control_channel(
         self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
@@ -191,26 +265,10 @@ class Relay:
         methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
             "OpenChannel": grpc.stream_stream_rpc_method_handler(self.open_channel),
             "OpenControlChannel": grpc.stream_stream_rpc_method_handler(self.open_control_channel),
-            "RegisterAgent": grpc.unary_unary_rpc_method_handler(
-                self.register_agent,
-                request_deserializer=pb.RegisterAgentRequest.FromString,
-                response_serializer=pb.RegisterAgentResponse.SerializeToString,
-            ),
-            "AddSubscription": grpc.unary_unary_rpc_method_handler(
-                self.add_subscription,
-                request_deserializer=pb.AddSubscriptionRequest.FromString,
-                response_serializer=pb.AddSubscriptionResponse.SerializeToString,
-            ),
-            "RemoveSubscription": grpc.unary_unary_rpc_method_handler(
-                self.remove_subscription,
-                request_deserializer=pb.RemoveSubscriptionRequest.FromString,
-                response_serializer=pb.RemoveSubscriptionResponse.SerializeToString,
-            ),
-            "GetSubscriptions": grpc.unary_unary_rpc_method_handler(
-                self.get_subscriptions,
-                request_deserializer=pb.GetSubscriptionsRequest.FromString,
-                response_serializer=pb.GetSubscriptionsResponse.SerializeToString,
-            ),
+            "RegisterAgent": grpc.unary_unary_rpc_method_handler(self.register_agent),
+            "AddSubscription": grpc.unary_unary_rpc_method_handler(self.add_subscription),
+            "RemoveSubscription": grpc.unary_unary_rpc_method_handler(self.remove_subscription),
+            "GetSubscriptions": grpc.unary_unary_rpc_method_handler(self.get_subscriptions),
         }
         return [grpc.method_handlers_generic_handler(name, methods) for name in SERVICES]
 
@@ -228,7 +286,7 @@ async def serve(address: str) -> None:
     if server.add_insecure_port(address) == 0:
         raise OSError(f"cannot bind {address}")
     await server.start()
-    print(f"relay listening on {address}", flush=True)
+    print(f"relay listening on {address} (grpcio {grpc.__version__})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -239,7 +297,7 @@ async def serve(address: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the relay from the command line."""
-    parser = argparse.ArgumentParser(prog="python -m bench.relay", description=__doc__)
+    parser = argparse.ArgumentParser(prog="bench/relay.py", description=__doc__)
     parser.add_argument("--address", default="127.0.0.1:50099", help="HOST:PORT to serve on")
     args = parser.parse_args(argv)
     try:

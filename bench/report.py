@@ -58,6 +58,8 @@ def summarize(
                 "host_cpu_us_per_msg": _median([m.get("host_cpu_us_per_msg") for m in runs]),
                 "host_util": _median([m.get("host_util") for m in runs]),
                 "client_util": _median([m.get("client_util") for m in runs]),
+                "other_util": _median([m.get("other_util") for m in runs]),
+                "max_gap_ms": max(m.get("max_gap_ms") or 0.0 for m in runs),
                 "complete": all(m.get("complete") for m in runs),
                 "batching": all(m.get("batching") for m in runs),
             }
@@ -269,6 +271,29 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{_x(row.get(s, {}).get('rate_vs_autogen'))} / "
                 f"{_x(row.get(s, {}).get('rate_vs_relay'))} / "
                 f"cpu {_x(row.get(s, {}).get('cpu_vs_autogen'))}"
+                for s in subjects
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "## Load conditions (median cores busy: host / load clients / everything else)",
+        "",
+        "Both the host and the load clients need a core; `other` is CPU used by unrelated "
+        "processes during the window. `gap` is the longest pause without progress in any "
+        "window (ms).",
+        "",
+        "| scenario | " + " | ".join(subjects) + " |",
+        "|---|" + "---:|" * len(subjects),
+    ]
+    for scenario, row in cells.items():
+        lines.append(
+            f"| {SCENARIO_BY_NAME[scenario].label} | "
+            + " | ".join(
+                f"{_num(row.get(s, {}).get('host_util'), 2)} / "
+                f"{_num(row.get(s, {}).get('client_util'), 2)} / "
+                f"{_num(row.get(s, {}).get('other_util'), 2)}, gap "
+                f"{_num(row.get(s, {}).get('max_gap_ms'), 0)}"
                 for s in subjects
             )
             + " |"

@@ -33,7 +33,14 @@ import grpc
 
 from bench import report, subjects
 from bench.scenarios import SCENARIO_BY_NAME, SCENARIOS, MeasurementError, Timing, measure
-from bench.subjects import ALL_SUBJECTS, BY_NAME, KIND_AUTOGEN, HostProcess, Subject
+from bench.subjects import (
+    ALL_SUBJECTS,
+    BY_NAME,
+    DEFAULT_SUBJECTS,
+    VENV_AUTOGEN,
+    HostProcess,
+    Subject,
+)
 
 RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
 
@@ -128,7 +135,7 @@ async def run_bench(
     """Run the comparison and return the full result (config, measurements, summary)."""
     chosen = [BY_NAME[name] for name in subject_names]
     scenarios = [SCENARIO_BY_NAME[name] for name in scenario_names]
-    with_autogen = any(subject.kind == KIND_AUTOGEN for subject in chosen)
+    with_autogen = any(subject.venv == VENV_AUTOGEN for subject in chosen)
     if with_autogen:
         progress("preparing interop/autogen/.venv (interop/autogen/setup.sh)")
         subjects.ensure_autogen()
@@ -280,7 +287,7 @@ async def run_profile(
             profiled.stop()
         stats = pstats.Stats(str(stats_path))
         report_lines += [
-            f"## {subject.name}: cProfile of the main thread (top 30 by own time)",
+            f"## {subject.name}: cProfile of the main thread, CPU time (top 30 by own time)",
             "",
             "```",
             *_top_functions(stats, 30),
@@ -311,15 +318,16 @@ def _top_functions(stats: pstats.Stats, limit: int) -> list[str]:
 
 
 class _ProfiledHost(HostProcess):
-    """Our host under ``python -m cProfile``; stats are written when it stops on SIGTERM."""
+    """Our host under bench/profile_host.py; stats are written when it stops on SIGTERM."""
 
     def __init__(self, subject: Subject, log_dir: Path, stats_path: Path) -> None:
         super().__init__(subject, log_dir)
         self._stats_path = stats_path
 
     def command(self) -> list[str]:
-        base = super().command()
-        return [base[0], "-m", "cProfile", "-o", str(self._stats_path), *base[1:]]
+        python, _, module, *host_args = super().command()
+        assert module == "reference_host"
+        return [python, "-m", "bench.profile_host", str(self._stats_path), *host_args]
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -355,8 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--subjects",
         type=lambda v: _names(v, subject_names, "subject"),
-        default=subject_names,
-        help=f"comma-separated subset of {','.join(subject_names)}",
+        default=[s.name for s in DEFAULT_SUBJECTS],
+        help=f"comma-separated, from {','.join(subject_names)} "
+        f"(default {','.join(s.name for s in DEFAULT_SUBJECTS)})",
     )
     parser.add_argument(
         "--scenarios",
@@ -365,7 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated subset of {','.join(scenario_names)}",
     )
     parser.add_argument(
-        "--no-autogen", action="store_true", help="leave out AutoGen's host (both runs)"
+        "--no-autogen",
+        action="store_true",
+        help="leave out every subject that needs interop/autogen/.venv",
     )
     parser.add_argument(
         "--out", type=Path, default=RESULTS_DIR, help="results directory (default bench/results)"
@@ -406,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = [
         name
         for name in args.subjects
-        if not (args.no_autogen and BY_NAME[name].kind == KIND_AUTOGEN)
+        if not (args.no_autogen and BY_NAME[name].venv == VENV_AUTOGEN)
     ]
     result = asyncio.run(run_bench(chosen, args.scenarios, rounds, timing, mode))
     json_path, md_path = write_results(result, args.out, args.name)

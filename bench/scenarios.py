@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .clients import Phase, PublishLoad, RpcLoad, Worker
-from .subjects import CpuSample, HostProcess, Subject, cpu_between, cpu_sample
+from .subjects import (
+    CpuSample,
+    HostProcess,
+    Subject,
+    cpu_between,
+    cpu_sample,
+    machine_busy_seconds,
+)
 
 KIND_RPC: Final = "rpc"
 KIND_PUBLISH: Final = "publish"
@@ -100,22 +107,30 @@ class _Window:
         self.end = 0.0
         self._host_before: CpuSample | None = None
         self._self_before: CpuSample | None = None
+        self._machine_before = 0.0
         self.host_cpu_s = 0.0
         self.client_cpu_s = 0.0
+        self.machine_cpu_s = 0.0
+        self.max_gap_s = 0.0
 
     def open(self, phase: Phase) -> None:
         self._host_before = self._host.cpu()
         self._self_before = cpu_sample(self._self_pid)
+        self._machine_before = machine_busy_seconds()
         self.start = time.perf_counter()
+        phase.last_progress = self.start
         phase.measuring = True
 
     def close(self, phase: Phase) -> None:
         phase.measuring = False
         self.end = time.perf_counter()
+        phase.progress(self.end)
         assert self._host_before is not None
         assert self._self_before is not None
         self.host_cpu_s = cpu_between(self._host_before, self._host.cpu())
         self.client_cpu_s = cpu_between(self._self_before, cpu_sample(self._self_pid))
+        self.machine_cpu_s = machine_busy_seconds() - self._machine_before
+        self.max_gap_s = phase.max_gap_s
 
     @property
     def seconds(self) -> float:
@@ -300,6 +315,13 @@ def _cpu_fields(window: _Window, messages: int) -> dict[str, Any]:
         "host_util": round(window.host_cpu_s / seconds, 4) if seconds > 0 else None,
         "client_cpu_s": round(window.client_cpu_s, 6),
         "client_util": round(window.client_cpu_s / seconds, 4) if seconds > 0 else None,
+        # Cores busy with anything else (other processes) during the window: noise indicator.
+        "other_util": round(
+            max(0.0, window.machine_cpu_s - window.host_cpu_s - window.client_cpu_s) / seconds, 4
+        )
+        if seconds > 0
+        else None,
+        "max_gap_ms": round(window.max_gap_s * 1000.0, 3),
     }
 
 

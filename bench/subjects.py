@@ -28,6 +28,9 @@ STOP_TIMEOUT_S: Final = 10.0
 KIND_RELAY: Final = "relay"
 KIND_AUTOGEN: Final = "autogen"
 KIND_OURS: Final = "reference_host"
+# Which virtualenv runs the host: the project's (grpcio of pyproject.toml) or AutoGen's.
+VENV_OURS: Final = "project"
+VENV_AUTOGEN: Final = "autogen"
 
 
 @dataclass(frozen=True)
@@ -38,17 +41,30 @@ class Subject:
     kind: str
     mode: str
     description: str
+    venv: str = VENV_OURS
 
 
 RELAY: Final = Subject("relay", KIND_RELAY, MODE_LEGACY, "bare grpc.aio relay (bench/relay.py)")
+RELAY_AGVENV: Final = Subject(
+    "relay_agvenv",
+    KIND_RELAY,
+    MODE_LEGACY,
+    "the same relay run by interop/autogen/.venv (AutoGen's grpcio)",
+    VENV_AUTOGEN,
+)
 AUTOGEN: Final = Subject(
-    "autogen", KIND_AUTOGEN, MODE_LEGACY, "AutoGen 0.7.5 GrpcWorkerAgentRuntimeHost"
+    "autogen",
+    KIND_AUTOGEN,
+    MODE_LEGACY,
+    "AutoGen 0.7.5 GrpcWorkerAgentRuntimeHost",
+    VENV_AUTOGEN,
 )
 AUTOGEN_B: Final = Subject(
     "autogen_b",
     KIND_AUTOGEN,
     MODE_LEGACY,
     "AutoGen's host again, a second process (noise band)",
+    VENV_AUTOGEN,
 )
 OURS: Final = Subject(
     "ours", KIND_OURS, MODE_LEGACY, "reference_host, legacy path, unbatched clients"
@@ -59,7 +75,10 @@ OURS_BATCHED: Final = Subject(
     MODE_BATCHED,
     "reference_host, v1 path, clients with CAPABILITY_BATCHING",
 )
-ALL_SUBJECTS: Final = (RELAY, AUTOGEN, AUTOGEN_B, OURS, OURS_BATCHED)
+ALL_SUBJECTS: Final = (RELAY, AUTOGEN, AUTOGEN_B, OURS, OURS_BATCHED, RELAY_AGVENV)
+# What a run measures unless told otherwise (relay_agvenv is optional: it separates the effect
+# of AutoGen's older grpcio from the effect of its host's design).
+DEFAULT_SUBJECTS: Final = (RELAY, AUTOGEN, AUTOGEN_B, OURS, OURS_BATCHED)
 BY_NAME: Final = {subject.name: subject for subject in ALL_SUBJECTS}
 
 _CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
@@ -92,6 +111,14 @@ def schedstat_cpu_seconds(pid: int | str) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return total / 1e9
+
+
+def machine_busy_seconds() -> float:
+    """Return the CPU seconds all cores spent busy since boot (/proc/stat, idle and iowait out)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    values = [int(value) for value in fields[:8]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / _CLOCK_TICKS
 
 
 @dataclass(frozen=True)
@@ -143,8 +170,9 @@ class HostProcess:
     def command(self) -> list[str]:
         """Return the command line that starts this host on ``self.address``."""
         kind = self.subject.kind
+        python = str(AUTOGEN_PYTHON) if self.subject.venv == VENV_AUTOGEN else sys.executable
         if kind == KIND_RELAY:
-            return [sys.executable, "-m", "bench.relay", "--address", self.address]
+            return [python, "-I", str(REPO / "bench" / "relay.py"), "--address", self.address]
         if kind == KIND_OURS:
             return [
                 sys.executable,
@@ -157,7 +185,7 @@ class HostProcess:
             ]
         if kind == KIND_AUTOGEN:
             script = str(REPO / "bench" / "autogen_host.py")
-            return [str(AUTOGEN_PYTHON), "-I", script, "--address", self.address]
+            return [python, "-I", script, "--address", self.address]
         raise ValueError(f"unknown host kind {kind!r}")
 
     def spawn(self) -> subprocess.Popen[bytes]:
@@ -166,9 +194,6 @@ class HostProcess:
         self.address = f"127.0.0.1:{self.port}"
         env = dict(os.environ)
         env.pop("PYTHONPATH", None)
-        if self.subject.kind != KIND_AUTOGEN:
-            # Make `bench` importable for the relay without depending on the caller's cwd.
-            env["PYTHONPATH"] = str(REPO)
         self._log = self._log_path.open("wb")
         self._process = subprocess.Popen(
             self.command(),
