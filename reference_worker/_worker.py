@@ -484,6 +484,11 @@ class Worker:
             self._pending.pop(request_id, None)
         if response.error or response.error_code != agentworker_pb2.ERROR_CODE_UNSPECIFIED:
             raise error_for_code(response.error_code, response.error)  # AWP-ERR-003
+        if not response.HasField("payload"):
+            # A legacy peer's answer to a failure without a message (AWP-RPC-023).
+            raise error_for_code(
+                agentworker_pb2.ERROR_CODE_HANDLER_FAILED, f"{agent_id} answered with no payload"
+            )
         payload = response.payload
         return self.serializers.deserialize(
             payload.data_type, payload.data_content_type, payload.data

@@ -249,3 +249,20 @@ async def test_capability_needs_both_sides(v1_host: FakeHost) -> None:
         assert all(frame.HasField("cloud_event") for frame in v1_host.frames)
     finally:
         await worker.stop(grace=1.0)
+
+
+@pytest.mark.requirement("AWP-RPC-023")
+async def test_a_response_with_neither_payload_nor_error_is_a_failure(v1_host: FakeHost) -> None:
+    worker = Worker(f"127.0.0.1:{v1_host.port}")
+    worker.add_message_type(Note)
+    await worker.start()
+    try:
+        call = asyncio.ensure_future(worker.send(Note("a"), AgentId("t", "k"), timeout=10))
+        await v1_host.wait_until(lambda: len(v1_host.unbatched()) >= 1)
+        request_id = v1_host.unbatched()[0].request.request_id
+        empty = agentworker_pb2.RpcResponse(request_id=request_id)
+        await v1_host.outbound.put(agentworker_pb2.OpenChannelResponse(response=empty))
+        with pytest.raises(HandlerFailedError, match="no payload"):
+            await asyncio.wait_for(call, 10)
+    finally:
+        await worker.stop(grace=1.0)
