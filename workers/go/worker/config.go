@@ -45,6 +45,9 @@ type Config struct {
 	StartTimeout time.Duration
 	// Logger receives the worker's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// OnNotice, when set, receives every Notice the host sends (after it is
+	// logged); it must not block (AWP-ERR-011).
+	OnNotice func(*pb.Notice)
 }
 
 // ConfigFromEnv reads the AGENTWORKER_* variables of spec 16.1

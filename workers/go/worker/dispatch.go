@@ -68,6 +68,9 @@ func (w *Worker) onResponse(r *pb.RpcResponse) {
 func (w *Worker) onNotice(n *pb.Notice) {
 	w.log.Warn("host notice", "code", n.GetCode().String(), "message", n.GetMessage(),
 		"event_id", n.GetEventId(), "request_id", n.GetRequestId())
+	if w.cfg.OnNotice != nil {
+		w.cfg.OnNotice(n)
+	}
 	if n.GetRequestId() == "" {
 		return
 	}

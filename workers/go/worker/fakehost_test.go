@@ -244,8 +244,14 @@ func (e *echo) OnEvent(ctx context.Context, mc *Context, ev Event) error {
 
 func startWorker(t *testing.T, h *fakeHost, reconnect bool) *Worker {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	w, err := New(Config{Address: h.addr, ClientID: "go-test", Reconnect: reconnect, ShutdownGrace: 2 * time.Second, Logger: quiet})
+	return startWorkerWith(t, h, Config{Reconnect: reconnect})
+}
+
+func startWorkerWith(t *testing.T, h *fakeHost, cfg Config) *Worker {
+	t.Helper()
+	cfg.Address, cfg.ClientID, cfg.ShutdownGrace = h.addr, "go-test", 2*time.Second
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	w, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +344,8 @@ func unknownCase() *pb.OpenChannelResponse {
 
 func TestResponsesMatchByIDInAnyOrderAndOddFramesAreTolerated(t *testing.T) {
 	h := startFakeHost(t)
-	w := startWorker(t, h, false)
+	notices := make(chan *pb.Notice, 4)
+	w := startWorkerWith(t, h, Config{OnNotice: func(n *pb.Notice) { notices <- n }})
 	ch := h.channel(t)
 	type result struct {
 		text string
@@ -380,6 +387,9 @@ func TestResponsesMatchByIDInAnyOrderAndOddFramesAreTolerated(t *testing.T) {
 		if r.err != nil || (r.text != "first" && r.text != "second") {
 			t.Fatalf("call result %+v", r)
 		}
+	}
+	if n := <-notices; n.GetMessage() != "from the future" {
+		t.Fatalf("notice handed over as %v", n)
 	}
 	// The channel is still up.
 	go func() { ch.send(t, request("h9", "k", pingPayload("alive", 9))) }()
