@@ -47,11 +47,16 @@ class FrameStream(Generic[FrameT]):
         self.end_code: grpc.StatusCode | None = None
         self.end_details: str = ""
         self.frames_received = 0
+        # False keeps bulk traffic out of the trace (it records a count instead).
+        self.trace_frames = True
+        self._may_read = asyncio.Event()
+        self._may_read.set()
         self._reader = asyncio.ensure_future(self._read())
 
     async def _read(self) -> None:
         try:
             while True:
+                await self._may_read.wait()
                 frame = await self._call.read()
                 if frame is _EOF:
                     self.end_code = grpc.StatusCode.OK
@@ -73,7 +78,8 @@ class FrameStream(Generic[FrameT]):
 
     def _accept(self, frame: FrameT) -> None:
         self.frames_received += 1
-        self._trace.received(self._label, describe(frame))
+        if self.trace_frames:
+            self._trace.received(self._label, describe(frame))
         frames = self._unpack(frame) if self._unpack is not None else [frame]
         self._inbox.extend(frames)
         self._changed.set()
@@ -88,9 +94,21 @@ class FrameStream(Generic[FrameT]):
         """Return whether the stream has ended."""
         return self._ended.is_set()
 
+    def pause(self) -> None:
+        """Stop reading after the read in progress (a slow consumer); gRPC flow control then
+        pushes back on the subject."""
+        self._trace.note(self._label, "stops reading")
+        self._may_read.clear()
+
+    def resume(self) -> None:
+        """Read again."""
+        self._trace.note(self._label, f"reads again ({self.frames_received} frames so far)")
+        self._may_read.set()
+
     async def write(self, frame: Message | bytes) -> None:
         """Write one frame (a message, or raw bytes for deliberately odd frames)."""
-        self._trace.sent(self._label, describe(frame))
+        if self.trace_frames:
+            self._trace.sent(self._label, describe(frame))
         if self._ended.is_set():
             raise CaseFailure(f"{self._label}: cannot write, the stream ended ({self._end_text()})")
         try:

@@ -8,6 +8,7 @@ from conformance.host_cases import (
     _connection,
     _control,
     _deadlines,
+    _flow,
     _handshake,
     _lifecycle,
     _publish,
@@ -33,4 +34,5 @@ _MODULES = (
     _sharing,
     _compat,
     _lifecycle,
+    _flow,
 )

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.skipif(
 def test_reference_host_passes_the_host_suite(legacy: bool, report_dir: Path) -> None:
     args = ["host", "--require", "should", "--expected-failures", str(EXPECTED)]
     if legacy:
-        args.append("--legacy")
+        # The legacy run leaves out the 15-second slow-consumer case (host/flow/...), which
+        # the v1 run covers.
+        args += ["--legacy", "--case", "host/[!f]*"]
     run = run_cli([*args, "--", *COMMAND], report_dir)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.report is not None
