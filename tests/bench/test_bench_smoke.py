@@ -50,7 +50,14 @@ def test_encoders_match_generated_serialization() -> None:
 
 def test_command_line_defaults_and_subsets() -> None:
     args = build_parser().parse_args([])
-    assert args.subjects == ["relay", "autogen", "autogen_b", "ours", "ours_batched"]
+    assert args.subjects == [
+        "relay",
+        "relay_agvenv",
+        "autogen",
+        "autogen_b",
+        "ours",
+        "ours_batched",
+    ]
     assert args.scenarios == ["rpc_c1", "rpc_c16", "rpc_c64", "pub_s1", "pub_s4"]
     args = build_parser().parse_args(["--quick", "--subjects", "relay,ours"])
     assert args.quick
