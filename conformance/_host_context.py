@@ -100,6 +100,16 @@ class HostContext:
         await worker.register(agent_type)
         return worker
 
+    def verify(self) -> None:
+        """Fail the case if the host sent any frame with no oneof case (AWP-CONN-010)."""
+        for worker in self.workers:
+            streams = [s for s in (worker.data_or_none, worker.control) if s is not None]
+            caseless = sum(s.caseless_frames for s in streams)
+            self.check(
+                caseless == 0,
+                f"{worker.label} received {caseless} frames with no oneof case (AWP-CONN-010)",
+            )
+
     async def close(self) -> None:
         """Close every worker the case created."""
         for worker in self.workers:

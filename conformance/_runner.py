@@ -8,7 +8,7 @@ import shlex
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from conformance._cases import Case, CaseFailure, CaseSkip
@@ -30,6 +30,10 @@ class CaseContext(Protocol):
         """Return the case's wire trace."""
         ...
 
+    def verify(self) -> None:
+        """Raise CaseFailure for a violation seen in passing (checked after the body)."""
+        ...
+
     async def close(self) -> None:
         """Release everything the case opened."""
         ...
@@ -47,7 +51,6 @@ class RunOptions:
     case_timeout_s: float = 60.0
     expected_failures: Sequence[ExpectedFailure] = ()
     replay_prefix: Sequence[str] = ("python", "-m", "conformance")
-    extra_replay_args: list[str] = field(default_factory=list)
     # Called with each case's final result as soon as it is known (progress output).
     on_result: Callable[[CaseResult], None] | None = None
 
@@ -77,6 +80,7 @@ async def _run_one(
     limit = options.case_timeout_s * options.scale
     try:
         await asyncio.wait_for(case.body(context), limit)
+        context.verify()
     except CaseFailure as exc:
         return Status.FAIL, str(exc), ""
     except CaseSkip as exc:

@@ -47,6 +47,8 @@ class FrameStream(Generic[FrameT]):
         self.end_code: grpc.StatusCode | None = None
         self.end_details: str = ""
         self.frames_received = 0
+        self.caseless_frames = 0  # frames with no case of their `message` oneof set
+        self._has_message_oneof: bool | None = None
         # False keeps bulk traffic out of the trace (it records a count instead).
         self.trace_frames = True
         self._may_read = asyncio.Event()
@@ -72,12 +74,20 @@ class FrameStream(Generic[FrameT]):
                 )
         except asyncio.CancelledError:
             self.end_code = grpc.StatusCode.CANCELLED
+        except Exception as exc:
+            self.end_code = grpc.StatusCode.UNKNOWN
+            self.end_details = f"harness reader failed: {type(exc).__name__}: {exc}"
+            self._trace.note(self._label, self.end_details)
         finally:
             self._ended.set()
             self._changed.set()
 
     def _accept(self, frame: FrameT) -> None:
+        if self._has_message_oneof is None:
+            self._has_message_oneof = "message" in frame.DESCRIPTOR.oneofs_by_name
         self.frames_received += 1
+        if self._has_message_oneof and frame.WhichOneof("message") is None:
+            self.caseless_frames += 1
         if self.trace_frames:
             self._trace.received(self._label, describe(frame))
         frames = self._unpack(frame) if self._unpack is not None else [frame]

@@ -83,6 +83,11 @@ class RawWorker:
         return self._channel
 
     @property
+    def data_or_none(self) -> FrameStream[pb.OpenChannelResponse] | None:
+        """Return the data channel, or None if it was never opened."""
+        return self._data
+
+    @property
     def data(self) -> FrameStream[pb.OpenChannelResponse]:
         """Return the open data channel."""
         if self._data is None:

@@ -24,7 +24,10 @@ async def _receive_ids(worker: RawWorker, ids: list[str], what: str) -> None:
         )
 
 
-@host_case("host/publish/fan-out-exactness", requirements=["AWP-PUB-010", "AWP-SUB-010"])
+@host_case(
+    "host/publish/fan-out-exactness",
+    requirements=["AWP-PUB-010", "AWP-SUB-010", "AWP-CONN-010"],
+)
 async def fan_out(ctx: HostContext) -> None:
     """Procedure: topic type X. P (publisher) serves type TP subscribed to X; R1 serves TR1
     with two subscriptions matching X (exact and prefix); R2 serves TR2 subscribed by prefix;

@@ -14,7 +14,14 @@ __all__: list[str] = []
 
 @host_case(
     "host/rpc/routing",
-    requirements=["AWP-RPC-003", "AWP-REG-001", "AWP-OBS-005", "AWP-RPC-005", "AWP-ERR-004"],
+    requirements=[
+        "AWP-RPC-003",
+        "AWP-REG-001",
+        "AWP-OBS-005",
+        "AWP-RPC-005",
+        "AWP-ERR-004",
+        "AWP-CONN-010",
+    ],
 )
 async def routing(ctx: HostContext) -> None:
     """Procedure: T serves type X; caller C sends request id `c-1` to X/key-1 with source,
@@ -23,7 +30,8 @@ async def routing(ctx: HostContext) -> None:
 
     Asserts: T receives the request with target, source, method, payload and metadata
     unchanged; C receives exactly one response, with id `c-1`, T's payload and metadata; on
-    v1 runs T receives a Notice with ERROR_CODE_INVALID_REQUEST for its second answer."""
+    v1 runs T receives a Notice with ERROR_CODE_INVALID_REQUEST for its second answer. (As in
+    every case, each frame the host sends has exactly one oneof case set.)"""
     agent_type = ctx.unique("route")
     target = await ctx.serving("t", agent_type)
     caller = await ctx.connect("c")
@@ -176,7 +184,7 @@ async def invalid_request(ctx: HostContext) -> None:
 
 @host_case(
     "host/rpc/unknown-target",
-    requirements=["AWP-RPC-003", "AWP-ERR-002", "AWP-ERR-004"],
+    requirements=["AWP-RPC-003", "AWP-ERR-002", "AWP-ERR-004", "AWP-ERR-001"],
 )
 async def unknown_target(ctx: HostContext) -> None:
     """Procedure: caller C sends a request to a type nobody registered.

@@ -29,6 +29,9 @@ class FakeContext:
     trace: Trace = field(default_factory=Trace)
     closed: bool = False
 
+    def verify(self) -> None:
+        pass
+
     async def close(self) -> None:
         self.closed = True
 
