@@ -87,7 +87,7 @@ async def _run_one(
         return Status.SKIP, exc.detail, exc.reason.value
     except TimeoutError:
         return Status.FAIL, f"the case did not finish within {limit:.0f} s", ""
-    except Exception as exc:
+    except Exception as exc:  # any error of the subject or of the case is the case's failure
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return (
             Status.FAIL,
@@ -169,7 +169,7 @@ async def _run_case(
     status, message, skip_reason = await _run_one(case, context, options)
     try:
         await asyncio.wait_for(context.close(), 5.0 * options.scale)
-    except Exception as exc:
+    except Exception as exc:  # closing must not mask the verdict
         context.trace.note("harness", f"cleanup failed: {type(exc).__name__}: {exc}")
     crash = await subject.after_case(status is Status.FAIL)
     if crash is not None:

@@ -74,7 +74,7 @@ class FrameStream(Generic[FrameT]):
                 )
         except asyncio.CancelledError:
             self.end_code = grpc.StatusCode.CANCELLED
-        except Exception as exc:
+        except Exception as exc:  # a harness bug: reported in the trace, the stream ends
             self.end_code = grpc.StatusCode.UNKNOWN
             self.end_details = f"harness reader failed: {type(exc).__name__}: {exc}"
             self._trace.note(self._label, self.end_details)
