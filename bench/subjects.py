@@ -42,6 +42,8 @@ class Subject:
     mode: str
     description: str
     venv: str = VENV_OURS
+    # Extra environment of the host process.
+    env: tuple[tuple[str, str], ...] = ()
 
 
 RELAY: Final = Subject("relay", KIND_RELAY, MODE_LEGACY, "bare grpc.aio relay (bench/relay.py)")
@@ -75,10 +77,37 @@ OURS_BATCHED: Final = Subject(
     MODE_BATCHED,
     "reference_host, v1 path, clients with CAPABILITY_BATCHING",
 )
-ALL_SUBJECTS: Final = (RELAY, RELAY_AGVENV, AUTOGEN, AUTOGEN_B, OURS, OURS_BATCHED)
-# What a run measures unless told otherwise: all of them. relay_agvenv separates the effect of
-# AutoGen's older grpcio from the effect of its host's design.
-DEFAULT_SUBJECTS: Final = ALL_SUBJECTS
+# gRPC core experiments that move Python's I/O onto EventEngine threads (on by default in
+# grpcio 1.85, off in AutoGen's 1.70); turned off for the *_noee subjects.
+NO_EVENT_ENGINE: Final = (("GRPC_EXPERIMENTS", "-event_engine_client,-event_engine_listener"),)
+OURS_NOEE: Final = Subject(
+    "ours_noee",
+    KIND_OURS,
+    MODE_LEGACY,
+    "reference_host, legacy path, host run with GRPC_EXPERIMENTS="
+    "-event_engine_client,-event_engine_listener",
+    env=NO_EVENT_ENGINE,
+)
+RELAY_NOEE: Final = Subject(
+    "relay_noee",
+    KIND_RELAY,
+    MODE_LEGACY,
+    "the relay run with GRPC_EXPERIMENTS=-event_engine_client,-event_engine_listener",
+    env=NO_EVENT_ENGINE,
+)
+ALL_SUBJECTS: Final = (
+    RELAY,
+    RELAY_AGVENV,
+    AUTOGEN,
+    AUTOGEN_B,
+    OURS,
+    OURS_BATCHED,
+    OURS_NOEE,
+    RELAY_NOEE,
+)
+# What a run measures unless told otherwise. relay_agvenv separates the effect of AutoGen's
+# older grpcio from the effect of its host's design; the *_noee subjects are optional.
+DEFAULT_SUBJECTS: Final = (RELAY, RELAY_AGVENV, AUTOGEN, AUTOGEN_B, OURS, OURS_BATCHED)
 BY_NAME: Final = {subject.name: subject for subject in ALL_SUBJECTS}
 
 _CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
@@ -194,6 +223,7 @@ class HostProcess:
         self.address = f"127.0.0.1:{self.port}"
         env = dict(os.environ)
         env.pop("PYTHONPATH", None)
+        env.update(self.subject.env)
         self._log = self._log_path.open("wb")
         self._process = subprocess.Popen(
             self.command(),
