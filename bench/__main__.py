@@ -2,6 +2,10 @@
 
 import sys
 
-from bench.run import main
+from bench import clientenv
+
+clientenv.apply(sys.argv[1:])
+
+from bench.run import main  # noqa: E402  (gRPC must see the environment set above)
 
 sys.exit(main())

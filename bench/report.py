@@ -206,6 +206,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"- ours: Python {machine['python']}, grpcio {machine['grpcio']}, "
         f"protobuf {machine['protobuf']}; commit {machine.get('commit')}",
         f"- AutoGen venv: {machine.get('autogen', '-')}",
+        f"- load clients: {machine.get('client_grpc', '-')}",
         f"- mode: {result['config']['mode']}; rounds {result['config']['rounds']}, warm-up "
         f"{result['config']['warmup_s']} s, window {result['config']['duration_s']} s, payload "
         f"{result['config']['payload_bytes']} B, publish window "

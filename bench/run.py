@@ -25,13 +25,17 @@ from pathlib import Path
 from typing import Any, Final
 
 if __package__ in (None, ""):
-    # Run as a script (python bench/run.py): make the repository importable.
+    # Run as a script (python bench/run.py): make the repository importable, and set the
+    # clients' gRPC environment before gRPC is imported.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench import clientenv as _clientenv
+
+    _clientenv.apply(sys.argv[1:])
 
 import google.protobuf
 import grpc
 
-from bench import report, subjects
+from bench import clientenv, report, subjects
 from bench.scenarios import SCENARIO_BY_NAME, SCENARIOS, MeasurementError, Timing, measure
 from bench.subjects import (
     ALL_SUBJECTS,
@@ -77,6 +81,7 @@ def machine_info(with_autogen: bool) -> dict[str, Any]:
         "grpcio": grpc.__version__,
         "protobuf": google.protobuf.__version__,
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+        "client_grpc": clientenv.client_setting(),
     }
     try:
         commit = subprocess.run(
@@ -382,6 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=RESULTS_DIR, help="results directory (default bench/results)"
     )
     parser.add_argument("--name", default="latest", help="results file name (default latest)")
+    parser.add_argument(
+        clientenv.OPT_OUT,
+        action="store_true",
+        help="run the load clients with gRPC's default experiments (default: EventEngine I/O "
+        "off in the bench process, see bench/clientenv.py)",
+    )
     parser.add_argument(
         "--profile",
         action="store_true",

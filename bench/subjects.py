@@ -17,6 +17,7 @@ from typing import IO, Final
 
 import grpc
 
+from . import clientenv
 from .clients import MODE_BATCHED, MODE_LEGACY
 
 REPO: Final = Path(__file__).resolve().parent.parent
@@ -223,6 +224,7 @@ class HostProcess:
         self.address = f"127.0.0.1:{self.port}"
         env = dict(os.environ)
         env.pop("PYTHONPATH", None)
+        clientenv.restore_for_host(env)
         env.update(self.subject.env)
         self._log = self._log_path.open("wb")
         self._process = subprocess.Popen(
