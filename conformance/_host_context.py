@@ -20,9 +20,10 @@ __all__ = ["DEFAULT", "HostContext"]
 
 
 class _Default:
-    pass
+    """The type of DEFAULT."""
 
 
+# Stands for "the context's default" (a fresh client-id; a v1 hello unless the run is legacy).
 DEFAULT = _Default()
 
 
