@@ -11,6 +11,7 @@ from conformance.host_cases import (
     _flow,
     _handshake,
     _lifecycle,
+    _observability,
     _publish,
     _registration,
     _rpc,
@@ -35,4 +36,5 @@ _MODULES = (
     _compat,
     _lifecycle,
     _flow,
+    _observability,
 )
