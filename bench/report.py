@@ -61,6 +61,7 @@ def summarize(
                 "other_util": _median([m.get("other_util") for m in runs]),
                 "max_gap_ms": max(m.get("max_gap_ms") or 0.0 for m in runs),
                 "complete": all(m.get("complete") for m in runs),
+                "disturbed": sum(1 for m in runs if m.get("disturbed")),
                 "batching": all(m.get("batching") for m in runs),
             }
         for cell in row.values():
@@ -282,7 +283,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         "Both the host and the load clients need a core; `other` is CPU used by unrelated "
         "processes during the window. `gap` is the longest pause without progress in any "
-        "window (ms).",
+        "window (ms). `disturbed` counts rounds in which other processes used more than "
+        f"{result['config'].get('disturbed_cores')} cores even after a retry.",
         "",
         "| scenario | " + " | ".join(subjects) + " |",
         "|---|" + "---:|" * len(subjects),
@@ -295,6 +297,7 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{_num(row.get(s, {}).get('client_util'), 2)} / "
                 f"{_num(row.get(s, {}).get('other_util'), 2)}, gap "
                 f"{_num(row.get(s, {}).get('max_gap_ms'), 0)}"
+                + (f", disturbed {row[s]['disturbed']}" if row.get(s, {}).get("disturbed") else "")
                 for s in subjects
             )
             + " |"
@@ -344,6 +347,9 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"- measurements: {checks.get('measurements')}, failed: {checks.get('failed')}, "
         f"incomplete (counts did not match): {checks.get('incomplete')}",
+        f"- repeated because other processes were busy: {checks.get('retried')}; still "
+        f"disturbed (more than {result['config'].get('disturbed_cores')} cores used by other "
+        f"processes) after that: {checks.get('disturbed')}",
     ]
     for error in checks.get("errors", []):
         lines.append(f"- error: {error}")
