@@ -7,9 +7,9 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from conformance._cases import Level
+from conformance._cases import Case, Level
 from conformance._console import print_case, print_footer, print_header
 from conformance._expected import load_expected_failures
 from conformance._host_suite import run_host_suite_async, select_host_cases
@@ -18,7 +18,10 @@ from conformance._results import CaseResult, Policy
 from conformance._spec import load_spec_index
 from conformance._subject import AttachedSubject, SpawnedSubject, Subject
 from conformance._version import HARNESS_VERSION
+from conformance._worker_subject import WorkerSubject
+from conformance._worker_suite import run_worker_suite_async, select_worker_cases
 from conformance.host_cases import HOST_CASES
+from conformance.worker_cases import WORKER_CASES
 
 __all__ = ["main"]
 
@@ -26,6 +29,8 @@ _EPILOG = """\
 examples:
   python -m conformance host --address 127.0.0.1:50051
   python -m conformance host --case 'host/rpc/*' -- my-host --listen {address}
+  python -m conformance worker -- python -m reference_worker.conformance_agents
+  python -m conformance worker --listen 127.0.0.1:50061   # then start your worker
   python -m conformance list --level core
   python -m conformance explain host/rpc/correlation/colliding-request-ids
 """
@@ -50,7 +55,7 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m conformance",
-        description="Conformance suite for agentworker hosts.",
+        description="Conformance suites for agentworker hosts and workers.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -74,8 +79,35 @@ def _parser() -> argparse.ArgumentParser:
         default=Policy.CORE.value,
         help="fail on MUST failures only (core, default) or on SHOULD failures too",
     )
+    worker = sub.add_parser(
+        "worker",
+        help="run the worker suite",
+        description="Run the worker suite: the harness plays the host. Everything after `--` "
+        "is the worker's command, started with AGENTWORKER_HOST_ADDRESS in its environment "
+        "(spawn mode); or --listen HOST:PORT waits for a worker you start (attach mode).",
+    )
+    worker.add_argument("--listen", metavar="HOST:PORT", help="attach mode: listen here")
+    _add_filters(worker)
+    worker.add_argument("--timeout-scale", type=float, default=1.0, metavar="F")
+    worker.add_argument("--expected-failures", type=Path, metavar="FILE")
+    worker.add_argument("--report-dir", type=Path, metavar="DIR")
+    worker.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help="seconds to wait for the worker's first data channel (default 20; attach mode "
+        "usually wants more)",
+    )
+    worker.add_argument(
+        "--require",
+        choices=[p.value for p in Policy],
+        default=Policy.CORE.value,
+        help="fail on MUST failures only (core, default) or on SHOULD failures too",
+    )
     listing = sub.add_parser("list", help="list the cases")
     _add_filters(listing)
+    listing.add_argument("--suite", choices=["host", "worker", "all"], default="all")
     explain = sub.add_parser("explain", help="describe one case")
     explain.add_argument("case_id")
     return parser
@@ -86,7 +118,11 @@ def _levels(values: Sequence[str]) -> list[Level]:
 
 
 def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
-    cases = select_host_cases(args.case, args.requirement, _levels(args.level))
+    cases: list[Case[Any]] = []
+    if args.suite in ("host", "all"):
+        cases += select_host_cases(args.case, args.requirement, _levels(args.level))
+    if args.suite in ("worker", "all"):
+        cases += select_worker_cases(args.case, args.requirement, _levels(args.level))
     for case in cases:
         out.write(f"{case.id:<55} {case.level.value:<10} {','.join(case.requirements)}\n")
     out.write(f"{len(cases)} cases\n")
@@ -94,7 +130,7 @@ def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
-    case = HOST_CASES.get(args.case_id)
+    case: Case[Any] | None = HOST_CASES.get(args.case_id) or WORKER_CASES.get(args.case_id)
     if case is None:
         out.write(f"unknown case {args.case_id!r}; see `python -m conformance list`\n")
         return 2
@@ -152,6 +188,50 @@ def _cmd_host(args: argparse.Namespace, command: list[str], out: TextIO) -> int:
     return result.exit_code(Policy(args.require))
 
 
+def _cmd_worker(args: argparse.Namespace, command: list[str], out: TextIO) -> int:
+    if (args.listen is None) == (not command):
+        out.write("give exactly one of --listen HOST:PORT or `-- COMMAND...`\n")
+        return 2
+    if args.timeout_scale <= 0:
+        out.write("--timeout-scale must be positive\n")
+        return 2
+    subject = WorkerSubject(
+        command or None,
+        listen=args.listen or "127.0.0.1:0",
+        scale=args.timeout_scale,
+        connect_timeout_s=args.connect_timeout,
+    )
+    try:
+        expected = load_expected_failures(args.expected_failures) if args.expected_failures else []
+    except (OSError, ValueError) as exc:
+        out.write(f"cannot read the expected failures: {exc}\n")
+        return 2
+    cases = select_worker_cases(args.case, args.requirement, _levels(args.level))
+    print_header(HARNESS_VERSION, load_spec_index().version, "worker", subject.description, out)
+    if args.listen is not None:
+        out.write(f"waiting up to {args.connect_timeout * args.timeout_scale:.0f} s for a worker "
+                  f"at {args.listen} (AGENTWORKER_HOST_ADDRESS={args.listen})\n")
+    out.flush()
+
+    def progress(record: CaseResult) -> None:
+        print_case(record, out)
+        out.flush()
+
+    result = asyncio.run(
+        run_worker_suite_async(
+            subject,
+            cases=cases,
+            scale=args.timeout_scale,
+            expected_failures=expected,
+            on_result=progress,
+        )
+    )
+    print_footer(result, out)
+    if args.report_dir is not None:
+        write_reports(result, args.report_dir)
+    return result.exit_code(Policy(args.require))
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; return the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -165,4 +245,6 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return _cmd_list(args, out)
     if args.command == "explain":
         return _cmd_explain(args, out)
+    if args.command == "worker":
+        return _cmd_worker(args, command, out)
     return _cmd_host(args, command, out)

@@ -1,0 +1,100 @@
+"""Worker cases: the handshake, client-id and the order of setup calls."""
+
+from __future__ import annotations
+
+from agentworker.v1 import agentworker_pb2 as pb
+from conformance._worker_context import WorkerContext
+from conformance.worker_cases._registry import worker_case
+
+__all__: list[str] = []
+
+
+@worker_case("worker/handshake/client-id-on-every-call", requirements=["AWP-CONN-002"])
+async def client_id_everywhere(ctx: WorkerContext) -> None:
+    """Procedure: wait until the worker is ready (data channel open, `conformance` registered
+    and subscribed); look at every call it made since it started.
+
+    Asserts: every call (OpenChannel, OpenControlChannel, RegisterAgent, AddSubscription, ...)
+    carried non-empty `client-id` metadata, and all carried the same value. (The harness host
+    refuses a unary call without client-id with INVALID_ARGUMENT, as a host must.)"""
+    first = ctx.subject.started_at_connection
+    since = ctx.host.connections[first].opened_at if len(ctx.host.connections) > first else 0.0
+    try:
+        await ctx.ready()
+    finally:
+        calls = [c for c in ctx.host.calls if c.at >= since]
+        missing = [c.method for c in calls if not c.client_id]
+        ctx.check(not missing, f"calls without client-id metadata: {missing} (AWP-CONN-002)")
+    ids = {c.client_id for c in calls}
+    ctx.check(len(ids) == 1, f"the worker used several client-ids: {sorted(map(str, ids))}")
+
+
+@worker_case("worker/handshake/hello", requirements=["AWP-VER-010", "AWP-VER-016"])
+async def hello(ctx: WorkerContext) -> None:
+    """Procedure: wait until the worker is ready; read the `agentworker-hello-bin` metadata of
+    its OpenChannel.
+
+    Asserts: the hello is present, decodes as ChannelHello, has protocol_version 1, lists no
+    CAPABILITY_UNSPECIFIED and no capability twice. The implementation name and capabilities
+    are recorded in the trace (each declared capability makes its cases mandatory)."""
+    conn = await ctx.ready()
+    ctx.check(conn.hello_present, "OpenChannel carried no agentworker-hello-bin (AWP-VER-010)")
+    ctx.check(conn.hello is not None, "agentworker-hello-bin does not decode as ChannelHello")
+    assert conn.hello is not None
+    ctx.trace.note(
+        "harness",
+        f"implementation {conn.hello.implementation!r}, capabilities "
+        f"{[pb.Capability.Name(c) if c in pb.Capability.values() else c for c in conn.hello.capabilities]}",
+    )
+    ctx.check(
+        conn.hello.protocol_version == 1,
+        f"hello protocol_version {conn.hello.protocol_version}, expected 1 (AWP-VER-010)",
+    )
+    caps = list(conn.hello.capabilities)
+    ctx.check(pb.CAPABILITY_UNSPECIFIED not in caps, "the hello lists CAPABILITY_UNSPECIFIED")
+    ctx.check(len(caps) == len(set(caps)), f"the hello lists a capability twice: {caps}")
+
+
+@worker_case("worker/handshake/channel-before-registration", requirements=["AWP-CONN-007"])
+async def channel_first(ctx: WorkerContext) -> None:
+    """Procedure: wait until the worker is ready; compare the arrival time of its OpenChannel
+    with those of its RegisterAgent and AddSubscription calls.
+
+    Asserts: no RegisterAgent or AddSubscription with the worker's client-id arrived before
+    its data channel was opened (the harness host accepts such early calls, so the order is
+    observable)."""
+    conn = await ctx.ready()
+    first_open = min(
+        (c.opened_at for c in ctx.host.connections if c.client_id == conn.client_id and not c.control),
+        default=conn.opened_at,
+    )
+    early = [
+        c.method
+        for c in ctx.host.calls
+        if c.client_id == conn.client_id
+        and c.method in ("RegisterAgent", "AddSubscription")
+        and c.at < first_open
+    ]
+    ctx.check(not early, f"called {early} before opening the data channel (AWP-CONN-007)")
+
+
+@worker_case(
+    "worker/registration/conformance-agent",
+    requirements=["AWP-CNF-002", "AWP-SUB-011"],
+)
+async def registration(ctx: WorkerContext) -> None:
+    """Procedure: wait (10 s) for the worker to register and subscribe.
+
+    Asserts: it registers agent type `conformance` and adds a TypeSubscription
+    `conformance.broadcast` → `conformance`, a TypePrefixSubscription `conformance.prefix.` →
+    `conformance` and the direct-addressing TypePrefixSubscription `conformance:` →
+    `conformance`, each with a non-empty id, no two with the same id."""
+    conn = await ctx.ready()
+    by_id: dict[str, set[bytes]] = {}
+    for method, request in ctx.session_calls(conn):
+        if method == "AddSubscription" and isinstance(request, pb.AddSubscriptionRequest):
+            sub = request.subscription
+            by_id.setdefault(sub.id, set()).add(sub.SerializeToString(deterministic=True))
+    ctx.check("" not in by_id, "a subscription has an empty id")
+    shared = [sub_id for sub_id, rules in by_id.items() if len(rules) > 1]
+    ctx.check(not shared, f"one id names different subscriptions: {shared}")

@@ -1,0 +1,92 @@
+"""Worker cases: graceful shutdown and reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+
+from agentworker.conformance.v1 import contract_pb2 as cp
+from agentworker.v1 import agentworker_pb2 as pb
+from conformance._cases import Level
+from conformance._harness_host import Connection
+from conformance._payloads import JSON, decode_payload, json_ping_payload
+from conformance._worker_context import WorkerContext
+from conformance.worker_cases._registry import worker_case
+from conformance.worker_cases._rpc import check_pong
+
+__all__: list[str] = []
+
+
+@worker_case("worker/lifecycle/sigterm-drains", requirements=["AWP-CONN-017", "AWP-RPC-006"])
+async def sigterm(ctx: WorkerContext) -> None:
+    """Procedure: (spawn mode) send Command.stall 1000 ms; 300 ms later send SIGTERM to the
+    worker.
+
+    Asserts: the stalled command is still answered with CommandResult.stalled_ms 1000 (a
+    running handler finishes and its response is sent); the worker then exits with status 0
+    within 10 s (scaled) of the signal."""
+    ctx.need_process_control("sending SIGTERM")
+    conn = await ctx.ready()
+    rid = await ctx.command_later(conn, cp.Command(stall=cp.StallAction(duration_ms=1000)))
+    await asyncio.sleep(0.3)
+    ctx.check(ctx.subject.request_stop(), "the worker is not running")
+    ctx.trace.note("harness", "SIGTERM sent")
+    response = await ctx.expect_response(rid, within=6.0)
+    result, problem = decode_payload(response.payload, cp.CommandResult)
+    ctx.check(
+        response.error == "" and result is not None and result.stalled_ms == 1000,
+        f"the command in flight at SIGTERM was answered with error {response.error!r} / "
+        f"{problem} (AWP-CONN-017)",
+    )
+    status = await ctx.subject.wait_exit(10.0)
+    ctx.check(status is not None, "the worker did not exit within 10 s of SIGTERM (AWP-CONN-017)")
+    ctx.check(status == 0, f"the worker exited with status {status} after SIGTERM, expected 0")
+
+
+def _subscription_ids(ctx: WorkerContext, conn: Connection, after: float = 0.0) -> set[str]:
+    return {
+        call.request.subscription.id
+        for call in ctx.host.calls
+        if call.client_id == conn.client_id
+        and call.method == "AddSubscription"
+        and call.at >= after
+        and isinstance(call.request, pb.AddSubscriptionRequest)
+    }
+
+
+@worker_case(
+    "worker/lifecycle/reconnect",
+    requirements=["AWP-CONN-020", "AWP-CONN-021", "AWP-CONN-006"],
+    level=Level.CAPABILITY,
+    capability=pb.CAPABILITY_RECONNECT,
+)
+async def reconnect(ctx: WorkerContext) -> None:
+    """Procedure: (CAPABILITY_RECONNECT) note the worker's client-id and subscription ids;
+    the harness ends the data channel with UNAVAILABLE and refuses the first new OpenChannel
+    with ALREADY_EXISTS (the host has not yet noticed the old channel end).
+
+    Asserts: within 10 s (scaled) the worker opens a new data channel with the same
+    client-id (retrying after ALREADY_EXISTS, AWP-CONN-021), registers `conformance` again and
+    re-adds every subscription with the same ids; it then answers a Ping."""
+    conn = await ctx.ready()
+    before = _subscription_ids(ctx, conn)
+    ctx.host.refuse_opens = 1
+    cut = time.monotonic()
+    conn.close(grpc.StatusCode.UNAVAILABLE)
+    new = await ctx.host.wait_for(
+        "new data channel",
+        lambda: (c := ctx.subject.current_connection()) is not None and c is not conn and c,
+        10.0,
+    )
+    ctx.check(new.client_id == conn.client_id,
+              f"the worker reconnected as {new.client_id!r}, not {conn.client_id!r} (AWP-CONN-006)")
+    ctx.check(ctx.host.refuse_opens == 0, "the refused OpenChannel was not retried")
+    await ctx.host.wait_for(
+        "re-registration and every subscription re-added with the same ids",
+        lambda: ctx.registration_state(new)[0] and before <= _subscription_ids(ctx, new, cut),
+        10.0,
+    )
+    await ctx.ready()
+    check_pong(ctx, await ctx.rpc(new, json_ping_payload("again", 1)), JSON, "again", 1, "k")

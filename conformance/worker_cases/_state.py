@@ -1,0 +1,114 @@
+"""Worker cases: agent state over the control channel (CAPABILITY_STATE)."""
+
+from __future__ import annotations
+
+from google.protobuf import any_pb2
+
+from agentworker.conformance.v1 import contract_pb2 as cp
+from agentworker.v1 import agentworker_pb2 as pb
+from conformance._cases import CaseFailure, Level
+from conformance._harness_host import Connection
+from conformance._worker_context import AGENT_TYPE, WorkerContext
+from conformance.worker_cases._registry import worker_case
+
+__all__: list[str] = []
+
+V1 = "type.googleapis.com/agentworker.v1."
+LEGACY = "type.googleapis.com/agents."
+
+
+async def control_call(
+    ctx: WorkerContext, control: Connection, key: str, message: pb.SaveStateRequest | pb.LoadStateRequest, prefix: str
+) -> any_pb2.Any:
+    """Send a state request for conformance/``key`` on the control channel; return the
+    answer's rpc_message."""
+    rpc_id = ctx.unique("ctl")
+    packed = any_pb2.Any(type_url=prefix + type(message).__name__, value=message.SerializeToString())
+    await control.write(
+        pb.OpenControlChannelResponse(
+            rpc_id=rpc_id,
+            destination=f"agentid={AGENT_TYPE}/{key}",
+            respond_to="clientid=conformance-harness",
+            rpc_message=packed,
+        )
+    )
+    item = await ctx.host.expect(
+        f"control answer to {rpc_id}",
+        lambda i: i.connection.control and i.frame.rpc_id == rpc_id,
+        5.0,
+    )
+    answer: any_pb2.Any = item.frame.rpc_message
+    return answer
+
+
+def decode(ctx: WorkerContext, packed: any_pb2.Any, kind: type[pb.SaveStateResponse] | type[pb.LoadStateResponse]) -> object:
+    name = kind.DESCRIPTOR.name
+    ctx.check(
+        packed.type_url in (V1 + name, LEGACY + name),
+        f"control answer type_url {packed.type_url!r}, expected {name} (AWP-CTL-002)",
+    )
+    message = kind.FromString(packed.value)
+    ctx.check(not message.error, f"{name} error {message.error!r} (AWP-CTL-001)")
+    return message
+
+
+async def round_trip(ctx: WorkerContext, prefix: str) -> None:
+    conn = await ctx.ready()
+    control = await ctx.host.wait_for(
+        "control channel of the worker",
+        lambda: next(
+            (c for c in reversed(ctx.host.connections)
+             if c.control and c.client_id == conn.client_id and not c.ended.is_set()),
+            None,
+        ),
+        5.0,
+    )
+    key_x, key_y = ctx.unique("x"), ctx.unique("y")
+    value = ctx.unique("value")
+    result = await ctx.command(conn, cp.Command(remember=cp.RememberAction(value=value)), key=key_x)
+    ctx.check(result.remembered == value, f"remembered {result.remembered!r} (AWP-CNF-014)")
+    saved = decode(ctx, await control_call(
+        ctx, control, key_x, pb.SaveStateRequest(agent_id=pb.AgentId(type=AGENT_TYPE, key=key_x)), prefix
+    ), pb.SaveStateResponse)
+    assert isinstance(saved, pb.SaveStateResponse)
+    decode(ctx, await control_call(
+        ctx, control, key_y,
+        pb.LoadStateRequest(agent_id=pb.AgentId(type=AGENT_TYPE, key=key_y), state=saved.state), prefix,
+    ), pb.LoadStateResponse)
+    recalled = await ctx.command(conn, cp.Command(recall=cp.RecallAction()), key=key_y)
+    if recalled.recalled != value:
+        raise CaseFailure(
+            f"agent {key_y} recalls {recalled.recalled!r} after loading {key_x}'s state "
+            f"{saved.state!r}; expected {value!r} (AWP-CTL-001, AWP-CNF-014)"
+        )
+
+
+@worker_case(
+    "worker/state/save-load",
+    requirements=["AWP-CTL-001", "AWP-CNF-014", "AWP-CONN-009", "AWP-CTL-003"],
+    level=Level.CAPABILITY,
+    capability=pb.CAPABILITY_STATE,
+)
+async def save_load(ctx: WorkerContext) -> None:
+    """Procedure: (CAPABILITY_STATE) Command.remember a fresh value at conformance/x-…; on the
+    worker's control channel send SaveStateRequest for x (type URL
+    `type.googleapis.com/agentworker.v1.SaveStateRequest`), then LoadStateRequest with that
+    state into conformance/y-…; Command.recall at y.
+
+    Asserts: the worker has a control channel; both answers carry the same rpc_id, the
+    matching response type and no error; y recalls the value."""
+    await round_trip(ctx, V1)
+
+
+@worker_case(
+    "worker/state/legacy-type-urls",
+    requirements=["AWP-CTL-002", "AWP-CTL-001"],
+    level=Level.CAPABILITY,
+    capability=pb.CAPABILITY_STATE,
+)
+async def legacy_urls(ctx: WorkerContext) -> None:
+    """Procedure: as worker/state/save-load, with the legacy type URLs
+    `type.googleapis.com/agents.SaveStateRequest` / `agents.LoadStateRequest`.
+
+    Asserts: the worker accepts them; the round trip restores the value."""
+    await round_trip(ctx, LEGACY)
