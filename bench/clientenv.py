@@ -2,7 +2,7 @@
 
 The load clients should cost as little CPU as possible, so that the hosts, not the clients,
 use up the machine. grpcio 1.85 does its I/O on EventEngine threads, which costs the clients
-15-25% more CPU per frame on a 2-core machine than doing it on the Python thread; the bench
+15-30% more CPU per frame on a 2-core machine than doing it on the Python thread; the bench
 process therefore turns those experiments off for itself unless the caller set
 ``GRPC_EXPERIMENTS`` or passed ``--client-grpc-defaults``. Hosts get the environment the bench
 was started with, never this setting (a subject may set its own, see subjects.py).

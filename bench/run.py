@@ -351,8 +351,11 @@ def _top_functions(stats: pstats.Stats, limit: int) -> list[str]:
     for (filename, line, func), (_, calls, own, cumulative, _) in rows:
         where = filename
         marker = "site-packages/"
+        stdlib = str(Path(os.__file__).parent) + "/"
         if marker in where:
             where = where.split(marker, 1)[1]
+        elif where.startswith(stdlib):
+            where = where[len(stdlib) :]
         elif str(subjects.REPO) in where:
             where = where.replace(str(subjects.REPO) + "/", "")
         lines.append(
