@@ -390,6 +390,8 @@ def text_table(result: dict[str, Any]) -> str:
         )
     for row in result.get("targets", []):
         met = {True: "met", False: "MISSED", None: "n/a"}[row["met"]]
+        if row["met"] is False and row["within_noise"]:
+            met += " (within the noise band)"
         lines.append(
             f"target {row['target']}: {_x(row['value'])} ({row['direction']} "
             f"{row['threshold']:g}x) {met}"
