@@ -13,13 +13,21 @@ BUF := $(VENV_BIN)/buf
 # Python packages checked by mypy (strict); those not written yet are skipped.
 MYPY_TARGETS = $(wildcard reference_host reference_worker conformance tests)
 
-.PHONY: help demo setup generate check-generated lint breaking test go ts spec ci
+.PHONY: help demo bench bench-quick setup generate check-generated lint breaking test go ts spec ci
 
 help: ## Show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 demo: setup ## Start a host and two worker processes that greet each other
 	$(PYTHON) examples/greeting_demo.py
+
+bench: setup ## Compare hosts: relay, AutoGen's host, ours (unbatched, batched); about 6 min
+	interop/autogen/setup.sh
+	$(PYTHON) -m bench
+
+bench-quick: setup ## One short round of the host comparison (about 40 s)
+	interop/autogen/setup.sh
+	$(PYTHON) -m bench --quick
 
 setup: ## Install pinned tools and dependencies (.venv, .tools, node_modules)
 	@scripts/setup
