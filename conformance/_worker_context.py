@@ -139,7 +139,17 @@ class WorkerContext:
         """Wait until the worker has an open data channel, registered `conformance` and
         added its three subscriptions (AWP-CNF-002); return that channel."""
 
+        await self.subject.restart_if_needed()
+        if self.subject.start_problem:
+            raise CaseFailure(f"the worker could not be started: {self.subject.start_problem}")
+
         def state() -> Connection | None:
+            status = self.subject.returncode
+            if status is not None:
+                raise CaseFailure(
+                    f"the worker exited with status {status} before it was ready; its last "
+                    f"output:\n{self.subject.output_tail()}"
+                )
             conn = self.subject.current_connection()
             if conn is None:
                 return None
@@ -302,3 +312,4 @@ class WorkerContext:
             self.trace.note("worker-log", line)
         if self.subject.current_connection() is None:
             self.subject.dirty = True
+        self.host.trace = Trace()  # what happens between cases belongs to no case

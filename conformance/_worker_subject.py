@@ -46,6 +46,7 @@ class WorkerSubject:
         self._log_path: Path | None = None
         self._stop_requested = False
         self.dirty = False
+        self.start_problem = ""  # why the last restart failed (reported by the next case)
         self.expected_exit = False  # a case accepted the worker's exit (not a crash)
         self.starts = 0
         self.started_at_connection = 0
@@ -84,9 +85,14 @@ class WorkerSubject:
                 raise SubjectError(f"cannot listen on {self._listen}: {exc}") from exc
             if self.command is None:
                 self._listen = self._address
-        await self._start_worker()
+        try:
+            await self._start_worker()
+        except SubjectError:
+            await self.host.stop()
+            raise
 
     async def _start_worker(self) -> None:
+        self.start_problem = ""
         self.started_at_connection = len(self.host.connections)
         self.dirty = False
         self.expected_exit = False
@@ -121,8 +127,9 @@ class WorkerSubject:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within * self.scale
         while loop.time() < deadline:
-            if self.current_connection() is not None:
-                return
+            opened = self.host.connections[self.started_at_connection :]
+            if any(not conn.control for conn in opened):
+                return  # a worker that then fails is reported by the cases
             if self._process is not None and self._process.returncode is not None:
                 raise SubjectError(
                     f"the worker exited with status {self._process.returncode} before "
@@ -143,7 +150,25 @@ class WorkerSubject:
 
     async def after_case(self, failed: bool) -> str | None:
         """Detect an exit the case did not ask for (a crash), and restart the worker when it
-        exited or the case left it without a usable channel."""
+        exited or the case left it without a usable channel. A worker that cannot be
+        restarted is not fatal: the next case reports why (``start_problem``) and tries
+        again."""
+        try:
+            return await self._after_case(failed)
+        except SubjectError as exc:
+            self.start_problem = str(exc)
+            return None
+
+    async def restart_if_needed(self) -> None:
+        """Start the worker again when a previous restart failed (spawn mode)."""
+        if self.command is not None and (self._process is None or self._process.returncode is not None):
+            try:
+                await self._stop_worker()
+                await self._start_worker()
+            except SubjectError as exc:
+                self.start_problem = str(exc)
+
+    async def _after_case(self, failed: bool) -> str | None:
         process = self._process
         if self.command is None:
             if self.dirty:
@@ -155,6 +180,12 @@ class WorkerSubject:
             return None
         if self._stop_requested:
             self._stop_requested = False
+            if process.returncode is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), 2.0 * self.scale)
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
             await self._stop_worker()
             await self._start_worker()
             return None

@@ -181,3 +181,17 @@ async def unknown_response(ctx: WorkerContext) -> None:
     got = await outcome(ctx, rid)
     ctx.check(got.pong.text == "real" and got.error_code == pb.ERROR_CODE_UNSPECIFIED,
               f"outcome {got} is not the Pong (AWP-RPC-008)")
+
+
+@worker_case("worker/call/empty-response", requirements=["AWP-RPC-023", "AWP-RPC-022"])
+async def empty_response(ctx: WorkerContext) -> None:
+    """Procedure: Command.call; answer the outbound request with a response that has neither
+    payload nor error (a legacy peer's answer to a failure without a message).
+
+    Asserts: the CallOutcome has ERROR_CODE_HANDLER_FAILED and no Pong, never a success."""
+    got = await error_outcome(ctx, pb.RpcResponse())
+    ctx.check(
+        got.error_code == pb.ERROR_CODE_HANDLER_FAILED and not got.HasField("pong"),
+        f"outcome {pb.ErrorCode.Name(got.error_code)} / pong {got.HasField('pong')}, expected "
+        "ERROR_CODE_HANDLER_FAILED (AWP-RPC-023)",
+    )

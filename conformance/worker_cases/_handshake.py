@@ -29,7 +29,9 @@ async def client_id_everywhere(ctx: WorkerContext) -> None:
     ctx.check(len(ids) == 1, f"the worker used several client-ids: {sorted(map(str, ids))}")
 
 
-@worker_case("worker/handshake/hello", requirements=["AWP-VER-010", "AWP-VER-016"])
+@worker_case(
+    "worker/handshake/hello", requirements=["AWP-VER-010", "AWP-VER-016", "AWP-CONN-001"]
+)
 async def hello(ctx: WorkerContext) -> None:
     """Procedure: wait until the worker is ready; read the `agentworker-hello-bin` metadata of
     its OpenChannel.
@@ -80,10 +82,11 @@ async def channel_first(ctx: WorkerContext) -> None:
 
 @worker_case(
     "worker/registration/conformance-agent",
-    requirements=["AWP-CNF-002", "AWP-SUB-011"],
+    requirements=["AWP-CNF-002", "AWP-SUB-011", "AWP-CNF-001"],
 )
 async def registration(ctx: WorkerContext) -> None:
-    """Procedure: wait (10 s) for the worker to register and subscribe.
+    """Procedure: start the worker with AGENTWORKER_HOST_ADDRESS naming the harness host;
+    wait (10 s) for it to register and subscribe.
 
     Asserts: it registers agent type `conformance` and adds a TypeSubscription
     `conformance.broadcast` → `conformance`, a TypePrefixSubscription `conformance.prefix.` →

@@ -107,14 +107,15 @@ async def envelope_json(ctx: WorkerContext) -> None:
 
 @worker_case(
     "worker/publish/envelope/protobuf",
-    requirements=["AWP-PUB-001", "AWP-PUB-021", "AWP-CNF-010", "AWP-CONN-011"],
+    requirements=["AWP-PUB-001", "AWP-PUB-021", "AWP-CNF-010", "AWP-CONN-011", "AWP-BAT-001"],
 )
 async def envelope_protobuf(ctx: WorkerContext) -> None:
     """Procedure: Command.publish, protobuf encoding, 50 Pings from seq 100.
 
     Asserts: as for JSON, with datacontenttype application/x-protobuf, dataschema
     `agentworker.conformance.v1.Ping` and an Any in proto_data; seq 100..149 in order; ids
-    distinct."""
+    distinct; no batch frame unless CAPABILITY_BATCHING is in force (checked in every
+    case)."""
     events, source, key = await publish_and_collect(ctx, protobuf=True, count=50)
     seqs = [check_envelope(ctx, item, source, key, protobuf=True) for item in events]
     ids = [item.frame.cloud_event.id for item in events]

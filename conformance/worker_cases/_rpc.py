@@ -130,7 +130,7 @@ async def handler_failure(ctx: WorkerContext) -> None:
 
 @worker_case(
     "worker/rpc/concurrent-requests",
-    requirements=["AWP-RPC-006", "AWP-CNF-003", "AWP-CONN-011"],
+    requirements=["AWP-RPC-006", "AWP-CNF-003", "AWP-CONN-011", "AWP-CNF-013"],
 )
 async def concurrent(ctx: WorkerContext) -> None:
     """Procedure: write 50 Ping requests (alternating JSON and protobuf, 10 agent keys,
@@ -153,10 +153,59 @@ async def concurrent(ctx: WorkerContext) -> None:
     for rid, (protobuf, text, seq, key) in sent.items():
         response = await ctx.expect_response(rid, within=10.0)
         check_pong(ctx, response, PROTOBUF if protobuf else JSON, text, seq, key)
-    await ctx.expect_response(stall_id, within=5.0)
+    stalled = await ctx.expect_response(stall_id, within=5.0)
+    result, problem = decode_payload(stalled.payload, cp.CommandResult)
+    ctx.check(result is not None and result.stalled_ms == 300,
+              f"the stall command's answer: {problem or result} (AWP-CNF-013)")
     await asyncio.sleep(0.3)
     extra = ctx.host.pending(lambda i: i.frame.WhichOneof("message") == "response")
     ctx.check(
         not extra,
         f"{len(extra)} unexpected responses: {[i.frame.response.request_id for i in extra][:5]}",
+    )
+
+
+@worker_case(
+    "worker/rpc/agent-instance-per-key",
+    requirements=["AWP-REG-004", "AWP-CNF-014"],
+)
+async def instance_per_key(ctx: WorkerContext) -> None:
+    """Procedure: Command.remember value A at conformance/x-…, value B at conformance/y-…;
+    then Command.recall at x-… and at y-….
+
+    Asserts: x-… recalls A and y-… recalls B (one agent instance per AgentId, kept across
+    messages)."""
+    conn = await ctx.ready()
+    key_x, key_y = ctx.unique("x"), ctx.unique("y")
+    for key, value in ((key_x, "value-A"), (key_y, "value-B")):
+        result = await ctx.command(conn, cp.Command(remember=cp.RememberAction(value=value)), key=key)
+        ctx.check(result.remembered == value, f"{key}: remembered {result.remembered!r} (AWP-CNF-014)")
+    for key, value in ((key_x, "value-A"), (key_y, "value-B")):
+        result = await ctx.command(conn, cp.Command(recall=cp.RecallAction()), key=key)
+        ctx.check(
+            result.recalled == value,
+            f"{key} recalls {result.recalled!r}, expected {value!r} (AWP-REG-004, AWP-CNF-014)",
+        )
+
+
+@worker_case("worker/rpc/command-deadline", requirements=["AWP-CNF-015", "AWP-CNF-013", "AWP-RPC-021"])
+async def command_deadline(ctx: WorkerContext) -> None:
+    """Procedure: send Command{stall: 200 ms} and check its answer; then
+    Command{deadline_ms: 300, stall: 5000 ms}.
+
+    Asserts: the first answer is CommandResult.stalled_ms 200; the second is an error
+    response (non-empty `error` mentioning the deadline, error_code HANDLER_FAILED or
+    DEADLINE_EXCEEDED) arriving within 300 ms plus 2 s of slack (scaled), not after the
+    stall."""
+    conn = await ctx.ready()
+    result = await ctx.command(conn, cp.Command(stall=cp.StallAction(duration_ms=200)))
+    ctx.check(result.stalled_ms == 200, f"stalled_ms {result.stalled_ms}, expected 200 (AWP-CNF-013)")
+    command = cp.Command(case_id=ctx.unique("c"), deadline_ms=300, stall=cp.StallAction(duration_ms=5000))
+    response = await ctx.rpc(conn, proto_payload(command), within=2.3)
+    ctx.check(response.error != "", "a command past its deadline_ms succeeded (AWP-CNF-015)")
+    ctx.check("deadline" in response.error.lower(),
+              f"error {response.error!r} does not name the deadline (AWP-CNF-015)")
+    ctx.check(
+        response.error_code in (pb.ERROR_CODE_HANDLER_FAILED, pb.ERROR_CODE_DEADLINE_EXCEEDED),
+        f"error_code {pb.ErrorCode.Name(response.error_code)} (AWP-CNF-015)",
     )

@@ -52,9 +52,9 @@ def decode(ctx: WorkerContext, packed: any_pb2.Any, kind: type[pb.SaveStateRespo
     return message
 
 
-async def round_trip(ctx: WorkerContext, prefix: str) -> None:
-    conn = await ctx.ready()
-    control = await ctx.host.wait_for(
+async def find_control(ctx: WorkerContext, conn: Connection) -> Connection:
+    """Wait for the worker's open control channel (AWP-CTL-001)."""
+    control: Connection = await ctx.host.wait_for(
         "control channel of the worker",
         lambda: next(
             (c for c in reversed(ctx.host.connections)
@@ -63,6 +63,12 @@ async def round_trip(ctx: WorkerContext, prefix: str) -> None:
         ),
         5.0,
     )
+    return control
+
+
+async def round_trip(ctx: WorkerContext, prefix: str) -> None:
+    conn = await ctx.ready()
+    control = await find_control(ctx, conn)
     key_x, key_y = ctx.unique("x"), ctx.unique("y")
     value = ctx.unique("value")
     result = await ctx.command(conn, cp.Command(remember=cp.RememberAction(value=value)), key=key_x)
@@ -112,3 +118,36 @@ async def legacy_urls(ctx: WorkerContext) -> None:
 
     Asserts: the worker accepts them; the round trip restores the value."""
     await round_trip(ctx, LEGACY)
+
+
+@worker_case(
+    "worker/state/unknown-agent",
+    requirements=["AWP-CTL-005"],
+    level=Level.CAPABILITY,
+    capability=pb.CAPABILITY_STATE,
+)
+async def unknown_agent(ctx: WorkerContext) -> None:
+    """Procedure: (CAPABILITY_STATE) on the control channel send SaveStateRequest and
+    LoadStateRequest for agent `no.such.type/k`, a type the worker does not serve.
+
+    Asserts: each is answered (same rpc_id) with a non-empty `error` and
+    ERROR_CODE_HANDLER_FAILED."""
+    conn = await ctx.ready()
+    control = await find_control(ctx, conn)
+    agent = pb.AgentId(type="no.such.type", key="k")
+    for message in (pb.SaveStateRequest(agent_id=agent), pb.LoadStateRequest(agent_id=agent, state="{}")):
+        rpc_id = ctx.unique("ctl")
+        name = type(message).__name__
+        packed = any_pb2.Any(type_url=V1 + name, value=message.SerializeToString())
+        await control.write(pb.OpenControlChannelResponse(
+            rpc_id=rpc_id, destination="agentid=no.such.type/k",
+            respond_to="clientid=conformance-harness", rpc_message=packed))
+        item = await ctx.host.expect(
+            f"control answer to {rpc_id}", lambda i: i.connection.control and i.frame.rpc_id == rpc_id, 5.0)
+        kind = pb.SaveStateResponse if name == "SaveStateRequest" else pb.LoadStateResponse
+        answer = kind.FromString(item.frame.rpc_message.value)
+        ctx.check(
+            bool(answer.error) and answer.error_code == pb.ERROR_CODE_HANDLER_FAILED,
+            f"{name} for an unserved agent answered error {answer.error!r} "
+            f"{pb.ErrorCode.Name(answer.error_code)}, expected ERROR_CODE_HANDLER_FAILED (AWP-CTL-005)",
+        )
