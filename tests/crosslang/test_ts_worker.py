@@ -906,7 +906,13 @@ async def test_batches_unknown_frames_and_notices(
 
 
 @pytest.mark.requirement(
-    "AWP-RPC-001", "AWP-RPC-007", "AWP-RPC-008", "AWP-RPC-012", "AWP-ERR-003", "AWP-OBS-004"
+    "AWP-RPC-001",
+    "AWP-RPC-007",
+    "AWP-RPC-008",
+    "AWP-RPC-012",
+    "AWP-RPC-023",
+    "AWP-ERR-003",
+    "AWP-OBS-004",
 )
 async def test_outbound_calls_responses_in_any_order_and_local_deadline(
     fake_host: FakeHost, fake_worker: asyncio.subprocess.Process
@@ -927,10 +933,11 @@ async def test_outbound_calls_responses_in_any_order_and_local_deadline(
         request_frame("c2", call("b", 5000), key="x"),
         request_frame("c3", call("c", 300), key="y"),
         request_frame("c4", call("d", 5000), key="x"),
+        request_frame("c5", call("e", 5000), key="x"),
     )
-    sent = {f.request.target.key: f.request for f in await fake_host.receive(4)}
-    assert sorted(sent) == ["a", "b", "c", "d"]
-    assert len({r.request_id for r in sent.values()}) == 4
+    sent = {f.request.target.key: f.request for f in await fake_host.receive(5)}
+    assert sorted(sent) == ["a", "b", "c", "d", "e"]
+    assert len({r.request_id for r in sent.values()}) == 5
     assert all(r.request_id for r in sent.values())
     assert [sent[k].timeout_ms for k in "abcd"] == [5000, 5000, 300, 5000]
     assert sent["a"].source == pb.AgentId(type="conformance", key="x")
@@ -951,10 +958,11 @@ async def test_outbound_calls_responses_in_any_order_and_local_deadline(
     fake_host.send(
         pb.OpenChannelResponse(response=pb.RpcResponse(request_id="no-such-request")),
         answer("d", error="from the future", error_code=42),
+        answer("e"),  # neither payload nor error (AWP-RPC-023)
         answer("b", error="boom"),
         answer("a", payload=pong),
     )
-    answers = responses_by_id(await fake_host.receive(4))
+    answers = responses_by_id(await fake_host.receive(5))
     outcomes = {
         rid: unpack_payload(response.payload, cp.CommandResult).call
         for rid, response in answers.items()
@@ -964,6 +972,8 @@ async def test_outbound_calls_responses_in_any_order_and_local_deadline(
     assert outcomes["c2"].error_code == pb.ERROR_CODE_HANDLER_FAILED
     assert "boom" in outcomes["c2"].error_message
     assert outcomes["c4"].error_code == pb.ERROR_CODE_HANDLER_FAILED
+    assert outcomes["c5"].error_code == pb.ERROR_CODE_HANDLER_FAILED
+    assert not outcomes["c5"].HasField("pong")
     assert outcomes["c3"].error_code == pb.ERROR_CODE_DEADLINE_EXCEEDED
     assert 1.2 <= loop.time() - started < 10  # the call's 300 ms plus the 1 s margin
 

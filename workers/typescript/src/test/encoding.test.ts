@@ -14,7 +14,7 @@ import {
   proto,
   protoOf,
 } from "../worker/encoding.js";
-import { normalizeErrorCode, UnsupportedMessageError } from "../worker/errors.js";
+import { describeError, normalizeErrorCode, UnsupportedMessageError } from "../worker/errors.js";
 import { childOf, parseTrace, traceEntries } from "../worker/trace.js";
 
 const registry = createRegistry(PingSchema, PongSchema);
@@ -148,4 +148,12 @@ test("trace context: valid traceparents parse, children keep the trace id (AWP-O
   });
   assert.equal(attributeString(event, "traceparent"), child.traceparent);
   assert.equal(attributeString(event, "tracestate"), "k=v");
+});
+
+test("a failure always has a non-empty description (AWP-RPC-023)", () => {
+  assert.equal(describeError(new Error("boom")), "boom");
+  assert.equal(describeError(new TypeError("")), "TypeError");
+  assert.equal(describeError("text"), "text");
+  assert.notEqual(describeError(""), "");
+  assert.notEqual(describeError(undefined), "");
 });

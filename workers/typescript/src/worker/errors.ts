@@ -37,10 +37,11 @@ export class UnsupportedMessageError extends RpcError {
   }
 }
 
-/** Returns the text of any thrown value. */
+/** Returns the text of any thrown value, never empty (AWP-RPC-023): else its type name. */
 export function describeError(error: unknown): string {
   if (error instanceof Error) {
-    return error.message === "" ? error.name : error.message;
+    return error.message || error.name || error.constructor.name || "Error";
   }
-  return String(error);
+  const text = String(error);
+  return text === "" ? `thrown ${typeof error} with no message` : text;
 }

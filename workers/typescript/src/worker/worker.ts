@@ -539,6 +539,13 @@ export class Worker {
       pending.reject(new RpcError(code, response.error || errorCodeName(code)));
       return;
     }
+    if (response.payload === undefined) {
+      // Neither payload nor error: a legacy peer's failure without a message (AWP-RPC-023).
+      pending.reject(
+        new RpcError(ErrorCode.HANDLER_FAILED, "response has neither payload nor error"),
+      );
+      return;
+    }
     try {
       pending.resolve(decodePayload(response.payload, this.registry));
     } catch (error) {
@@ -562,7 +569,8 @@ export class Worker {
         create(OpenChannelRequestSchema, { message: { case: "response", value: response } }),
       );
     };
-    const fail = (errorCode: ErrorCode, error: string): void => respond({ errorCode, error });
+    const fail = (errorCode: ErrorCode, error: string): void =>
+      respond({ errorCode, error: error || errorCodeName(errorCode) }); // never empty (AWP-ERR-002)
     const target = request.target;
     if (this.stopping) return fail(ErrorCode.SHUTTING_DOWN, "worker is shutting down");
     if (target === undefined || !this.types.has(target.type)) {
