@@ -1,12 +1,13 @@
-"""Conformance suite for agentworker hosts (and, later, workers).
+"""Conformance suites for agentworker hosts and workers.
 
-Run it from the command line (`python -m conformance host --address HOST:PORT`), from pytest
-(`conformance.pytest_plugin`), or from Python with `run_host_suite`.
+Run them from the command line (`python -m conformance host --address HOST:PORT`,
+`python -m conformance worker -- WORKER COMMAND`), from pytest (`conformance.pytest_plugin`),
+or from Python with `run_host_suite` and `run_worker_suite`.
 """
 
 from __future__ import annotations
 
-from conformance._api import run_host_suite
+from conformance._api import run_host_suite, run_worker_suite
 from conformance._cases import Case, CaseFailure, CaseSkip, Level, Registry, SkipReason
 from conformance._expected import (
     ExpectedFailure,
@@ -20,7 +21,11 @@ from conformance._spec import Requirement, SpecIndex, load_spec_index
 from conformance._subject import AttachedSubject, SpawnedSubject, Subject, SubjectError
 from conformance._version import HARNESS_VERSION
 from conformance._worker import RawWorker
+from conformance._worker_context import WorkerContext
+from conformance._worker_subject import WorkerSubject
+from conformance._worker_suite import run_worker_suite_async, select_worker_cases
 from conformance.host_cases import HOST_CASES
+from conformance.worker_cases import WORKER_CASES
 
 __all__ = [
     "HARNESS_VERSION",
@@ -44,10 +49,16 @@ __all__ = [
     "Subject",
     "SubjectError",
     "SuiteResult",
+    "WORKER_CASES",
+    "WorkerContext",
+    "WorkerSubject",
     "apply_expected_failures",
     "load_expected_failures",
     "load_spec_index",
     "run_host_suite",
     "run_host_suite_async",
+    "run_worker_suite",
+    "run_worker_suite_async",
     "select_host_cases",
+    "select_worker_cases",
 ]

@@ -1,4 +1,4 @@
-"""A synchronous entry point for running the host suite from Python code."""
+"""Synchronous entry points for running the host and worker suites from Python code."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from conformance._expected import ExpectedFailure, load_expected_failures
 from conformance._host_suite import run_host_suite_async, select_host_cases
 from conformance._results import SuiteResult
 from conformance._subject import AttachedSubject, SpawnedSubject, Subject
+from conformance._worker_subject import WorkerSubject
+from conformance._worker_suite import run_worker_suite_async, select_worker_cases
 
-__all__ = ["run_host_suite"]
+__all__ = ["run_host_suite", "run_worker_suite"]
 
 
 def run_host_suite(
@@ -49,5 +51,42 @@ def run_host_suite(
             legacy=legacy,
             scale=timeout_scale,
             expected_failures=expected,
+        )
+    )
+
+
+def run_worker_suite(
+    *,
+    command: Sequence[str] | None = None,
+    listen: str | None = None,
+    cases: Iterable[str] = (),
+    requirements: Iterable[str] = (),
+    levels: Iterable[Level] = (),
+    timeout_scale: float = 1.0,
+    expected_failures: Sequence[ExpectedFailure] | Path | None = None,
+    env: dict[str, str] | None = None,
+    connect_timeout_s: float = 20.0,
+) -> SuiteResult:
+    """Run the worker suite against a worker started with ``command`` (it gets
+    AGENTWORKER_HOST_ADDRESS, plus ``env``), or one that connects to ``listen`` (attach
+    mode), and return the result. ``cases`` are globs. Must not be called from a running
+    event loop (use ``run_worker_suite_async`` there)."""
+    if (listen is None) == (command is None):
+        raise ValueError("give exactly one of command or listen")
+    subject = WorkerSubject(
+        list(command) if command is not None else None,
+        listen=listen or "127.0.0.1:0",
+        scale=timeout_scale,
+        env=env,
+        connect_timeout_s=connect_timeout_s,
+    )
+    if isinstance(expected_failures, Path):
+        expected: Sequence[ExpectedFailure] = load_expected_failures(expected_failures)
+    else:
+        expected = expected_failures or ()
+    selected = select_worker_cases(cases, requirements, levels)
+    return asyncio.run(
+        run_worker_suite_async(
+            subject, cases=selected, scale=timeout_scale, expected_failures=expected
         )
     )

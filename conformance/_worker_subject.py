@@ -261,7 +261,7 @@ class WorkerSubject:
             with contextlib.suppress(ProcessLookupError):
                 process.terminate()
             try:
-                await asyncio.wait_for(process.wait(), 5.0)
+                await asyncio.wait_for(process.wait(), 3.0)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()

@@ -12,9 +12,15 @@ from typing import Any
 
 import pytest
 
-from conformance.pytest_plugin import conformance_host_suite
+from conformance.pytest_plugin import conformance_host_suite, conformance_worker_suite
 
-__all__ = ["CliRun", "conformance_host_suite", "run_cli", "tiny_host_command"]
+__all__ = [
+    "CliRun",
+    "conformance_host_suite",
+    "conformance_worker_suite",
+    "run_cli",
+    "tiny_host_command",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_HOST = Path(__file__).resolve().parent / "fixtures" / "tiny_host.py"

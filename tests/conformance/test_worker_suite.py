@@ -1,0 +1,177 @@
+"""The worker suite: it passes the reference worker and the broken-worker fixture without
+defects, fails each deliberate defect on the right case, and runs in attach mode."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conformance import Status, SuiteResult
+from conformance._subject import free_port
+from tests.conformance.conftest import ROOT, run_cli
+
+BROKEN_WORKER = Path(__file__).resolve().parent / "fixtures" / "broken_worker.py"
+EXPECTED = ROOT / "conformance" / "expected"
+
+
+def broken_worker_command(*defects: str) -> list[str]:
+    """Return the command that starts the broken worker with ``defects``."""
+    command = [sys.executable, str(BROKEN_WORKER)]
+    for defect in defects:
+        command += ["--defect", defect]
+    return command
+
+
+# defect -> {case: requirement it must be reported against}
+TARGETED = {
+    "reuse-request-ids": {"worker/call/concurrent-out-of-order": "AWP-RPC-001"},
+    "no-client-id-unary": {"worker/handshake/client-id-on-every-call": "AWP-CONN-002"},
+    "drop-protobuf": {"worker/rpc/ping/protobuf": "AWP-CNF-003"},
+    "silent-errors": {"worker/rpc/handler-failure": "AWP-RPC-006"},
+    "ignore-sigterm": {"worker/lifecycle/sigterm-drains": "AWP-CONN-017"},
+}
+MESSAGES = {
+    "reuse-request-ids": "outbound request ids repeat",
+    "no-client-id-unary": "calls without client-id metadata",
+    "drop-protobuf": "no response to request",
+    "silent-errors": "no response to request",
+    "ignore-sigterm": "did not exit within",
+}
+
+
+def test_worker_suite_passes_the_reference_worker(report_dir: Path) -> None:
+    command = [sys.executable, "-m", "reference_worker.conformance_agents"]
+    run = run_cli(
+        [
+            "worker",
+            "--expected-failures",
+            str(EXPECTED / "reference_worker.toml"),
+            "--",
+            *command,
+        ],
+        report_dir,
+    )
+    assert run.returncode == 0, run.stdout
+    assert run.report is not None
+    assert run.report["suite"] == "worker"
+    statuses = {c["id"]: c["status"] for c in run.report["cases"]}
+    assert statuses and all(s == "PASS" for s in statuses.values()), run.stdout
+    # The reference worker declares batching, state and reconnect: those cases ran.
+    assert statuses["worker/state/save-load"] == "PASS"
+    assert statuses["worker/lifecycle/reconnect"] == "PASS"
+    assert run.stdout.splitlines()[-1] == f"{len(statuses)} passed, 0 failed, 0 skipped"
+    for name in ("report.json", "junit.xml", "report.html"):
+        assert (report_dir / name).exists(), name
+    matrix = {row["id"]: row["verdict"] for row in run.report["requirements"]}
+    assert matrix["AWP-RPC-001"] == "pass"
+    assert "AWP-RPC-004" not in matrix  # a host requirement
+
+
+def test_worker_suite_passes_the_fixture_without_defects(report_dir: Path) -> None:
+    run = run_cli(["worker", "--", *broken_worker_command()], report_dir)
+    assert run.returncode == 0, run.stdout
+    assert run.report is not None
+    core = [c for c in run.report["cases"] if c["level"] == "core"]
+    assert core and all(c["status"] == "PASS" for c in core), run.stdout
+    skipped = {c["id"]: c["skip_reason"] for c in run.report["cases"] if c["status"] == "SKIP"}
+    # The fixture declares no capability: every capability case is "not claimed".
+    assert skipped
+    assert set(skipped.values()) == {"not claimed"}
+    assert all(c["level"] == "capability" for c in run.report["cases"] if c["id"] in skipped)
+
+
+@pytest.mark.parametrize("defect", sorted(TARGETED))
+def test_worker_defect_fails_its_case(defect: str, report_dir: Path) -> None:
+    cases = TARGETED[defect]
+    args = ["worker"]
+    for case_id in [*cases, "worker/rpc/ping/json"]:
+        args += ["--case", case_id]
+    # Unscaled: the targeted cases fail by waiting out their deadlines.
+    run = run_cli([*args, "--", *broken_worker_command(defect)], report_dir, scale="1")
+    assert run.returncode == 1, run.stdout
+    assert run.report is not None
+    for case in run.report["cases"]:
+        if case["id"] in cases:
+            assert case["status"] == "FAIL", run.stdout
+            assert cases[case["id"]] in case["requirements"]
+            assert MESSAGES[defect] in case["message"], case["message"]
+            assert case["replay"].startswith("python -m conformance worker ")
+    if defect != "no-client-id-unary":  # that worker cannot start at all
+        assert run.status("worker/rpc/ping/json") == "PASS"
+
+
+def test_expected_failure_turns_a_failure_into_xfail(report_dir: Path, tmp_path: Path) -> None:
+    expected = tmp_path / "expected.toml"
+    expected.write_text(
+        '[[expected_failures]]\ncase = "worker/handshake/client-id-on-every-call"\n'
+        'reason = "no client-id on unary calls"\n'
+    )
+    run = run_cli(
+        [
+            "worker",
+            "--case",
+            "worker/handshake/client-id-on-every-call",
+            "--expected-failures",
+            str(expected),
+            "--",
+            *broken_worker_command("no-client-id-unary"),
+        ],
+        report_dir,
+        scale="1",
+    )
+    assert run.returncode == 0, run.stdout
+    assert run.status("worker/handshake/client-id-on-every-call") == "XFAIL"
+
+
+def test_attach_mode_waits_for_the_worker(report_dir: Path) -> None:
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    argv = [
+        sys.executable,
+        "-m",
+        "conformance",
+        "worker",
+        "--listen",
+        address,
+        "--case",
+        "worker/rpc/ping/*",
+        "--case",
+        "worker/lifecycle/sigterm-drains",
+        "--report-dir",
+        str(report_dir),
+    ]
+    harness = subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    worker = None
+    try:
+        time.sleep(1.0)
+        env = dict(os.environ, AGENTWORKER_HOST_ADDRESS=address)
+        worker = subprocess.Popen(broken_worker_command(), env=env, cwd=ROOT)
+        stdout, stderr = harness.communicate(timeout=60)
+    finally:
+        harness.kill()
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=10)
+    assert harness.returncode == 0, stdout + stderr
+    assert "2 passed, 0 failed, 1 skipped" in stdout
+    assert "sigterm-drains" in stdout and "not applicable" in stdout
+
+
+def test_run_worker_suite_in_process(
+    conformance_worker_suite: Callable[..., SuiteResult],
+) -> None:
+    result = conformance_worker_suite(
+        command=broken_worker_command(), cases=["worker/events/*"], timeout_scale=2.0
+    )
+    assert len(result.results) == 4
+    assert all(r.status is Status.PASS for r in result.results)
+    with pytest.raises(ValueError, match="exactly one"):
+        conformance_worker_suite(cases=["worker/events/*"])
