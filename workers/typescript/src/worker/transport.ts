@@ -27,7 +27,8 @@ export type ControlStream = grpc.ClientDuplexStream<
 >;
 type Service = typeof AgentRpcService.method;
 type Method = keyof Service;
-type UnaryMethod = "registerAgent" | "addSubscription" | "removeSubscription" | "getSubscriptions";
+export type UnaryMethod =
+  "registerAgent" | "addSubscription" | "removeSubscription" | "getSubscriptions";
 
 function path(method: Method): string {
   return `/${AgentRpcService.typeName}/${AgentRpcService.method[method].name}`;
@@ -49,8 +50,20 @@ function credentials(config: WorkerConfig): grpc.ChannelCredentials {
   return grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null);
 }
 
+/** What a worker needs from its connection to the host (a seam for tests). */
+export interface Transport {
+  openChannel(hello: ChannelHello): DataStream;
+  openControlChannel(): ControlStream;
+  unary<M extends UnaryMethod>(
+    method: M,
+    request: MessageShape<Service[M]["input"]>,
+    timeoutMs: number,
+  ): Promise<MessageShape<Service[M]["output"]>>;
+  close(): void;
+}
+
 /** One gRPC channel to the host; every call carries client-id (and the token, if any). */
-export class HostClient {
+export class HostClient implements Transport {
   private readonly client: grpc.Client;
 
   constructor(private readonly config: WorkerConfig) {

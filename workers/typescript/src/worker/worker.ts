@@ -58,7 +58,7 @@ import {
   withTrace,
   type TraceContext,
 } from "./trace.js";
-import { HostClient, WELCOME_KEY, type DataStream } from "./transport.js";
+import { HostClient, WELCOME_KEY, type DataStream, type Transport } from "./transport.js";
 import { FrameWriter } from "./writer.js";
 
 export const IMPLEMENTATION = "agentworker-ts/0.1.0 (typescript)";
@@ -126,6 +126,8 @@ export interface WorkerOptions {
   readonly connectTimeoutMs?: number;
   readonly logger?: Logger;
   readonly onNotice?: (notice: Notice) => void;
+  /** Replaces the gRPC client (for tests). */
+  readonly transport?: Transport;
   /** Called when the worker stops after losing the host with reconnect turned off. */
   readonly onClosed?: (reason: string) => void;
 }
@@ -175,7 +177,7 @@ export class Worker {
   readonly capabilities: readonly Capability[];
   readonly stats = { undecodableEvents: 0, unknownFrames: 0, notices: 0, lateResponses: 0 };
   private readonly log: Logger;
-  private readonly client: HostClient;
+  private readonly client: Transport;
   private readonly registry: Registry;
   private readonly types = new Map<string, AgentFactory>();
   private readonly subscriptions = new Map<string, SubscriptionRule>();
@@ -194,7 +196,7 @@ export class Worker {
   ) {
     this.config = config;
     this.log = options.logger ?? createLogger();
-    this.client = new HostClient(config);
+    this.client = options.transport ?? new HostClient(config);
     this.registry = createRegistry(...(options.messageTypes ?? []));
     const caps = [Capability.BATCHING];
     if (options.state !== false) caps.push(Capability.STATE);
