@@ -525,8 +525,9 @@ async def test_call_to_a_silent_target_reports_deadline_exceeded(raw: RawWorker)
 
 
 @pytest.mark.asyncio
-@pytest.mark.requirement("AWP-RPC-007", "AWP-ERR-003")
-async def test_call_reports_a_legacy_error_as_handler_failed(raw: RawWorker) -> None:
+@pytest.mark.requirement("AWP-RPC-007", "AWP-ERR-003", "AWP-RPC-023")
+@pytest.mark.parametrize("error", ["legacy failure", ""])
+async def test_call_reports_a_legacy_error_as_handler_failed(raw: RawWorker, error: str) -> None:
     key = new_key()
     action = cpb.CallAction(
         target=pb.AgentId(type=SINK_TYPE, key=key),
@@ -537,12 +538,14 @@ async def test_call_reports_a_legacy_error_as_handler_failed(raw: RawWorker) -> 
 
     async def answer() -> None:
         request = await asyncio.wait_for(raw.requests.get(), TIMEOUT_S)
-        legacy = pb.RpcResponse(request_id=request.request_id, error="legacy failure")
+        # A legacy peer's error: text but no code, or (AWP-RPC-023) nothing at all.
+        legacy = pb.RpcResponse(request_id=request.request_id, error=error)
         await raw.answer(legacy)
 
     outcome, _ = await asyncio.gather(_call_outcome(raw, action), answer())
     assert outcome.error_code == pb.ERROR_CODE_HANDLER_FAILED
-    assert "legacy failure" in outcome.error_message
+    assert error in outcome.error_message
+    assert outcome.error_message != ""
 
 
 # -- publish and events (sections 8, 9, 16.2) --------------------------------------------------

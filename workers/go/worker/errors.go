@@ -57,9 +57,13 @@ func normalizeCode(code pb.ErrorCode) pb.ErrorCode {
 }
 
 // responseError returns the caller's view of a response: nil on success, a
-// *CallError otherwise (AWP-RPC-022).
+// *CallError otherwise (AWP-RPC-022). A response with neither payload nor
+// error is a failure too (AWP-RPC-023).
 func responseError(r *pb.RpcResponse) error {
 	if r.GetError() == "" && r.GetErrorCode() == pb.ErrorCode_ERROR_CODE_UNSPECIFIED {
+		if r.GetPayload() == nil {
+			return &CallError{Code: pb.ErrorCode_ERROR_CODE_HANDLER_FAILED, Message: "the response carries neither a payload nor an error"}
+		}
 		return nil
 	}
 	msg := r.GetError()

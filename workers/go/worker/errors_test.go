@@ -27,8 +27,14 @@ func TestNormalizeCode(t *testing.T) {
 }
 
 func TestResponseError(t *testing.T) {
-	if err := responseError(&pb.RpcResponse{RequestId: "1"}); err != nil {
+	if err := responseError(&pb.RpcResponse{RequestId: "1", Payload: nonePayload().proto()}); err != nil {
 		t.Fatalf("success read as %v", err)
+	}
+	if err := responseError(&pb.RpcResponse{RequestId: "1"}); !errors.Is(err, ErrHandlerFailed) {
+		t.Fatalf("a response without payload or error reads as %v", err)
+	}
+	if err := responseError(&pb.RpcResponse{Payload: &pb.Payload{}}); err != nil {
+		t.Fatalf("an empty payload reads as %v", err)
 	}
 	legacy := responseError(&pb.RpcResponse{Error: "boom"})
 	if !errors.Is(legacy, ErrHandlerFailed) || errors.Is(legacy, ErrUnknownTarget) {
