@@ -30,6 +30,7 @@ from conformance.worker_cases import WORKER_CASES
 __all__ = [
     "HARNESS_VERSION",
     "HOST_CASES",
+    "WORKER_CASES",
     "AttachedSubject",
     "Case",
     "CaseFailure",
@@ -49,7 +50,6 @@ __all__ = [
     "Subject",
     "SubjectError",
     "SuiteResult",
-    "WORKER_CASES",
     "WorkerContext",
     "WorkerSubject",
     "apply_expected_failures",

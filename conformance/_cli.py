@@ -209,8 +209,10 @@ def _cmd_worker(args: argparse.Namespace, command: list[str], out: TextIO) -> in
     cases = select_worker_cases(args.case, args.requirement, _levels(args.level))
     print_header(HARNESS_VERSION, load_spec_index().version, "worker", subject.description, out)
     if args.listen is not None:
-        out.write(f"waiting up to {args.connect_timeout * args.timeout_scale:.0f} s for a worker "
-                  f"at {args.listen} (AGENTWORKER_HOST_ADDRESS={args.listen})\n")
+        out.write(
+            f"waiting up to {args.connect_timeout * args.timeout_scale:.0f} s for a worker "
+            f"at {args.listen} (AGENTWORKER_HOST_ADDRESS={args.listen})\n"
+        )
     out.flush()
 
     def progress(record: CaseResult) -> None:

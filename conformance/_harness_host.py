@@ -139,7 +139,7 @@ class HarnessHost:
                 ("grpc.so_reuseport", 0),
             )
         )
-        handlers: dict[str, grpc.RpcMethodHandler] = {
+        handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
             "OpenChannel": grpc.stream_stream_rpc_method_handler(
                 self._data_channel, response_serializer=encode
             ),
@@ -309,18 +309,19 @@ class HarnessHost:
                 if conn.control:
                     self._add(conn, frame, now, batched=False)
                     continue
-                case = frame.WhichOneof("message")
+                data = cast("pb.OpenChannelRequest", frame)
+                case = data.WhichOneof("message")
                 if case is None:
                     conn.caseless += 1
                     self.trace.received("worker", f"#{conn.number} frame with no oneof case")
                 elif case == "batch":
                     conn.batches += 1
                     self.trace.received(
-                        "worker", f"#{conn.number} batch of {len(frame.batch.messages)}"
+                        "worker", f"#{conn.number} batch of {len(data.batch.messages)}"
                     )
-                    if not frame.batch.messages:
+                    if not data.batch.messages:
                         conn.bad_batches += 1
-                    for inner in frame.batch.messages:
+                    for inner in data.batch.messages:
                         if inner.WhichOneof("message") in (None, "batch"):
                             conn.bad_batches += 1
                             continue

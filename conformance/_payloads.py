@@ -19,6 +19,7 @@ __all__ = [
     "PROTOBUF",
     "attribute",
     "decode_payload",
+    "enum_name",
     "json_ping_payload",
     "ping_event",
     "proto_payload",
@@ -80,7 +81,10 @@ def decode_payload(payload: pb.Payload, kind: type[MessageT]) -> tuple[MessageT 
             return None, "Payload.data is not a serialized Any"
         message = unpack_any(packed, kind)
         if message is None:
-            return None, f"Any type_url {packed.type_url!r} does not name {kind.DESCRIPTOR.full_name}"
+            return (
+                None,
+                f"Any type_url {packed.type_url!r} does not name {kind.DESCRIPTOR.full_name}",
+            )
         return message, ""
     if payload.data_content_type == JSON:
         short = kind.DESCRIPTOR.name
@@ -105,6 +109,11 @@ def decode_payload(payload: pb.Payload, kind: type[MessageT]) -> tuple[MessageT 
     return None, f"content type {payload.data_content_type!r}"
 
 
+def enum_name(enum: Any, value: int) -> str:
+    """Return the name of an enum value, or the number when it is unknown (a future value)."""
+    return str(enum.Name(value)) if value in enum.values() else str(value)
+
+
 def attribute(event: ce.CloudEvent, name: str) -> str | None:
     """Return a ce_string attribute, or None when absent or of another type."""
     if name not in event.attributes:
@@ -125,9 +134,7 @@ def ping_event(
     extra: dict[str, str] | None = None,
 ) -> ce.CloudEvent:
     """Return a Ping event as a publishing agent `harness/sender` would send it."""
-    event = ce.CloudEvent(
-        id=str(uuid.uuid4()), source=source, spec_version="1.0", type=topic_type
-    )
+    event = ce.CloudEvent(id=str(uuid.uuid4()), source=source, spec_version="1.0", type=topic_type)
     if protobuf:
         event.proto_data.CopyFrom(pack(cp.Ping(text=text, seq=seq)))
         content, schema = PROTOBUF, cp.Ping.DESCRIPTOR.full_name

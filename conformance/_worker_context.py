@@ -83,7 +83,9 @@ class WorkerContext:
     def __post_init__(self) -> None:
         current = self.subject.current_connection()
         self._first_connection = (
-            self.host.connections.index(current) if current is not None else len(self.host.connections)
+            self.host.connections.index(current)
+            if current is not None
+            else len(self.host.connections)
         )
         self.host.trace = self.trace
         self.host.mark_all_consumed()
@@ -154,7 +156,7 @@ class WorkerContext:
             if conn is None:
                 return None
             registered, rules = self.registration_state(conn)
-            return conn if registered and REQUIRED_RULES <= rules else None
+            return conn if registered and rules >= REQUIRED_RULES else None
 
         try:
             conn: Connection = await self.host.wait_for(
@@ -238,9 +240,7 @@ class WorkerContext:
             raise CaseFailure(f"the Command's answer is not a CommandResult: {problem}")
         return result
 
-    async def command_later(
-        self, conn: Connection, command: cp.Command, *, key: str = "k"
-    ) -> str:
+    async def command_later(self, conn: Connection, command: cp.Command, *, key: str = "k") -> str:
         """Send a Command without waiting; return its request id."""
         command.case_id = command.case_id or self.unique("cmd")
         rid = self.unique("h")
@@ -294,15 +294,25 @@ class WorkerContext:
         for conn in self.host.connections[self._first_connection :]:
             if conn.control:
                 continue
-            self.check(conn.caseless == 0,
-                       f"channel #{conn.number}: {conn.caseless} frames with no oneof case (AWP-CONN-010)")
-            self.check(conn.undecodable == 0,
-                       f"channel #{conn.number}: {conn.undecodable} frames that do not decode (AWP-CONN-010)")
+            self.check(
+                conn.caseless == 0,
+                f"channel #{conn.number}: {conn.caseless} frames with no oneof case (AWP-CONN-010)",
+            )
+            self.check(
+                conn.undecodable == 0,
+                f"channel #{conn.number}: {conn.undecodable} frames that do not decode "
+                "(AWP-CONN-010)",
+            )
             in_force = pb.CAPABILITY_BATCHING in conn.capabilities
-            self.check(in_force or conn.batches == 0,
-                       f"channel #{conn.number}: {conn.batches} batch frames while batching is not in force (AWP-BAT-001)")
-            self.check(conn.bad_batches == 0,
-                       f"channel #{conn.number}: {conn.bad_batches} empty or nested batches (AWP-BAT-002)")
+            self.check(
+                in_force or conn.batches == 0,
+                f"channel #{conn.number}: {conn.batches} batch frames while batching is not in "
+                "force (AWP-BAT-001)",
+            )
+            self.check(
+                conn.bad_batches == 0,
+                f"channel #{conn.number}: {conn.bad_batches} empty or nested batches (AWP-BAT-002)",
+            )
 
     async def close(self) -> None:
         """Record the worker's output during the case; mark the worker for a restart when it

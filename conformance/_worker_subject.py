@@ -88,7 +88,7 @@ class WorkerSubject:
         try:
             await self._start_worker()
         except SubjectError:
-            await self.host.stop()
+            await self.stop()
             raise
 
     async def _start_worker(self) -> None:
@@ -161,7 +161,9 @@ class WorkerSubject:
 
     async def restart_if_needed(self) -> None:
         """Start the worker again when a previous restart failed (spawn mode)."""
-        if self.command is not None and (self._process is None or self._process.returncode is not None):
+        if self.command is not None and (
+            self._process is None or self._process.returncode is not None
+        ):
             try:
                 await self._stop_worker()
                 await self._start_worker()

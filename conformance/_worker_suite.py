@@ -62,7 +62,7 @@ async def run_worker_suite_async(
     return await run_cases(
         "worker",
         chosen,
-        subject,  # type: ignore[arg-type]
+        subject,
         known_case_ids=WORKER_CASES.ids(),
         make_context=make_context,
         applicability=applicability,

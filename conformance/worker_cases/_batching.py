@@ -32,10 +32,18 @@ async def accepts(ctx: WorkerContext) -> None:
     for seq in range(3):
         rid = ctx.unique("b")
         ids.append(rid)
-        frames.append(pb.OpenChannelResponse(request=pb.RpcRequest(
-            request_id=rid, target=pb.AgentId(type=AGENT_TYPE, key="k"),
-            payload=json_ping_payload(f"b{seq}", seq))))
-    events = [ping_event(BROADCAST_TOPIC, ctx.unique("src"), "be", n, protobuf=False) for n in range(2)]
+        frames.append(
+            pb.OpenChannelResponse(
+                request=pb.RpcRequest(
+                    request_id=rid,
+                    target=pb.AgentId(type=AGENT_TYPE, key="k"),
+                    payload=json_ping_payload(f"b{seq}", seq),
+                )
+            )
+        )
+    events = [
+        ping_event(BROADCAST_TOPIC, ctx.unique("src"), "be", n, protobuf=False) for n in range(2)
+    ]
     frames += [pb.OpenChannelResponse(cloud_event=e) for e in events]
     await conn.write(pb.OpenChannelResponse(batch=pb.OpenChannelResponse.Batch(messages=frames)))
     for seq, rid in enumerate(ids):
@@ -43,14 +51,26 @@ async def accepts(ctx: WorkerContext) -> None:
     for event in events:
         await ctx.expect_receipt(event.id)
     topic = ctx.unique("conformance.many")
-    action = cp.PublishAction(topic_type=topic, topic_source="s", count=200, first_seq=0,
-                              text="m", encoding=cp.ENCODING_PROTOBUF)
+    action = cp.PublishAction(
+        topic_type=topic,
+        topic_source="s",
+        count=200,
+        first_seq=0,
+        text="m",
+        encoding=cp.ENCODING_PROTOBUF,
+    )
     result = await ctx.command(conn, cp.Command(publish=action), key="batcher", within=15.0)
     ctx.check(result.published == 200, f"published {result.published}")
     seqs = []
     for _ in range(200):
         item = await ctx.host.expect(
-            "published event", lambda i: i.frame.WhichOneof("message") == "cloud_event"
-            and i.frame.cloud_event.type == topic, 10.0)
+            "published event",
+            lambda i: (
+                i.frame.WhichOneof("message") == "cloud_event" and i.frame.cloud_event.type == topic
+            ),
+            10.0,
+        )
         seqs.append(cp.Ping.FromString(item.frame.cloud_event.proto_data.value).seq)
-    ctx.check(seqs == list(range(200)), f"published seqs out of order: {seqs[:20]}... (AWP-BAT-003)")
+    ctx.check(
+        seqs == list(range(200)), f"published seqs out of order: {seqs[:20]}... (AWP-BAT-003)"
+    )

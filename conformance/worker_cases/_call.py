@@ -15,7 +15,9 @@ from conformance.worker_cases._registry import worker_case
 __all__: list[str] = []
 
 
-def call_command(key: str, text: str, seq: int, *, protobuf: bool = False, timeout_ms: int = 5000) -> cp.Command:
+def call_command(
+    key: str, text: str, seq: int, *, protobuf: bool = False, timeout_ms: int = 5000
+) -> cp.Command:
     """Return a Command.call to harness/``key`` with a Ping."""
     return cp.Command(
         call=cp.CallAction(
@@ -34,7 +36,9 @@ def pong_response(request: pb.RpcRequest, ping: cp.Ping) -> pb.RpcResponse:
         payload = proto_payload(pong)
     else:
         data = {"text": pong.text, "seq": pong.seq, "agent_key": pong.agent_key}
-        payload = pb.Payload(data_type="Pong", data_content_type=JSON, data=json.dumps(data).encode())
+        payload = pb.Payload(
+            data_type="Pong", data_content_type=JSON, data=json.dumps(data).encode()
+        )
     return pb.RpcResponse(request_id=request.request_id, payload=payload)
 
 
@@ -48,7 +52,9 @@ async def start_call(
         f"outbound request to {PEER_TYPE}/{command.call.target.key}"
     )
     ping, problem = decode_payload(request.payload, cp.Ping)
-    ctx.check(ping is not None, f"the outbound request's payload is not a Ping: {problem} (AWP-CNF-011)")
+    ctx.check(
+        ping is not None, f"the outbound request's payload is not a Ping: {problem} (AWP-CNF-011)"
+    )
     assert ping is not None
     return rid, request, ping
 
@@ -58,8 +64,10 @@ async def outcome(ctx: WorkerContext, rid: str, within: float = 5.0) -> cp.CallO
     response = await ctx.expect_response(rid, within)
     ctx.check(response.error == "", f"Command.call failed: {response.error!r}")
     result, problem = decode_payload(response.payload, cp.CommandResult)
-    ctx.check(result is not None and result.WhichOneof("outcome") == "call",
-              f"the Command's answer is not a CommandResult.call: {problem}")
+    ctx.check(
+        result is not None and result.WhichOneof("outcome") == "call",
+        f"the Command's answer is not a CommandResult.call: {problem}",
+    )
     assert result is not None
     return result.call
 
@@ -90,7 +98,10 @@ async def concurrent_calls(ctx: WorkerContext) -> None:
     ctx.check(all(ids), f"an outbound request has an empty request_id: {ids} (AWP-RPC-001)")
     ctx.check(len(set(ids)) == len(ids), f"outbound request ids repeat: {ids} (AWP-RPC-001)")
     for request in requests:
-        ctx.check(request.timeout_ms > 0, f"request {request.request_id!r} has no timeout_ms (AWP-CNF-011)")
+        ctx.check(
+            request.timeout_ms > 0,
+            f"request {request.request_id!r} has no timeout_ms (AWP-CNF-011)",
+        )
     for request in reversed(requests):
         ping, problem = decode_payload(request.payload, cp.Ping)
         ctx.check(ping is not None, f"outbound payload is not a Ping: {problem}")
@@ -99,12 +110,17 @@ async def concurrent_calls(ctx: WorkerContext) -> None:
     for rid, key, index in pending:
         got = await outcome(ctx, rid)
         ctx.check(
-            got.error_code == pb.ERROR_CODE_UNSPECIFIED and got.pong.text == f"call-{key}"
-            and got.pong.seq == index and got.pong.agent_key == key,
+            got.error_code == pb.ERROR_CODE_UNSPECIFIED
+            and got.pong.text == f"call-{key}"
+            and got.pong.seq == index
+            and got.pong.agent_key == key,
             f"call to harness/{key}: outcome {got} does not hold its own Pong (AWP-RPC-007)",
         )
         expected = cp.ENCODING_PROTOBUF if index >= 2 else cp.ENCODING_JSON
-        ctx.check(got.encoding == expected, f"call to harness/{key}: encoding {cp.Encoding.Name(got.encoding)}")
+        ctx.check(
+            got.encoding == expected,
+            f"call to harness/{key}: encoding {cp.Encoding.Name(got.encoding)}",
+        )
 
 
 async def error_outcome(ctx: WorkerContext, response: pb.RpcResponse) -> cp.CallOutcome:
@@ -152,7 +168,9 @@ async def no_answer(ctx: WorkerContext) -> None:
     Asserts: the CallOutcome has ERROR_CODE_DEADLINE_EXCEEDED and arrives no later than the
     timeout plus the 1 s margin plus 1.5 s of slack (scaled) after the outbound request."""
     conn = await ctx.ready()
-    rid, request, _ = await start_call(ctx, conn, call_command(ctx.unique("n"), "mute", 1, timeout_ms=800))
+    rid, request, _ = await start_call(
+        ctx, conn, call_command(ctx.unique("n"), "mute", 1, timeout_ms=800)
+    )
     loop = asyncio.get_running_loop()
     started = loop.time()
     got = await outcome(ctx, rid, within=0.8 + 1.0 + 1.5)
@@ -179,8 +197,10 @@ async def unknown_response(ctx: WorkerContext) -> None:
     await asyncio.sleep(0.2)
     await conn.write(pb.OpenChannelResponse(response=pong_response(request, ping)))
     got = await outcome(ctx, rid)
-    ctx.check(got.pong.text == "real" and got.error_code == pb.ERROR_CODE_UNSPECIFIED,
-              f"outcome {got} is not the Pong (AWP-RPC-008)")
+    ctx.check(
+        got.pong.text == "real" and got.error_code == pb.ERROR_CODE_UNSPECIFIED,
+        f"outcome {got} is not the Pong (AWP-RPC-008)",
+    )
 
 
 @worker_case("worker/call/empty-response", requirements=["AWP-RPC-023", "AWP-RPC-022"])

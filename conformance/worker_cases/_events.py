@@ -27,15 +27,17 @@ async def deliver_and_check(
     receipt, item = await ctx.expect_receipt(event.id)
     expected = cp.ENCODING_PROTOBUF if protobuf else cp.ENCODING_JSON
     ctx.check(
-        (receipt.agent_key, receipt.topic_type, receipt.topic_source) == (source, topic_type, source),
+        (receipt.agent_key, receipt.topic_type, receipt.topic_source)
+        == (source, topic_type, source),
         f"receipt names agent {receipt.agent_key!r}, topic ({receipt.topic_type!r}, "
         f"{receipt.topic_source!r}); expected agent {source!r} on ({topic_type!r}, {source!r}) "
         "(AWP-SUB-010)",
     )
     ctx.check(
         (receipt.text, receipt.seq, receipt.encoding) == (text, 5, expected),
-        f"receipt text/seq/encoding {(receipt.text, receipt.seq, cp.Encoding.Name(receipt.encoding))}"
-        f", expected {(text, 5, cp.Encoding.Name(expected))} (AWP-PUB-022)",
+        "receipt text/seq/encoding "
+        f"{(receipt.text, receipt.seq, cp.Encoding.Name(receipt.encoding))}, "
+        f"expected {(text, 5, cp.Encoding.Name(expected))} (AWP-PUB-022)",
     )
     ctx.check(
         (receipt.sender.type, receipt.sender.key) == ("harness", "sender"),
@@ -43,7 +45,8 @@ async def deliver_and_check(
     )
     ctx.check(
         item.frame.cloud_event.source == source,
-        f"receipt event source {item.frame.cloud_event.source!r}, expected {source!r} (AWP-CNF-005)",
+        f"receipt event source {item.frame.cloud_event.source!r}, expected {source!r} "
+        "(AWP-CNF-005)",
     )
 
 

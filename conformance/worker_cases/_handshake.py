@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agentworker.v1 import agentworker_pb2 as pb
+from conformance._payloads import enum_name
 from conformance._worker_context import WorkerContext
 from conformance.worker_cases._registry import worker_case
 
@@ -29,9 +30,7 @@ async def client_id_everywhere(ctx: WorkerContext) -> None:
     ctx.check(len(ids) == 1, f"the worker used several client-ids: {sorted(map(str, ids))}")
 
 
-@worker_case(
-    "worker/handshake/hello", requirements=["AWP-VER-010", "AWP-VER-016", "AWP-CONN-001"]
-)
+@worker_case("worker/handshake/hello", requirements=["AWP-VER-010", "AWP-VER-016", "AWP-CONN-001"])
 async def hello(ctx: WorkerContext) -> None:
     """Procedure: wait until the worker is ready; read the `agentworker-hello-bin` metadata of
     its OpenChannel.
@@ -46,7 +45,7 @@ async def hello(ctx: WorkerContext) -> None:
     ctx.trace.note(
         "harness",
         f"implementation {conn.hello.implementation!r}, capabilities "
-        f"{[pb.Capability.Name(c) if c in pb.Capability.values() else c for c in conn.hello.capabilities]}",
+        f"{[enum_name(pb.Capability, c) for c in conn.hello.capabilities]}",
     )
     ctx.check(
         conn.hello.protocol_version == 1,
@@ -67,7 +66,11 @@ async def channel_first(ctx: WorkerContext) -> None:
     observable)."""
     conn = await ctx.ready()
     first_open = min(
-        (c.opened_at for c in ctx.host.connections if c.client_id == conn.client_id and not c.control),
+        (
+            c.opened_at
+            for c in ctx.host.connections
+            if c.client_id == conn.client_id and not c.control
+        ),
         default=conn.opened_at,
     )
     early = [

@@ -80,8 +80,10 @@ async def reconnect(ctx: WorkerContext) -> None:
         lambda: (c := ctx.subject.current_connection()) is not None and c is not conn and c,
         10.0,
     )
-    ctx.check(new.client_id == conn.client_id,
-              f"the worker reconnected as {new.client_id!r}, not {conn.client_id!r} (AWP-CONN-006)")
+    ctx.check(
+        new.client_id == conn.client_id,
+        f"the worker reconnected as {new.client_id!r}, not {conn.client_id!r} (AWP-CONN-006)",
+    )
     ctx.check(ctx.host.refuse_opens == 0, "the refused OpenChannel was not retried")
     await ctx.host.wait_for(
         "re-registration and every subscription re-added with the same ids",

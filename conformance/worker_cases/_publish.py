@@ -13,7 +13,9 @@ from conformance.worker_cases._registry import worker_case
 
 __all__: list[str] = []
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+_UUID = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+)
 
 
 async def publish_and_collect(
@@ -33,7 +35,9 @@ async def publish_and_collect(
         encoding=cp.ENCODING_PROTOBUF if protobuf else cp.ENCODING_JSON,
     )
     result = await ctx.command(conn, cp.Command(publish=action), key=key)
-    ctx.check(result.published == count, f"CommandResult.published {result.published} (AWP-CNF-010)")
+    ctx.check(
+        result.published == count, f"CommandResult.published {result.published} (AWP-CNF-010)"
+    )
     events = []
     for index in range(count):
         item = await ctx.host.expect(
@@ -65,25 +69,37 @@ def check_envelope(ctx: WorkerContext, item: Inbound, source: str, key: str, pro
     }
     for name, value in expected.items():
         got = attribute(event, name)
-        ctx.check(got == value, f"{where}: attribute {name} = {got!r}, expected {value!r} (AWP-PUB-001)")
+        ctx.check(
+            got == value, f"{where}: attribute {name} = {got!r}, expected {value!r} (AWP-PUB-001)"
+        )
     for name in event.attributes:
-        ctx.check(re.fullmatch(r"[a-z0-9]+", name), f"{where}: attribute name {name!r} (AWP-PUB-002)")
+        ctx.check(
+            re.fullmatch(r"[a-z0-9]+", name), f"{where}: attribute name {name!r} (AWP-PUB-002)"
+        )
     data = event.WhichOneof("data")
     if protobuf:
-        ctx.check(data == "proto_data", f"{where}: protobuf data in {data}, expected proto_data (AWP-PUB-021)")
+        ctx.check(
+            data == "proto_data",
+            f"{where}: protobuf data in {data}, expected proto_data (AWP-PUB-021)",
+        )
         ping = unpack_any(event.proto_data, cp.Ping)
         ctx.check(ping is not None, f"{where}: proto_data type_url {event.proto_data.type_url!r}")
         assert ping is not None
         return int(ping.seq)
-    ctx.check(data == "binary_data", f"{where}: JSON data in {data}, expected binary_data (AWP-PUB-021)")
+    ctx.check(
+        data == "binary_data", f"{where}: JSON data in {data}, expected binary_data (AWP-PUB-021)"
+    )
+    decoded: object
     try:
-        value = json.loads(event.binary_data)
+        decoded = json.loads(event.binary_data)
     except ValueError:
-        value = None
-    ctx.check(isinstance(value, dict) and value.get("text") == "published",
-              f"{where}: JSON data {event.binary_data[:80]!r} (AWP-CNF-004)")
-    assert isinstance(value, dict)
-    return int(value.get("seq", -1))
+        decoded = None
+    ctx.check(
+        isinstance(decoded, dict) and decoded.get("text") == "published",
+        f"{where}: JSON data {event.binary_data[:80]!r} (AWP-CNF-004)",
+    )
+    assert isinstance(decoded, dict)
+    return int(decoded.get("seq", -1))
 
 
 @worker_case(
@@ -102,7 +118,9 @@ async def envelope_json(ctx: WorkerContext) -> None:
     seqs = [check_envelope(ctx, item, source, key, protobuf=False) for item in events]
     ids = [item.frame.cloud_event.id for item in events]
     ctx.check(len(set(ids)) == len(ids), f"event ids repeat: {ids} (AWP-PUB-001)")
-    ctx.check(seqs == list(range(100, 105)), f"seqs {seqs}, expected 100..104 in order (AWP-CNF-010)")
+    ctx.check(
+        seqs == list(range(100, 105)), f"seqs {seqs}, expected 100..104 in order (AWP-CNF-010)"
+    )
 
 
 @worker_case(

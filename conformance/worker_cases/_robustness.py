@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from agentworker.conformance.v1 import contract_pb2 as cp
 from agentworker.v1 import agentworker_pb2 as pb
-from conformance._payloads import JSON, json_ping_payload, ping_event
+from conformance._payloads import JSON, enum_name, json_ping_payload, ping_event
 from conformance._wire import unknown_case_frame
 from conformance._worker_context import AGENT_TYPE, BROADCAST_TOPIC, WorkerContext
 from conformance.worker_cases._call import call_command, outcome, pong_response, start_call
@@ -48,7 +45,9 @@ async def unknown_fields(ctx: WorkerContext) -> None:
     await conn.write(unknown_case_frame(99))
     rid = ctx.unique("h")
     request = pb.RpcRequest(
-        request_id=rid, target=pb.AgentId(type=AGENT_TYPE, key="k"), payload=json_ping_payload("u", 1)
+        request_id=rid,
+        target=pb.AgentId(type=AGENT_TYPE, key="k"),
+        payload=json_ping_payload("u", 1),
     )
     inner = request.SerializeToString() + _varint(40 << 3) + _varint(12345) + _field(41, b"future")
     frame = _field(1, inner) + _field(42, b"future frame field")
@@ -71,8 +70,15 @@ async def notices(ctx: WorkerContext) -> None:
     ERROR_CODE_HANDLER_FAILED (an unknown ErrorCode reads as HANDLER_FAILED, AWP-VER-002)."""
     conn = await ctx.ready()
     if conn.hello is not None:
-        await conn.write(pb.OpenChannelResponse(notice=pb.Notice(
-            code=pb.ERROR_CODE_INVALID_REQUEST, message="conformance notice", request_id="nope")))
+        await conn.write(
+            pb.OpenChannelResponse(
+                notice=pb.Notice(
+                    code=pb.ERROR_CODE_INVALID_REQUEST,
+                    message="conformance notice",
+                    request_id="nope",
+                )
+            )
+        )
         future = pb.Notice(message="a code from the future")
         future_bytes = future.SerializeToString() + bytes([0x08, 77])  # field 1 (code) = 77
         await conn.write(_varint((11 << 3) | 2) + _varint(len(future_bytes)) + future_bytes)
@@ -84,7 +90,7 @@ async def notices(ctx: WorkerContext) -> None:
     got = await outcome(ctx, rid)
     ctx.check(
         got.error_code == pb.ERROR_CODE_HANDLER_FAILED,
-        f"future error_code read as {pb.ErrorCode.Name(got.error_code) if got.error_code in pb.ErrorCode.values() else got.error_code}, "
+        f"future error_code read as {enum_name(pb.ErrorCode, got.error_code)}, "
         "expected ERROR_CODE_HANDLER_FAILED (AWP-VER-002)",
     )
     ctx.check(not conn.ended.is_set(), "the worker closed its channel after a Notice (AWP-ERR-011)")
@@ -115,7 +121,9 @@ async def duplicate(ctx: WorkerContext) -> None:
     await conn.write(pb.OpenChannelResponse(response=pong_response(request, ping)))
     got = await outcome(ctx, rid)
     ctx.check(got.pong.text == "first", f"first outcome {got}")
-    dup = pb.RpcResponse(request_id=request.request_id, error="duplicate", error_code=pb.ERROR_CODE_HANDLER_FAILED)
+    dup = pb.RpcResponse(
+        request_id=request.request_id, error="duplicate", error_code=pb.ERROR_CODE_HANDLER_FAILED
+    )
     await conn.write(pb.OpenChannelResponse(response=dup))
     event = ping_event(BROADCAST_TOPIC, ctx.unique("src"), "dup", 1, protobuf=False)
     await conn.write(pb.OpenChannelResponse(cloud_event=event))

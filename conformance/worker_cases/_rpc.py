@@ -52,8 +52,9 @@ async def ping_json(ctx: WorkerContext) -> None:
     response = await ctx.rpc(conn, json_ping_payload("hello", 7), key="key-json", request_id=rid)
     check_pong(ctx, response, JSON, "hello", 7, "key-json")
     await asyncio.sleep(0.3)
-    extra = ctx.host.pending(lambda i: i.frame.WhichOneof("message") == "response"
-                             and i.frame.response.request_id == rid)
+    extra = ctx.host.pending(
+        lambda i: i.frame.WhichOneof("message") == "response" and i.frame.response.request_id == rid
+    )
     ctx.check(not extra, f"{len(extra)} further responses to {rid} (AWP-RPC-006)")
 
 
@@ -147,7 +148,9 @@ async def concurrent(ctx: WorkerContext) -> None:
         protobuf = seq % 2 == 1
         key = f"k{seq % 10}"
         text = f"t{seq}"
-        payload = proto_payload(cp.Ping(text=text, seq=seq)) if protobuf else json_ping_payload(text, seq)
+        payload = (
+            proto_payload(cp.Ping(text=text, seq=seq)) if protobuf else json_ping_payload(text, seq)
+        )
         sent[rid] = (protobuf, text, seq, key)
         await ctx.send_request(conn, payload, key=key, request_id=rid)
     for rid, (protobuf, text, seq, key) in sent.items():
@@ -155,8 +158,10 @@ async def concurrent(ctx: WorkerContext) -> None:
         check_pong(ctx, response, PROTOBUF if protobuf else JSON, text, seq, key)
     stalled = await ctx.expect_response(stall_id, within=5.0)
     result, problem = decode_payload(stalled.payload, cp.CommandResult)
-    ctx.check(result is not None and result.stalled_ms == 300,
-              f"the stall command's answer: {problem or result} (AWP-CNF-013)")
+    ctx.check(
+        result is not None and result.stalled_ms == 300,
+        f"the stall command's answer: {problem or result} (AWP-CNF-013)",
+    )
     await asyncio.sleep(0.3)
     extra = ctx.host.pending(lambda i: i.frame.WhichOneof("message") == "response")
     ctx.check(
@@ -178,8 +183,12 @@ async def instance_per_key(ctx: WorkerContext) -> None:
     conn = await ctx.ready()
     key_x, key_y = ctx.unique("x"), ctx.unique("y")
     for key, value in ((key_x, "value-A"), (key_y, "value-B")):
-        result = await ctx.command(conn, cp.Command(remember=cp.RememberAction(value=value)), key=key)
-        ctx.check(result.remembered == value, f"{key}: remembered {result.remembered!r} (AWP-CNF-014)")
+        result = await ctx.command(
+            conn, cp.Command(remember=cp.RememberAction(value=value)), key=key
+        )
+        ctx.check(
+            result.remembered == value, f"{key}: remembered {result.remembered!r} (AWP-CNF-014)"
+        )
     for key, value in ((key_x, "value-A"), (key_y, "value-B")):
         result = await ctx.command(conn, cp.Command(recall=cp.RecallAction()), key=key)
         ctx.check(
@@ -188,7 +197,9 @@ async def instance_per_key(ctx: WorkerContext) -> None:
         )
 
 
-@worker_case("worker/rpc/command-deadline", requirements=["AWP-CNF-015", "AWP-CNF-013", "AWP-RPC-021"])
+@worker_case(
+    "worker/rpc/command-deadline", requirements=["AWP-CNF-015", "AWP-CNF-013", "AWP-RPC-021"]
+)
 async def command_deadline(ctx: WorkerContext) -> None:
     """Procedure: send Command{stall: 200 ms} and check its answer; then
     Command{deadline_ms: 300, stall: 5000 ms}.
@@ -199,12 +210,18 @@ async def command_deadline(ctx: WorkerContext) -> None:
     stall."""
     conn = await ctx.ready()
     result = await ctx.command(conn, cp.Command(stall=cp.StallAction(duration_ms=200)))
-    ctx.check(result.stalled_ms == 200, f"stalled_ms {result.stalled_ms}, expected 200 (AWP-CNF-013)")
-    command = cp.Command(case_id=ctx.unique("c"), deadline_ms=300, stall=cp.StallAction(duration_ms=5000))
+    ctx.check(
+        result.stalled_ms == 200, f"stalled_ms {result.stalled_ms}, expected 200 (AWP-CNF-013)"
+    )
+    command = cp.Command(
+        case_id=ctx.unique("c"), deadline_ms=300, stall=cp.StallAction(duration_ms=5000)
+    )
     response = await ctx.rpc(conn, proto_payload(command), within=2.3)
     ctx.check(response.error != "", "a command past its deadline_ms succeeded (AWP-CNF-015)")
-    ctx.check("deadline" in response.error.lower(),
-              f"error {response.error!r} does not name the deadline (AWP-CNF-015)")
+    ctx.check(
+        "deadline" in response.error.lower(),
+        f"error {response.error!r} does not name the deadline (AWP-CNF-015)",
+    )
     ctx.check(
         response.error_code in (pb.ERROR_CODE_HANDLER_FAILED, pb.ERROR_CODE_DEADLINE_EXCEEDED),
         f"error_code {pb.ErrorCode.Name(response.error_code)} (AWP-CNF-015)",

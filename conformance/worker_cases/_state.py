@@ -2,28 +2,42 @@
 
 from __future__ import annotations
 
+import functools
+
 from google.protobuf import any_pb2
 
 from agentworker.conformance.v1 import contract_pb2 as cp
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._cases import CaseFailure, Level
-from conformance._harness_host import Connection
+from conformance._harness_host import Connection, Inbound
 from conformance._worker_context import AGENT_TYPE, WorkerContext
 from conformance.worker_cases._registry import worker_case
 
 __all__: list[str] = []
+
+
+def _answers(rpc_id: str, item: Inbound) -> bool:
+    """Match the worker's control-channel answer to ``rpc_id``."""
+    return bool(item.connection.control and item.frame.rpc_id == rpc_id)
+
 
 V1 = "type.googleapis.com/agentworker.v1."
 LEGACY = "type.googleapis.com/agents."
 
 
 async def control_call(
-    ctx: WorkerContext, control: Connection, key: str, message: pb.SaveStateRequest | pb.LoadStateRequest, prefix: str
+    ctx: WorkerContext,
+    control: Connection,
+    key: str,
+    message: pb.SaveStateRequest | pb.LoadStateRequest,
+    prefix: str,
 ) -> any_pb2.Any:
     """Send a state request for conformance/``key`` on the control channel; return the
     answer's rpc_message."""
     rpc_id = ctx.unique("ctl")
-    packed = any_pb2.Any(type_url=prefix + type(message).__name__, value=message.SerializeToString())
+    packed = any_pb2.Any(
+        type_url=prefix + type(message).__name__, value=message.SerializeToString()
+    )
     await control.write(
         pb.OpenControlChannelResponse(
             rpc_id=rpc_id,
@@ -34,14 +48,18 @@ async def control_call(
     )
     item = await ctx.host.expect(
         f"control answer to {rpc_id}",
-        lambda i: i.connection.control and i.frame.rpc_id == rpc_id,
+        functools.partial(_answers, rpc_id),
         5.0,
     )
     answer: any_pb2.Any = item.frame.rpc_message
     return answer
 
 
-def decode(ctx: WorkerContext, packed: any_pb2.Any, kind: type[pb.SaveStateResponse] | type[pb.LoadStateResponse]) -> object:
+def decode(
+    ctx: WorkerContext,
+    packed: any_pb2.Any,
+    kind: type[pb.SaveStateResponse] | type[pb.LoadStateResponse],
+) -> object:
     name = kind.DESCRIPTOR.name
     ctx.check(
         packed.type_url in (V1 + name, LEGACY + name),
@@ -57,8 +75,11 @@ async def find_control(ctx: WorkerContext, conn: Connection) -> Connection:
     control: Connection = await ctx.host.wait_for(
         "control channel of the worker",
         lambda: next(
-            (c for c in reversed(ctx.host.connections)
-             if c.control and c.client_id == conn.client_id and not c.ended.is_set()),
+            (
+                c
+                for c in reversed(ctx.host.connections)
+                if c.control and c.client_id == conn.client_id and not c.ended.is_set()
+            ),
             None,
         ),
         5.0,
@@ -73,14 +94,29 @@ async def round_trip(ctx: WorkerContext, prefix: str) -> None:
     value = ctx.unique("value")
     result = await ctx.command(conn, cp.Command(remember=cp.RememberAction(value=value)), key=key_x)
     ctx.check(result.remembered == value, f"remembered {result.remembered!r} (AWP-CNF-014)")
-    saved = decode(ctx, await control_call(
-        ctx, control, key_x, pb.SaveStateRequest(agent_id=pb.AgentId(type=AGENT_TYPE, key=key_x)), prefix
-    ), pb.SaveStateResponse)
+    saved = decode(
+        ctx,
+        await control_call(
+            ctx,
+            control,
+            key_x,
+            pb.SaveStateRequest(agent_id=pb.AgentId(type=AGENT_TYPE, key=key_x)),
+            prefix,
+        ),
+        pb.SaveStateResponse,
+    )
     assert isinstance(saved, pb.SaveStateResponse)
-    decode(ctx, await control_call(
-        ctx, control, key_y,
-        pb.LoadStateRequest(agent_id=pb.AgentId(type=AGENT_TYPE, key=key_y), state=saved.state), prefix,
-    ), pb.LoadStateResponse)
+    decode(
+        ctx,
+        await control_call(
+            ctx,
+            control,
+            key_y,
+            pb.LoadStateRequest(agent_id=pb.AgentId(type=AGENT_TYPE, key=key_y), state=saved.state),
+            prefix,
+        ),
+        pb.LoadStateResponse,
+    )
     recalled = await ctx.command(conn, cp.Command(recall=cp.RecallAction()), key=key_y)
     if recalled.recalled != value:
         raise CaseFailure(
@@ -135,19 +171,31 @@ async def unknown_agent(ctx: WorkerContext) -> None:
     conn = await ctx.ready()
     control = await find_control(ctx, conn)
     agent = pb.AgentId(type="no.such.type", key="k")
-    for message in (pb.SaveStateRequest(agent_id=agent), pb.LoadStateRequest(agent_id=agent, state="{}")):
+    for message in (
+        pb.SaveStateRequest(agent_id=agent),
+        pb.LoadStateRequest(agent_id=agent, state="{}"),
+    ):
         rpc_id = ctx.unique("ctl")
         name = type(message).__name__
         packed = any_pb2.Any(type_url=V1 + name, value=message.SerializeToString())
-        await control.write(pb.OpenControlChannelResponse(
-            rpc_id=rpc_id, destination="agentid=no.such.type/k",
-            respond_to="clientid=conformance-harness", rpc_message=packed))
+        await control.write(
+            pb.OpenControlChannelResponse(
+                rpc_id=rpc_id,
+                destination="agentid=no.such.type/k",
+                respond_to="clientid=conformance-harness",
+                rpc_message=packed,
+            )
+        )
         item = await ctx.host.expect(
-            f"control answer to {rpc_id}", lambda i: i.connection.control and i.frame.rpc_id == rpc_id, 5.0)
+            f"control answer to {rpc_id}",
+            functools.partial(_answers, rpc_id),
+            5.0,
+        )
         kind = pb.SaveStateResponse if name == "SaveStateRequest" else pb.LoadStateResponse
         answer = kind.FromString(item.frame.rpc_message.value)
         ctx.check(
             bool(answer.error) and answer.error_code == pb.ERROR_CODE_HANDLER_FAILED,
             f"{name} for an unserved agent answered error {answer.error!r} "
-            f"{pb.ErrorCode.Name(answer.error_code)}, expected ERROR_CODE_HANDLER_FAILED (AWP-CTL-005)",
+            f"{pb.ErrorCode.Name(answer.error_code)}, expected ERROR_CODE_HANDLER_FAILED "
+            "(AWP-CTL-005)",
         )

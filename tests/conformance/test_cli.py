@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from conformance import HOST_CASES
+from conformance import HOST_CASES, WORKER_CASES
 from conformance._cli import main
 from conformance._subject import free_port
 from tests.conformance.conftest import run_cli, tiny_host_command
@@ -21,8 +21,35 @@ def _main(*args: str) -> tuple[int, str]:
 def test_list_prints_every_case() -> None:
     code, out = _main("list")
     assert code == 0
-    assert out.splitlines()[-1] == f"{len(HOST_CASES.all())} cases"
+    assert out.splitlines()[-1] == f"{len(HOST_CASES.all()) + len(WORKER_CASES.all())} cases"
     assert "host/rpc/correlation/colliding-request-ids" in out
+    assert "worker/call/concurrent-out-of-order" in out
+
+
+def test_list_one_suite() -> None:
+    code, out = _main("list", "--suite", "worker")
+    assert code == 0
+    assert out.splitlines()[-1] == f"{len(WORKER_CASES.all())} cases"
+    assert "host/" not in out
+
+
+def test_explain_worker_case() -> None:
+    code, out = _main("explain", "worker/call/concurrent-out-of-order")
+    assert code == 0
+    assert "AWP-RPC-001 (worker, MUST)" in out
+    assert "Procedure:" in out
+
+
+def test_worker_needs_exactly_one_subject() -> None:
+    assert _main("worker")[0] == 2
+    assert _main("worker", "--listen", "127.0.0.1:1", "--", "true")[0] == 2
+
+
+def test_worker_that_exits_at_once_is_no_result() -> None:
+    code, out = _main("worker", "--timeout-scale", "0.5", "--", "false")
+    assert code == 2
+    assert out.splitlines()[-1].startswith("NO RESULT: cannot reach the subject")
+    assert "exited with status 1 before connecting" in out
 
 
 def test_list_filters() -> None:

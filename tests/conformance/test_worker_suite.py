@@ -61,7 +61,8 @@ def test_worker_suite_passes_the_reference_worker(report_dir: Path) -> None:
     assert run.report is not None
     assert run.report["suite"] == "worker"
     statuses = {c["id"]: c["status"] for c in run.report["cases"]}
-    assert statuses and all(s == "PASS" for s in statuses.values()), run.stdout
+    assert statuses
+    assert all(s == "PASS" for s in statuses.values()), run.stdout
     # The reference worker declares batching, state and reconnect: those cases ran.
     assert statuses["worker/state/save-load"] == "PASS"
     assert statuses["worker/lifecycle/reconnect"] == "PASS"
@@ -78,7 +79,8 @@ def test_worker_suite_passes_the_fixture_without_defects(report_dir: Path) -> No
     assert run.returncode == 0, run.stdout
     assert run.report is not None
     core = [c for c in run.report["cases"] if c["level"] == "core"]
-    assert core and all(c["status"] == "PASS" for c in core), run.stdout
+    assert core
+    assert all(c["status"] == "PASS" for c in core), run.stdout
     skipped = {c["id"]: c["skip_reason"] for c in run.report["cases"] if c["status"] == "SKIP"}
     # The fixture declares no capability: every capability case is "not claimed".
     assert skipped
@@ -162,7 +164,8 @@ def test_attach_mode_waits_for_the_worker(report_dir: Path) -> None:
             worker.wait(timeout=10)
     assert harness.returncode == 0, stdout + stderr
     assert "2 passed, 0 failed, 1 skipped" in stdout
-    assert "sigterm-drains" in stdout and "not applicable" in stdout
+    assert "sigterm-drains" in stdout
+    assert "not applicable" in stdout
 
 
 def test_run_worker_suite_in_process(
