@@ -349,8 +349,8 @@ type RpcRequest struct {
 	// Carries string metadata such as W3C `traceparent` (OPTIONAL;
 	// AWP-OBS-004). Keys are lower-case.
 	Metadata map[string]string `protobuf:"bytes,6,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Limits how long the caller waits, in milliseconds from the moment the
-	// sender wrote the frame (OPTIONAL; 0 means "use the host default",
+	// Limits how long the caller waits, in milliseconds counted from the moment
+	// the receiver reads the frame (OPTIONAL; 0 means "use the host default",
 	// AWP-RPC-010). v1 extension; the host sets the remaining budget when it
 	// forwards the request.
 	TimeoutMs     uint64 `protobuf:"varint,7,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`

@@ -149,8 +149,8 @@ export type RpcRequest = Message<"agentworker.v1.RpcRequest"> & {
   metadata: { [key: string]: string };
 
   /**
-   * Limits how long the caller waits, in milliseconds from the moment the
-   * sender wrote the frame (OPTIONAL; 0 means "use the host default",
+   * Limits how long the caller waits, in milliseconds counted from the moment
+   * the receiver reads the frame (OPTIONAL; 0 means "use the host default",
    * AWP-RPC-010). v1 extension; the host sets the remaining budget when it
    * forwards the request.
    *
