@@ -19,7 +19,7 @@ from conformance._spec import load_spec_index
 from conformance._subject import AttachedSubject, SpawnedSubject, Subject
 from conformance._version import HARNESS_VERSION
 from conformance._worker_subject import WorkerSubject
-from conformance._worker_suite import run_worker_suite_async, select_worker_cases
+from conformance._worker_suite import manifest, run_worker_suite_async, select_worker_cases
 from conformance.host_cases import HOST_CASES
 from conformance.worker_cases import WORKER_CASES
 
@@ -228,6 +228,7 @@ def _cmd_worker(args: argparse.Namespace, command: list[str], out: TextIO) -> in
             on_result=progress,
         )
     )
+    out.write(f"worker: {manifest(subject)}\n")
     print_footer(result, out)
     if args.report_dir is not None:
         write_reports(result, args.report_dir)

@@ -7,13 +7,14 @@ from collections.abc import Callable, Iterable, Sequence
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._cases import Case, CaseSkip, Level, SkipReason
 from conformance._expected import ExpectedFailure
+from conformance._payloads import enum_name
 from conformance._results import CaseResult, SuiteResult
 from conformance._runner import RunOptions, run_cases
 from conformance._worker_context import WorkerContext
 from conformance._worker_subject import WorkerSubject
 from conformance.worker_cases import WORKER_CASES
 
-__all__ = ["run_worker_suite_async", "select_worker_cases"]
+__all__ = ["manifest", "run_worker_suite_async", "select_worker_cases"]
 
 
 def select_worker_cases(
@@ -59,7 +60,7 @@ async def run_worker_suite_async(
         replay_prefix=replay_prefix,
         on_result=on_result,
     )
-    return await run_cases(
+    result = await run_cases(
         "worker",
         chosen,
         subject,
@@ -68,3 +69,18 @@ async def run_worker_suite_async(
         applicability=applicability,
         options=options,
     )
+    result.subject = f"{result.subject} [{manifest(subject)}]"
+    return result
+
+
+def manifest(subject: WorkerSubject) -> str:
+    """Describe the first hello the worker sent: implementation name and capabilities."""
+    for conn in subject.host.connections:
+        if conn.control:
+            continue
+        if conn.hello is None:
+            return "no hello: a legacy worker" if not conn.hello_present else "undecodable hello"
+        caps = ", ".join(enum_name(pb.Capability, c) for c in conn.hello.capabilities) or "none"
+        name = conn.hello.implementation or "unnamed"
+        return f"implementation {name}; capabilities {caps}"
+    return "the worker never connected"

@@ -60,6 +60,7 @@ def test_worker_suite_passes_the_reference_worker(report_dir: Path) -> None:
     assert run.returncode == 0, run.stdout
     assert run.report is not None
     assert run.report["suite"] == "worker"
+    assert "capabilities CAPABILITY_BATCHING" in run.report["subject"]
     statuses = {c["id"]: c["status"] for c in run.report["cases"]}
     assert statuses
     assert all(s == "PASS" for s in statuses.values()), run.stdout
