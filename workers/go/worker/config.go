@@ -23,7 +23,8 @@ type Config struct {
 	// ClientID names the worker; empty means a fresh UUID (AWP-CONN-006).
 	ClientID string
 	// TLSCA is the path of a PEM CA bundle; when set the worker connects
-	// with TLS and verifies the host against it.
+	// with TLS and verifies the host against it. A client certificate or
+	// server name without it means TLS against the system's roots.
 	TLSCA string
 	// TLSServerName overrides the name verified in the host certificate.
 	TLSServerName string
@@ -83,14 +84,18 @@ func (c Config) validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("mutual TLS needs both a client certificate and its key")
 	}
-	if (c.TLSCert != "" || c.TLSServerName != "") && c.TLSCA == "" {
-		return errors.New("TLS settings given without AGENTWORKER_TLS_CA")
-	}
 	// AWP-SEC-007: never send a token in clear to another machine.
-	if c.Token != "" && c.TLSCA == "" && !isLoopback(c.Address) {
+	if c.Token != "" && !c.usesTLS() && !isLoopback(c.Address) {
 		return fmt.Errorf("refusing to send a bearer token to %s without TLS", c.Address)
 	}
 	return nil
+}
+
+// usesTLS reports whether the worker connects with TLS: with a CA, or with a
+// client certificate or server name alone (then verifying against the
+// system's roots, spec 16.1).
+func (c Config) usesTLS() bool {
+	return c.TLSCA != "" || c.TLSCert != "" || c.TLSServerName != ""
 }
 
 // capabilities returns what this configuration implements (AWP-VER-016).
@@ -99,7 +104,7 @@ func (c Config) capabilities() []pb.Capability {
 	if c.Reconnect {
 		caps = append(caps, pb.Capability_CAPABILITY_RECONNECT)
 	}
-	if c.TLSCA != "" {
+	if c.usesTLS() {
 		caps = append(caps, pb.Capability_CAPABILITY_TLS)
 		if c.TLSCert != "" {
 			caps = append(caps, pb.Capability_CAPABILITY_MUTUAL_TLS)
@@ -112,16 +117,20 @@ func (c Config) capabilities() []pb.Capability {
 }
 
 func (c Config) transportCredentials() (credentials.TransportCredentials, error) {
-	if c.TLSCA == "" {
+	if !c.usesTLS() {
 		return insecure.NewCredentials(), nil
 	}
-	pem, err := os.ReadFile(c.TLSCA)
-	if err != nil {
-		return nil, fmt.Errorf("read TLS CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("no certificates in %s", c.TLSCA)
+	// A nil pool makes crypto/tls use the system's trusted roots.
+	var pool *x509.CertPool
+	if c.TLSCA != "" {
+		pem, err := os.ReadFile(c.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("read TLS CA: %w", err)
+		}
+		pool = x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no certificates in %s", c.TLSCA)
+		}
 	}
 	cfg := &tls.Config{RootCAs: pool, ServerName: c.TLSServerName, MinVersion: tls.VersionTLS12}
 	if c.TLSCert != "" {

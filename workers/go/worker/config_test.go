@@ -32,7 +32,6 @@ func TestConfigValidation(t *testing.T) {
 	bad := map[string]Config{
 		"no address":              {},
 		"cert without key":        {Address: "localhost:1", TLSCA: "ca", TLSCert: "c"},
-		"cert without CA":         {Address: "localhost:1", TLSCert: "c", TLSKey: "k"},
 		"token in clear, remote":  {Address: "example.com:443", Token: "t"},
 		"token in clear, remote6": {Address: "[2001:db8::1]:443", Token: "t"},
 	}
@@ -42,13 +41,15 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 	good := map[string]Config{
-		"plain":                 {Address: "example.com:1"},
-		"token on loopback":     {Address: "127.0.0.1:1", Token: "t"},
-		"token on localhost":    {Address: "localhost:1", Token: "t"},
-		"token on ::1":          {Address: "[::1]:1", Token: "t"},
-		"token over TLS":        {Address: "example.com:1", Token: "t", TLSCA: "ca"},
-		"mutual TLS":            {Address: "example.com:1", TLSCA: "ca", TLSCert: "c", TLSKey: "k"},
-		"server name with a CA": {Address: "example.com:1", TLSCA: "ca", TLSServerName: "h"},
+		"plain":                      {Address: "example.com:1"},
+		"token on loopback":          {Address: "127.0.0.1:1", Token: "t"},
+		"token on localhost":         {Address: "localhost:1", Token: "t"},
+		"token on ::1":               {Address: "[::1]:1", Token: "t"},
+		"token over TLS":             {Address: "example.com:1", Token: "t", TLSCA: "ca"},
+		"mutual TLS":                 {Address: "example.com:1", TLSCA: "ca", TLSCert: "c", TLSKey: "k"},
+		"server name with a CA":      {Address: "example.com:1", TLSCA: "ca", TLSServerName: "h"},
+		"cert with system roots":     {Address: "example.com:1", TLSCert: "c", TLSKey: "k"},
+		"token over system-root TLS": {Address: "example.com:1", TLSServerName: "h", Token: "t"},
 	}
 	for name, c := range good {
 		if err := c.validate(); err != nil {
