@@ -13,7 +13,7 @@ BUF := $(VENV_BIN)/buf
 # Python packages checked by mypy (strict); those not written yet are skipped.
 MYPY_TARGETS = $(wildcard reference_host reference_worker conformance tests)
 
-.PHONY: help demo bench bench-quick setup generate check-generated lint breaking test go ts spec ci
+.PHONY: help demo bench bench-quick setup generate check-generated lint breaking test go ts spec go-worker conformance ci
 
 help: ## Show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,6 +53,9 @@ go: ## Build and vet the generated Go module
 ts: setup ## Type-check the generated TypeScript
 	cd gen/ts && ./node_modules/.bin/tsc --noEmit
 
+go-worker: ## gofmt, vet and unit-test the Go worker (workers/go)
+	cd workers/go && test -z "$$(gofmt -l .)" && go vet ./... && go mod verify && go test ./...
+
 spec: ## Check the spec and its requirement index (when scripts/check-spec exists)
 	@if [ -x scripts/check-spec ]; then scripts/check-spec; else echo "spec: no scripts/check-spec yet"; fi
 
@@ -67,4 +70,5 @@ ci: ## Everything CI runs, in order
 	$(MAKE) go
 	$(MAKE) ts
 	$(MAKE) spec
+	$(MAKE) go-worker
 	$(MAKE) test
