@@ -66,10 +66,12 @@ def run_worker_suite(
     expected_failures: Sequence[ExpectedFailure] | Path | None = None,
     env: dict[str, str] | None = None,
     connect_timeout_s: float = 20.0,
+    claims: Iterable[int] = (),
 ) -> SuiteResult:
     """Run the worker suite against a worker started with ``command`` (it gets
     AGENTWORKER_HOST_ADDRESS, plus ``env``), or one that connects to ``listen`` (attach
-    mode), and return the result. ``cases`` are globs. Must not be called from a running
+    mode), and return the result. ``cases`` are globs; ``claims`` are capabilities to test
+    that the hello cannot show (see run_worker_suite_async). Must not be called from a running
     event loop (use ``run_worker_suite_async`` there)."""
     if (listen is None) == (command is None):
         raise ValueError("give exactly one of command or listen")
@@ -87,6 +89,10 @@ def run_worker_suite(
     selected = select_worker_cases(cases, requirements, levels)
     return asyncio.run(
         run_worker_suite_async(
-            subject, cases=selected, scale=timeout_scale, expected_failures=expected
+            subject,
+            cases=selected,
+            scale=timeout_scale,
+            expected_failures=expected,
+            claims=claims,
         )
     )

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from agentworker.v1 import agentworker_pb2 as pb
 from conformance._cases import Case, Level
 from conformance._console import print_case, print_footer, print_header
 from conformance._expected import load_expected_failures
@@ -87,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
         "(spawn mode); or --listen HOST:PORT waits for a worker you start (attach mode).",
     )
     worker.add_argument("--listen", metavar="HOST:PORT", help="attach mode: listen here")
+    worker.add_argument(
+        "--claim",
+        action="append",
+        default=[],
+        choices=["TLS", "MUTUAL_TLS", "BEARER_TOKEN"],
+        help="run the cases of a security capability the worker implements (it announces "
+        "them only on connections that use them)",
+    )
     _add_filters(worker)
     worker.add_argument("--timeout-scale", type=float, default=1.0, metavar="F")
     worker.add_argument("--expected-failures", type=Path, metavar="FILE")
@@ -226,6 +235,7 @@ def _cmd_worker(args: argparse.Namespace, command: list[str], out: TextIO) -> in
             scale=args.timeout_scale,
             expected_failures=expected,
             on_result=progress,
+            claims=[pb.Capability.Value(f"CAPABILITY_{name}") for name in args.claim],
         )
     )
     out.write(f"worker: {manifest(subject)}\n")

@@ -58,6 +58,7 @@ class Call:
     path: str
     at: float
     request: Message | None = None
+    authorization: str | None = None  # the `authorization` metadata, if any
 
 
 @dataclass(slots=True)
@@ -130,8 +131,13 @@ class HarnessHost:
 
     # -- server ----------------------------------------------------------------------------
 
-    async def start(self, address: str = "127.0.0.1:0") -> str:
-        """Start serving on ``address``; return HOST:PORT."""
+    async def start(
+        self,
+        address: str = "127.0.0.1:0",
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> str:
+        """Start serving on ``address`` (with TLS when ``credentials`` are given); return
+        HOST:PORT."""
         server = grpc.aio.server(
             options=(
                 ("grpc.max_send_message_length", _MAX_BYTES),
@@ -162,7 +168,10 @@ class HarnessHost:
             server.add_generic_rpc_handlers(
                 (grpc.method_handlers_generic_handler(service, handlers),)
             )
-        self.port = server.add_insecure_port(address)
+        if credentials is None:
+            self.port = server.add_insecure_port(address)
+        else:
+            self.port = server.add_secure_port(address, credentials)
         if self.port == 0:
             raise OSError(f"cannot listen on {address}")
         await server.start()
@@ -188,7 +197,12 @@ class HarnessHost:
         return None
 
     def _record_call(self, method: str, context: Any, request: Message | None) -> Call:
+        authorization = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                authorization = str(value)
         call = Call(
+            authorization=authorization,
             method=method,
             client_id=self._client_id(context),
             path=str(context.method() if hasattr(context, "method") else ""),

@@ -76,6 +76,7 @@ class WorkerContext:
     scale: float
     trace: Trace = field(default_factory=Trace)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    extras: list[WorkerSubject] = field(default_factory=list)
     _counter: int = 0
     _log_offset: int = 0
     _first_connection: int = 0
@@ -320,6 +321,10 @@ class WorkerContext:
         output = self.subject.output_since(self._log_offset)
         for line in output.splitlines()[-30:]:
             self.trace.note("worker-log", line)
+        for extra in self.extras:
+            for line in extra.output_tail(15).splitlines():
+                self.trace.note("extra-log", line)
+            await extra.stop()
         if self.subject.current_connection() is None:
             self.subject.dirty = True
         self.host.trace = Trace()  # what happens between cases belongs to no case

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
+import grpc
+
 from conformance._harness_host import Connection, HarnessHost
 from conformance._subject import SubjectError
 
@@ -33,13 +35,16 @@ class WorkerSubject:
         scale: float = 1.0,
         env: dict[str, str] | None = None,
         connect_timeout_s: float = 20.0,
+        host: HarnessHost | None = None,
+        credentials: grpc.ServerCredentials | None = None,
     ) -> None:
         self.command = command
         self._listen = listen
         self.scale = scale
         self.extra_env = dict(env or {})
         self.connect_timeout_s = connect_timeout_s
-        self.host = HarnessHost(scale=scale)
+        self.host = host if host is not None else HarnessHost(scale=scale)
+        self.credentials = credentials
         self._address = ""
         self._process: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
@@ -80,7 +85,7 @@ class WorkerSubject:
         """Start the harness host (once) and the worker (spawn) or wait for it (attach)."""
         if self.host.server is None:
             try:
-                self._address = await self.host.start(self._listen)
+                self._address = await self.host.start(self._listen, self.credentials)
             except (OSError, RuntimeError) as exc:
                 raise SubjectError(f"cannot listen on {self._listen}: {exc}") from exc
             if self.command is None:

@@ -34,16 +34,20 @@ async def run_worker_suite_async(
     expected_failures: Sequence[ExpectedFailure] = (),
     replay_prefix: Sequence[str] = ("python", "-m", "conformance"),
     on_result: Callable[[CaseResult], None] | None = None,
+    claims: Iterable[int] = (),
 ) -> SuiteResult:
     """Run the worker suite (all cases, or ``cases``) against ``subject``. Capabilities come
-    from the worker's hello: each one it declares makes its cases mandatory."""
+    from the worker's hello: each one it declares makes its cases mandatory. ``claims`` adds
+    capabilities the hello cannot show on the harness's plain connection (TLS, mutual TLS,
+    bearer token: announced only on connections that use them)."""
+    extra_claims = frozenset(claims)
     chosen = WORKER_CASES.all() if cases is None else list(cases)
 
     def claimed() -> frozenset[int]:
         conn = subject.current_connection()
         if conn is None or conn.hello is None:
-            return frozenset()
-        return frozenset(conn.hello.capabilities)
+            return extra_claims
+        return frozenset(conn.hello.capabilities) | extra_claims
 
     def applicability(case: Case[WorkerContext]) -> CaseSkip | None:
         if case.capability is not None and case.capability not in claimed():

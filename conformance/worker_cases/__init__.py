@@ -11,10 +11,22 @@ from conformance.worker_cases import (
     _publish,
     _robustness,
     _rpc,
+    _security,
     _state,
 )
 from conformance.worker_cases._registry import WORKER_CASES, worker_case
 
 __all__ = ["WORKER_CASES", "worker_case"]
 
-_MODULES = (_handshake, _rpc, _events, _publish, _call, _robustness, _lifecycle, _state, _batching)
+_MODULES = (
+    _handshake,
+    _rpc,
+    _events,
+    _publish,
+    _call,
+    _robustness,
+    _lifecycle,
+    _state,
+    _batching,
+    _security,
+)

@@ -37,7 +37,9 @@ async def hello(ctx: WorkerContext) -> None:
 
     Asserts: the hello is present, decodes as ChannelHello, has protocol_version 1, lists no
     CAPABILITY_UNSPECIFIED and no capability twice. The implementation name and capabilities
-    are recorded in the trace (each declared capability makes its cases mandatory)."""
+    are recorded in the trace (each declared capability makes its cases mandatory). On this
+    plaintext, token-less connection the hello announces none of CAPABILITY_TLS,
+    CAPABILITY_MUTUAL_TLS, CAPABILITY_BEARER_TOKEN (they describe the connection)."""
     conn = await ctx.ready()
     ctx.check(conn.hello_present, "OpenChannel carried no agentworker-hello-bin (AWP-VER-010)")
     ctx.check(conn.hello is not None, "agentworker-hello-bin does not decode as ChannelHello")
@@ -54,6 +56,12 @@ async def hello(ctx: WorkerContext) -> None:
     caps = list(conn.hello.capabilities)
     ctx.check(pb.CAPABILITY_UNSPECIFIED not in caps, "the hello lists CAPABILITY_UNSPECIFIED")
     ctx.check(len(caps) == len(set(caps)), f"the hello lists a capability twice: {caps}")
+    unused = {pb.CAPABILITY_TLS, pb.CAPABILITY_MUTUAL_TLS, pb.CAPABILITY_BEARER_TOKEN} & set(caps)
+    ctx.check(
+        not unused,
+        f"the hello announces {sorted(enum_name(pb.Capability, c) for c in unused)} on a "
+        "plaintext connection without a token (AWP-VER-016)",
+    )
 
 
 @worker_case("worker/handshake/channel-before-registration", requirements=["AWP-CONN-007"])

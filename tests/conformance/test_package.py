@@ -113,10 +113,7 @@ WORKER_MUSTS_NOT_COVERED = {
     "AWP-CONN-019": "needs the worker to answer a command after its channel was cut",
     "AWP-VER-015": "needs a harness host that sends no welcome",
     "AWP-VER-012": "only the batching side (AWP-BAT-001) is checked",
-    "AWP-SEC-001": "TLS cases are not written yet",
-    "AWP-SEC-003": "TLS cases are not written yet",
-    "AWP-SEC-005": "token cases are not written yet",
-    "AWP-SEC-007": "token cases are not written yet",
+    "AWP-SEC-007": "token refusal handling is not checked yet",
     "AWP-BAT-004": "not observable from outside without timing assumptions",
     "AWP-OBS-004": "trace-context cases are not written yet",
 }

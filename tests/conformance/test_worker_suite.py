@@ -47,9 +47,11 @@ MESSAGES = {
 
 def test_worker_suite_passes_the_reference_worker(report_dir: Path) -> None:
     command = [sys.executable, "-m", "reference_worker.conformance_agents"]
+    claims = ["--claim", "TLS", "--claim", "MUTUAL_TLS", "--claim", "BEARER_TOKEN"]
     run = run_cli(
         [
             "worker",
+            *claims,
             "--expected-failures",
             str(EXPECTED / "reference_worker.toml"),
             "--",
@@ -67,6 +69,7 @@ def test_worker_suite_passes_the_reference_worker(report_dir: Path) -> None:
     # The reference worker declares batching, state and reconnect: those cases ran.
     assert statuses["worker/state/save-load"] == "PASS"
     assert statuses["worker/lifecycle/reconnect"] == "PASS"
+    assert statuses["worker/security/mutual-tls"] == "PASS"
     assert run.stdout.splitlines()[-1] == f"{len(statuses)} passed, 0 failed, 0 skipped"
     for name in ("report.json", "junit.xml", "report.html"):
         assert (report_dir / name).exists(), name
@@ -107,6 +110,26 @@ def test_worker_defect_fails_its_case(defect: str, report_dir: Path) -> None:
             assert case["replay"].startswith("python -m conformance worker ")
     if defect != "no-client-id-unary":  # that worker cannot start at all
         assert run.status("worker/rpc/ping/json") == "PASS"
+
+
+def test_security_cases_fail_a_worker_without_tls(report_dir: Path) -> None:
+    # The fixture ignores AGENTWORKER_TLS_*: it cannot reach a TLS host.
+    run = run_cli(
+        [
+            "worker",
+            "--claim",
+            "TLS",
+            "--case",
+            "worker/security/tls",
+            "--",
+            *broken_worker_command(),
+        ],
+        report_dir,
+        scale="1",
+    )
+    assert run.returncode == 1, run.stdout
+    assert run.status("worker/security/tls") == "FAIL"
+    assert "AGENTWORKER_TLS_CA" in run.stdout
 
 
 def test_expected_failure_turns_a_failure_into_xfail(report_dir: Path, tmp_path: Path) -> None:
