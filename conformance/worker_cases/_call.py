@@ -215,3 +215,18 @@ async def empty_response(ctx: WorkerContext) -> None:
         f"outcome {pb.ErrorCode.Name(got.error_code)} / pong {got.HasField('pong')}, expected "
         "ERROR_CODE_HANDLER_FAILED (AWP-RPC-023)",
     )
+
+
+@worker_case("worker/call/reply-not-a-pong", requirements=["AWP-CNF-011", "AWP-RPC-022"])
+async def not_a_pong(ctx: WorkerContext) -> None:
+    """Procedure: Command.call; answer the outbound request successfully with a protobuf
+    `agentworker.conformance.v1.EventReceipt` (a contract message, but not a Pong).
+
+    Asserts: the CallOutcome has ERROR_CODE_HANDLER_FAILED and no Pong."""
+    payload = proto_payload(cp.EventReceipt(text="not a pong"))
+    got = await error_outcome(ctx, pb.RpcResponse(payload=payload))
+    ctx.check(
+        got.error_code == pb.ERROR_CODE_HANDLER_FAILED and not got.HasField("pong"),
+        f"outcome {pb.ErrorCode.Name(got.error_code)} / pong {got.HasField('pong')}, expected "
+        "ERROR_CODE_HANDLER_FAILED (AWP-CNF-011)",
+    )

@@ -98,3 +98,54 @@ async def direct(ctx: WorkerContext) -> None:
 
     Asserts: the agent conformance/d-… receives it: an EventReceipt names that key."""
     await deliver_and_check(ctx, "conformance:direct", ctx.unique("d"), protobuf=True)
+
+
+@worker_case("worker/events/string-like-attributes", requirements=["AWP-PUB-002", "AWP-PUB-022"])
+async def string_like(ctx: WorkerContext) -> None:
+    """Procedure: deliver a protobuf Ping event on `conformance.broadcast` whose
+    `dataschema` is a `ce_uri_ref` and `agagentsendertype` a `ce_uri` (string-like cases).
+
+    Asserts: the worker decodes it: an EventReceipt for it arrives with ENCODING_PROTOBUF and
+    sender harness/sender."""
+    conn = await ctx.ready()
+    source = ctx.unique("src")
+    event = ping_event(BROADCAST_TOPIC, source, "uri", 2, protobuf=True)
+    event.attributes["dataschema"].ce_uri_ref = cp.Ping.DESCRIPTOR.full_name
+    event.attributes["agagentsendertype"].ce_uri = "harness"
+    await conn.write(pb.OpenChannelResponse(cloud_event=event))
+    receipt, _ = await ctx.expect_receipt(event.id)
+    ctx.check(
+        receipt.encoding == cp.ENCODING_PROTOBUF and receipt.text == "uri",
+        f"receipt {receipt} (AWP-PUB-022)",
+    )
+    ctx.check(receipt.sender.type == "harness", f"receipt sender {receipt.sender} (AWP-PUB-002)")
+
+
+@worker_case("worker/events/order-per-agent", requirements=["AWP-CONN-011", "AWP-CNF-005"])
+async def order_per_agent(ctx: WorkerContext) -> None:
+    """Procedure: deliver 20 JSON Ping events with seq 0..19, back to back, on
+    `conformance.broadcast` with one source (so one agent receives them all).
+
+    Asserts: the 20 EventReceipts arrive with seq 0..19 in order (the agent handled the
+    events in the order received)."""
+    conn = await ctx.ready()
+    source = ctx.unique("src")
+    events = [ping_event(BROADCAST_TOPIC, source, "o", n, protobuf=False) for n in range(20)]
+    for event in events:
+        await conn.write(pb.OpenChannelResponse(cloud_event=event))
+    ids = {event.id for event in events}
+    seqs = []
+    for _ in events:
+        item = await ctx.host.expect(
+            "EventReceipt (20 expected)",
+            lambda i: (
+                i.frame.WhichOneof("message") == "cloud_event"
+                and i.frame.cloud_event.type == "conformance.receipts"
+                and i.frame.cloud_event.source == source
+            ),
+            10.0,
+        )
+        receipt = cp.EventReceipt.FromString(item.frame.cloud_event.proto_data.value)
+        ctx.check(receipt.event_id in ids, f"receipt for an unknown event {receipt.event_id}")
+        seqs.append(receipt.seq)
+    ctx.check(seqs == list(range(20)), f"receipts in the order {seqs} (AWP-CONN-011)")

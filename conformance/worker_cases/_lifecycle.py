@@ -19,24 +19,35 @@ from conformance.worker_cases._rpc import check_pong
 __all__: list[str] = []
 
 
-@worker_case("worker/lifecycle/sigterm-drains", requirements=["AWP-CONN-017", "AWP-RPC-006"])
+@worker_case(
+    "worker/lifecycle/sigterm-drains",
+    requirements=["AWP-CONN-017", "AWP-CONN-023", "AWP-RPC-006"],
+)
 async def sigterm(ctx: WorkerContext) -> None:
-    """Procedure: (spawn mode) send Command.stall 1000 ms; 300 ms later send SIGTERM to the
-    worker.
+    """Procedure: (spawn mode) send Command.stall 1500 ms; 300 ms later send SIGTERM to the
+    worker; 400 ms after that, while the stall still runs, send a Ping request.
 
-    Asserts: the stalled command is still answered with CommandResult.stalled_ms 1000 (a
+    Asserts: the Ping is answered with ERROR_CODE_SHUTTING_DOWN (a draining worker starts no
+    new handler); the stalled command is still answered with CommandResult.stalled_ms 1500 (a
     running handler finishes and its response is sent); the worker then exits with status 0
     within 10 s (scaled) of the signal."""
     ctx.need_process_control("sending SIGTERM")
     conn = await ctx.ready()
-    rid = await ctx.command_later(conn, cp.Command(stall=cp.StallAction(duration_ms=1000)))
+    rid = await ctx.command_later(conn, cp.Command(stall=cp.StallAction(duration_ms=1500)))
     await asyncio.sleep(0.3)
     ctx.check(ctx.subject.request_stop(), "the worker is not running")
     ctx.trace.note("harness", "SIGTERM sent")
+    await asyncio.sleep(0.4)
+    late = await ctx.rpc(conn, json_ping_payload("late", 1), within=1.0)
+    ctx.check(
+        late.error != "" and late.error_code == pb.ERROR_CODE_SHUTTING_DOWN,
+        f"a request that arrived while draining was answered with error {late.error!r} "
+        f"{pb.ErrorCode.Name(late.error_code)}, expected ERROR_CODE_SHUTTING_DOWN (AWP-CONN-023)",
+    )
     response = await ctx.expect_response(rid, within=6.0)
     result, problem = decode_payload(response.payload, cp.CommandResult)
     ctx.check(
-        response.error == "" and result is not None and result.stalled_ms == 1000,
+        response.error == "" and result is not None and result.stalled_ms == 1500,
         f"the command in flight at SIGTERM was answered with error {response.error!r} / "
         f"{problem} (AWP-CONN-017)",
     )

@@ -59,11 +59,14 @@ def decode(
     ctx: WorkerContext,
     packed: any_pb2.Any,
     kind: type[pb.SaveStateResponse] | type[pb.LoadStateResponse],
+    prefix: str,
 ) -> object:
+    """Decode a state answer, which must use the type URL form of the request (AWP-CTL-002)."""
     name = kind.DESCRIPTOR.name
     ctx.check(
-        packed.type_url in (V1 + name, LEGACY + name),
-        f"control answer type_url {packed.type_url!r}, expected {name} (AWP-CTL-002)",
+        packed.type_url == prefix + name,
+        f"control answer type_url {packed.type_url!r}, expected {prefix + name!r} (the form "
+        "the request used, AWP-CTL-002)",
     )
     message = kind.FromString(packed.value)
     ctx.check(not message.error, f"{name} error {message.error!r} (AWP-CTL-001)")
@@ -104,6 +107,7 @@ async def round_trip(ctx: WorkerContext, prefix: str) -> None:
             prefix,
         ),
         pb.SaveStateResponse,
+        prefix,
     )
     assert isinstance(saved, pb.SaveStateResponse)
     decode(
@@ -116,6 +120,7 @@ async def round_trip(ctx: WorkerContext, prefix: str) -> None:
             prefix,
         ),
         pb.LoadStateResponse,
+        prefix,
     )
     recalled = await ctx.command(conn, cp.Command(recall=cp.RecallAction()), key=key_y)
     if recalled.recalled != value:
@@ -138,7 +143,7 @@ async def save_load(ctx: WorkerContext) -> None:
     state into conformance/y-…; Command.recall at y.
 
     Asserts: the worker has a control channel; both answers carry the same rpc_id, the
-    matching response type and no error; y recalls the value."""
+    matching response type (with the v1 type URL) and no error; y recalls the value."""
     await round_trip(ctx, V1)
 
 
@@ -152,7 +157,9 @@ async def legacy_urls(ctx: WorkerContext) -> None:
     """Procedure: as worker/state/save-load, with the legacy type URLs
     `type.googleapis.com/agents.SaveStateRequest` / `agents.LoadStateRequest`.
 
-    Asserts: the worker accepts them; the round trip restores the value."""
+    Asserts: the worker accepts them and answers with the legacy type URLs
+    (`agents.SaveStateResponse`, `agents.LoadStateResponse`); the round trip restores the
+    value."""
     await round_trip(ctx, LEGACY)
 
 
