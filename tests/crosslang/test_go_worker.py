@@ -37,6 +37,7 @@ from agentworker.cloudevents.v1 import cloudevents_pb2 as ce
 from agentworker.conformance.v1 import contract_pb2 as cpb
 from agentworker.v1 import agentworker_pb2 as pb
 from agentworker.v1 import agentworker_pb2_grpc as pb_grpc
+from tests.pki import SERVER_NAME
 
 ROOT: Final = pathlib.Path(__file__).resolve().parents[2]
 GO_MODULE: Final = ROOT / "workers" / "go"
@@ -46,7 +47,6 @@ HELLO_KEY: Final = "agentworker-hello-bin"
 HARNESS_TYPE: Final = "harness"
 SINK_TYPE: Final = "harness-sink"
 PUBLISH_TOPIC: Final = "harness.events"
-SERVER_NAME: Final = "host.agentworker.test"
 
 pytestmark = pytest.mark.requirement(
     "AWP-CNF-001", "AWP-CNF-002", "AWP-CNF-003", "AWP-CNF-004", "AWP-CNF-005", "AWP-CNF-006"
@@ -826,37 +826,6 @@ async def test_reconnects_and_re_registers_after_the_host_restarts(
 
 
 # -- security: TLS, mutual TLS, bearer token (section 6) --------------------------------------
-
-
-def _openssl(*args: str, cwd: pathlib.Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def _issue(directory: pathlib.Path, name: str, subject: str, extension: str) -> None:
-    _openssl(
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={subject}",
-        cwd=directory,
-    )  # fmt: skip
-    (directory / f"{name}.ext").write_text(extension)
-    _openssl(
-        "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext",
-        cwd=directory,
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    directory = tmp_path_factory.mktemp("certs")
-    _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=agentworker test CA",
-        cwd=directory,
-    )  # fmt: skip
-    _issue(directory, "server", SERVER_NAME, f"subjectAltName=DNS:{SERVER_NAME},IP:127.0.0.1\n")
-    _issue(directory, "client", "worker", "extendedKeyUsage=clientAuth\n")
-    return directory
 
 
 @pytest.mark.asyncio

@@ -33,6 +33,7 @@ from google.protobuf.message import Message
 from agentworker.cloudevents.v1 import cloudevents_pb2 as ce
 from agentworker.conformance.v1 import contract_pb2 as cp
 from agentworker.v1 import agentworker_pb2 as pb
+from tests.pki import SERVER_NAME
 
 pytestmark = pytest.mark.asyncio
 
@@ -1003,36 +1004,6 @@ async def test_reconnect_retries_already_exists_and_keeps_subscription_ids(
 
 
 # -- TLS, mutual TLS and bearer tokens over the reference host ------------------------------
-
-SERVER_NAME = "host.agentworker.test"
-
-
-def _openssl(directory: Path, *args: str) -> None:
-    subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
-
-
-def _issue(directory: Path, name: str, subject: str, extension: str) -> None:
-    _openssl(
-        directory, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={subject}",
-    )  # fmt: skip
-    (directory / f"{name}.ext").write_text(extension)
-    _openssl(
-        directory, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext",
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("certs")
-    _openssl(
-        directory, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA",
-    )  # fmt: skip
-    _issue(directory, "server", SERVER_NAME, f"subjectAltName=DNS:{SERVER_NAME},IP:127.0.0.1\n")
-    _issue(directory, "client", "worker", "extendedKeyUsage=clientAuth\n")
-    return directory
 
 
 @pytest_asyncio.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from pathlib import Path
 
 import grpc
@@ -87,60 +86,22 @@ async def test_token_limits_the_agent_types_a_client_may_register(
         await worker.close()
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def _issue(directory: Path, name: str, subject: str, extensions: str) -> None:
-    _openssl(
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=directory,
-    )  # fmt: skip
-    (directory / f"{name}.ext").write_text(extensions)
-    _openssl(
-        "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-out", f"{name}.crt", "-extfile", f"{name}.ext",
-        cwd=directory,
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A throwaway CA with a server certificate for 127.0.0.1 and a client certificate."""
-    directory = tmp_path_factory.mktemp("pki")
-    _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=test-ca",
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        cwd=directory,
-    )  # fmt: skip
-    _issue(
-        directory,
-        "server",
-        "/CN=localhost",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-    )
-    _issue(directory, "client", "/CN=worker", "extendedKeyUsage=clientAuth\n")
-    return directory
-
-
-def _tls(pki: Path, *, mutual: bool) -> TlsConfig:
+def _tls(certs: Path, *, mutual: bool) -> TlsConfig:
     return TlsConfig.from_files(
-        pki / "server.crt", pki / "server.key", pki / "ca.crt" if mutual else None
+        certs / "server.pem", certs / "server.key", certs / "ca.pem" if mutual else None
     )
 
 
 @pytest_asyncio.fixture
-async def tls_host_port(start_host: StartHost, pki: Path) -> int:
-    host = await start_host(HostConfig(tls=_tls(pki, mutual=False), metrics_log_interval_s=0))
+async def tls_host_port(start_host: StartHost, certs: Path) -> int:
+    host = await start_host(HostConfig(tls=_tls(certs, mutual=False), metrics_log_interval_s=0))
     return host.port
 
 
 @pytest.mark.asyncio
 @pytest.mark.requirement("AWP-SEC-001")
-async def test_tls_host_serves_tls_clients_only(tls_host_port: int, pki: Path) -> None:
-    credentials = grpc.ssl_channel_credentials(root_certificates=(pki / "ca.crt").read_bytes())
+async def test_tls_host_serves_tls_clients_only(tls_host_port: int, certs: Path) -> None:
+    credentials = grpc.ssl_channel_credentials(root_certificates=(certs / "ca.pem").read_bytes())
     async with grpc.aio.secure_channel(f"127.0.0.1:{tls_host_port}", credentials) as channel:
         worker = await RawWorker(channel, "tls-worker").open(hello(pb.CAPABILITY_TLS))
         assert worker.welcome is not None
@@ -155,13 +116,13 @@ async def test_tls_host_serves_tls_clients_only(tls_host_port: int, pki: Path) -
 
 @pytest.mark.asyncio
 @pytest.mark.requirement("AWP-SEC-003")
-async def test_mutual_tls_requires_a_client_certificate(start_host: StartHost, pki: Path) -> None:
-    host = await start_host(HostConfig(tls=_tls(pki, mutual=True), metrics_log_interval_s=0))
-    root = (pki / "ca.crt").read_bytes()
+async def test_mutual_tls_requires_a_client_certificate(start_host: StartHost, certs: Path) -> None:
+    host = await start_host(HostConfig(tls=_tls(certs, mutual=True), metrics_log_interval_s=0))
+    root = (certs / "ca.pem").read_bytes()
     with_cert = grpc.ssl_channel_credentials(
         root_certificates=root,
-        private_key=(pki / "client.key").read_bytes(),
-        certificate_chain=(pki / "client.crt").read_bytes(),
+        private_key=(certs / "client.key").read_bytes(),
+        certificate_chain=(certs / "client.pem").read_bytes(),
     )
     async with grpc.aio.secure_channel(f"127.0.0.1:{host.port}", with_cert) as channel:
         worker = await RawWorker(channel, "mtls").open(

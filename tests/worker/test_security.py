@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-import subprocess
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,42 +11,10 @@ import pytest_asyncio
 from reference_host import Host, HostConfig, TokenPolicy
 from reference_host import TlsConfig as HostTls
 from reference_worker import AgentId, HostConnectionError, TlsConfig, Worker
+from tests.pki import SERVER_NAME, make_ca
 from tests.worker.agents import Answer, Echo, Question
 
 pytestmark = pytest.mark.asyncio
-
-SERVER_NAME = "host.agentworker.test"
-
-
-def _openssl(*args: str, cwd: pathlib.Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def _issue(directory: pathlib.Path, name: str, subject: str, extension: str) -> None:
-    _openssl(
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={subject}",
-        cwd=directory,
-    )  # fmt: skip
-    (directory / f"{name}.ext").write_text(extension)
-    _openssl(
-        "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext",
-        cwd=directory,
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    directory = tmp_path_factory.mktemp("certs")
-    _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=agentworker test CA",
-        cwd=directory,
-    )  # fmt: skip
-    _issue(directory, "server", SERVER_NAME, f"subjectAltName=DNS:{SERVER_NAME},IP:127.0.0.1\n")
-    _issue(directory, "client", "worker", "extendedKeyUsage=clientAuth\n")
-    return directory
 
 
 async def _serve(config: HostConfig) -> Host:
@@ -87,12 +54,7 @@ async def test_tls_with_server_name_override(tls_host: Host, certs: pathlib.Path
 async def test_tls_with_an_untrusted_ca_is_refused(
     tls_host: Host, certs: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
-    _openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", "other.key", "-out", "other.pem", "-days", "2", "-subj", "/CN=other",
-        cwd=tmp_path,
-    )  # fmt: skip
-    tls = TlsConfig.from_files(ca=tmp_path / "other.pem", server_name=SERVER_NAME)
+    tls = TlsConfig.from_files(ca=make_ca(tmp_path, "other"), server_name=SERVER_NAME)
     worker = Worker(f"127.0.0.1:{tls_host.port}", tls=tls, reconnect=False)
     with pytest.raises(HostConnectionError):
         await worker.start()
