@@ -122,6 +122,8 @@ class HarnessHost:
         self._consumed: set[int] = set()
         self._changed = asyncio.Event()
         self._counter = 0
+        # Returns why waiting is pointless (the worker process exited), else None.
+        self.liveness: Callable[[], str | None] = lambda: None
         # How many coming OpenChannel calls to refuse with ALREADY_EXISTS (reconnect cases).
         self.refuse_opens = 0
         # Answers for unary calls: None means OK; a status code makes the call fail.
@@ -371,6 +373,9 @@ class HarnessHost:
             value = condition()
             if value:
                 return value
+            gone = self.liveness()
+            if gone:
+                raise CaseFailure(f"{gone} while waiting for {what}")
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise CaseFailure(f"no {what} within {limit:.1f} s")

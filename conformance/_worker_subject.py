@@ -44,6 +44,7 @@ class WorkerSubject:
         self.extra_env = dict(env or {})
         self.connect_timeout_s = connect_timeout_s
         self.host = host if host is not None else HarnessHost(scale=scale)
+        self.host.liveness = self._gone
         self.credentials = credentials
         self._address = ""
         self._process: asyncio.subprocess.Process | None = None
@@ -220,6 +221,12 @@ class WorkerSubject:
         await self._stop_worker()
         self._close_log()
         await self.host.stop()
+
+    def _gone(self) -> str | None:
+        process = self._process
+        if process is None or process.returncode is None or self._stop_requested:
+            return None
+        return f"the worker exited with status {process.returncode}"
 
     # -- for cases -------------------------------------------------------------------------
 

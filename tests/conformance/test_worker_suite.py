@@ -113,6 +113,28 @@ def test_worker_defect_fails_its_case(defect: str, report_dir: Path) -> None:
         assert run.status("worker/rpc/ping/json") == "PASS"
 
 
+def test_crash_is_attributed_to_the_running_case_and_the_worker_restarts(
+    report_dir: Path,
+) -> None:
+    run = run_cli(
+        [
+            "worker",
+            "--case",
+            "worker/robustness/unknown-fields-and-cases",
+            "--case",
+            "worker/rpc/ping/json",
+            "--",
+            *broken_worker_command("crash-on-unknown-frame"),
+        ],
+        report_dir,
+    )
+    assert run.returncode == 1, run.stdout
+    assert run.failed_ids() == {"worker/robustness/unknown-fields-and-cases"}
+    assert run.status("worker/rpc/ping/json") == "PASS"
+    assert "the worker exited with status 3 during this case" in run.stdout
+    assert "a frame with no known case" in run.stdout  # the worker's output, per case
+
+
 def test_security_cases_fail_a_worker_without_tls(report_dir: Path) -> None:
     # The fixture ignores AGENTWORKER_TLS_*: it cannot reach a TLS host.
     run = run_cli(
