@@ -217,10 +217,26 @@ class HarnessHost:
         self._changed.set()
         return call
 
+    def has_channel(self, client_id: str | None) -> bool:
+        """Return whether ``client_id`` has an open data channel."""
+        return any(
+            not c.control and not c.ended.is_set() and c.client_id == client_id
+            for c in self.connections
+        )
+
     def _unary_handler(self, method: str, response_type: type[Message]) -> Any:
         async def handle(request: Message, context: Any) -> Message:
             call = self._record_call(method, context, request)
             status = self.unary_status(method, call.client_id, request)
+            if status is None and method != "GetSubscriptions":
+                # As a host must (AWP-CONN-008): wait up to 5 s for the caller's data channel.
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 5.0
+                # Polling: channels open and end in several places; the wait is short and rare.
+                while not self.has_channel(call.client_id) and loop.time() < deadline:  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+                if not self.has_channel(call.client_id):
+                    status = grpc.StatusCode.FAILED_PRECONDITION
             if status is not None:
                 self.trace.sent("host", f"{method} status {status.name}")
                 await context.abort(status, f"{method}: refused by the harness ({status.name})")

@@ -56,6 +56,7 @@ class WorkerSubject:
         self.expected_exit = False  # a case accepted the worker's exit (not a crash)
         self.starts = 0
         self.started_at_connection = 0
+        self.started_at_call = 0
 
     # -- Subject protocol ------------------------------------------------------------------
 
@@ -100,6 +101,7 @@ class WorkerSubject:
     async def _start_worker(self) -> None:
         self.start_problem = ""
         self.started_at_connection = len(self.host.connections)
+        self.started_at_call = len(self.host.calls)
         self.dirty = False
         self.expected_exit = False
         if self.command is None:
@@ -133,9 +135,8 @@ class WorkerSubject:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within * self.scale
         while loop.time() < deadline:
-            opened = self.host.connections[self.started_at_connection :]
-            if any(not conn.control for conn in opened):
-                return  # a worker that then fails is reported by the cases
+            if len(self.host.calls) > self.started_at_call:
+                return  # the worker reached the host; what it does next, the cases judge
             if self._process is not None and self._process.returncode is not None:
                 raise SubjectError(
                     f"the worker exited with status {self._process.returncode} before "
