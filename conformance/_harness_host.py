@@ -90,10 +90,12 @@ class Connection:
     batches: int = 0
     bad_batches: int = 0  # empty, or holding a batch (AWP-BAT-002)
 
+    welcomed: bool = True
+
     @property
     def capabilities(self) -> frozenset[int]:
         """Return the capabilities in force (claimed by the hello and echoed by the host)."""
-        if self.hello is None:
+        if self.hello is None or not self.welcomed:
             return frozenset()
         return frozenset(self.hello.capabilities) & HOST_CAPABILITIES
 
@@ -111,8 +113,12 @@ class Connection:
 class HarnessHost:
     """The server, its recorded calls and frames, and waits with deadlines."""
 
-    def __init__(self, *, scale: float = 1.0, trace: Trace | None = None) -> None:
+    def __init__(
+        self, *, scale: float = 1.0, trace: Trace | None = None, welcome: bool = True
+    ) -> None:
         self.scale = scale
+        # False plays a legacy host: no welcome, so no capability is ever in force.
+        self.welcome = welcome
         self.trace = trace if trace is not None else Trace()
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -254,6 +260,7 @@ class HarnessHost:
                     hello = pb.ChannelHello.FromString(value)
         self._counter += 1
         conn = Connection(
+            welcomed=self.welcome,
             number=self._counter,
             control=control,
             client_id=self._client_id(context),
@@ -275,7 +282,7 @@ class HarnessHost:
             conn.ended.set()
             self.trace.sent("host", f"#{conn.number} OpenChannel refused with ALREADY_EXISTS")
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, "client-id already has a channel")
-        if conn.hello is not None:
+        if conn.hello is not None and self.welcome:
             welcome = pb.ChannelWelcome(
                 protocol_version=1,
                 capabilities=cast("list[pb.Capability]", sorted(conn.capabilities)),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from agentworker.conformance.v1 import contract_pb2 as cp
 from agentworker.v1 import agentworker_pb2 as pb
+from conformance._harness_host import HarnessHost
 from conformance._payloads import enum_name
 from conformance._worker_context import WorkerContext
 from conformance.worker_cases._registry import worker_case
+from conformance.worker_cases._security import ready_and_ping, second_worker
 
 __all__: list[str] = []
 
@@ -120,3 +123,47 @@ async def registration(ctx: WorkerContext) -> None:
     ctx.check("" not in by_id, "a subscription has an empty id")
     shared = [sub_id for sub_id, rules in by_id.items() if len(rules) > 1]
     ctx.check(not shared, f"one id names different subscriptions: {shared}")
+
+
+@worker_case(
+    "worker/handshake/legacy-host",
+    requirements=["AWP-VER-015", "AWP-VER-012", "AWP-BAT-001"],
+)
+async def legacy_host(ctx: WorkerContext) -> None:
+    """Procedure: (spawn mode) start a second instance of the worker against a harness host
+    that plays a legacy host: it answers OpenChannel with no `agentworker-welcome-bin`. Send
+    a Ping, then Command.publish of 200 protobuf Pings.
+
+    Asserts: the worker does not wait for a welcome forever: it registers and subscribes
+    within 10 s (scaled) and answers the Ping; with no capability in force it sends no batch
+    frame, even when many publishes are queued."""
+    extra = await second_worker(ctx, {}, None, host=HarnessHost(scale=ctx.scale, welcome=False))
+    conn = await ready_and_ping(ctx, extra)
+    sub = WorkerContext(subject=extra, scale=ctx.scale, trace=ctx.trace)
+    action = cp.PublishAction(
+        topic_type=ctx.unique("conformance.legacy"),
+        topic_source="s",
+        count=200,
+        text="m",
+        encoding=cp.ENCODING_PROTOBUF,
+    )
+    result = await sub.command(conn, cp.Command(publish=action), key="legacy", within=15.0)
+    ctx.check(result.published == 200, f"published {result.published}")
+    await extra.host.wait_for(
+        "200 published events",
+        lambda: (
+            sum(
+                1
+                for i in extra.host.inbound
+                if i.frame.WhichOneof("message") == "cloud_event"
+                and i.frame.cloud_event.type == action.topic_type
+            )
+            >= 200
+        ),
+        10.0,
+    )
+    ctx.check(
+        conn.batches == 0,
+        f"the worker sent {conn.batches} batch frames to a host that sent no welcome "
+        "(AWP-VER-015, AWP-BAT-001)",
+    )

@@ -13,7 +13,7 @@ import grpc
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._cases import CaseFailure, Level
 from conformance._certs import SERVER_NAME, CertificateError, Certificates, make_certificates
-from conformance._harness_host import Connection
+from conformance._harness_host import Connection, HarnessHost
 from conformance._payloads import JSON, json_ping_payload
 from conformance._subject import SubjectError
 from conformance._worker_context import WorkerContext
@@ -48,6 +48,7 @@ async def second_worker(
     *,
     connect_timeout_s: float = 10.0,
     strict: bool = True,
+    host: HarnessHost | None = None,
 ) -> WorkerSubject:
     """Start another instance of the worker against a new harness host; when it does not
     connect, fail the case (``strict``) or raise SubjectError."""
@@ -59,6 +60,7 @@ async def second_worker(
         env=env,
         credentials=credentials,
         connect_timeout_s=connect_timeout_s,
+        host=host,
     )
     ctx.extras.append(extra)
     extra.host.trace = ctx.trace

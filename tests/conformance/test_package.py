@@ -111,8 +111,6 @@ def test_worker_cases_cite_known_worker_requirements_with_matching_levels() -> N
 # Worker MUSTs no worker case checks yet, each with the reason. The list may only shrink.
 WORKER_MUSTS_NOT_COVERED = {
     "AWP-CONN-019": "needs the worker to answer a command after its channel was cut",
-    "AWP-VER-015": "needs a harness host that sends no welcome",
-    "AWP-VER-012": "only the batching side (AWP-BAT-001) is checked",
     "AWP-SEC-007": "token refusal handling is not checked yet",
     "AWP-BAT-004": "not observable from outside without timing assumptions",
     "AWP-OBS-004": "trace-context cases are not written yet",
