@@ -106,7 +106,7 @@ class WorkerSubject:
         self.expected_exit = False
         if self.command is None:
             await self._wait_connected(
-                f"no worker opened a channel to {self._address}", self.connect_timeout_s
+                f"no worker called the harness host at {self._address}", self.connect_timeout_s
             )
             return
         env = dict(os.environ)
@@ -129,7 +129,9 @@ class WorkerSubject:
             self._close_log()
             raise SubjectError(f"cannot start {self.command[0]!r}: {exc}") from exc
         self.starts += 1
-        await self._wait_connected("the worker opened no data channel", self.connect_timeout_s)
+        await self._wait_connected(
+            "the worker made no call to the harness host", self.connect_timeout_s
+        )
 
     async def _wait_connected(self, message: str, within: float) -> None:
         loop = asyncio.get_running_loop()
