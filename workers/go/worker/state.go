@@ -88,11 +88,16 @@ func (w *Worker) serveControl(frame *pb.OpenControlChannelResponse) *pb.OpenCont
 		w.log.Error("cannot encode a control response", "err", err)
 		return nil
 	}
+	// Answer in the type-URL form the request used (AWP-CTL-002): on a legacy
+	// host nothing translates.
+	prefix := v1TypePrefix
+	if strings.HasPrefix(frame.GetRpcMessage().GetTypeUrl(), legacyTypePrefix) {
+		prefix = legacyTypePrefix
+	}
 	return &pb.OpenControlChannelRequest{
 		RpcId:       frame.GetRpcId(),
 		Destination: frame.GetRespondTo(),
-		// A v1 worker sends v1 type URLs; the host translates for legacy peers.
-		RpcMessage: &anypb.Any{TypeUrl: v1TypePrefix + string(reply.ProtoReflect().Descriptor().Name()), Value: value},
+		RpcMessage:  &anypb.Any{TypeUrl: prefix + string(reply.ProtoReflect().Descriptor().Name()), Value: value},
 	}
 }
 

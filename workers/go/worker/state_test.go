@@ -46,11 +46,11 @@ func TestServeControl(t *testing.T) {
 	// A legacy type URL, the agent named only by the destination.
 	reply := w.serveControl(controlFrame(t, legacyTypePrefix+"SaveStateRequest", &pb.SaveStateRequest{}, "agentid=memo/k1"))
 	if reply.GetRpcId() != "7" || reply.GetDestination() != "clientid=asker" ||
-		reply.GetRpcMessage().GetTypeUrl() != v1TypePrefix+"SaveStateResponse" {
+		reply.GetRpcMessage().GetTypeUrl() != legacyTypePrefix+"SaveStateResponse" {
 		t.Fatalf("reply = %v", reply)
 	}
 	var saved pb.SaveStateResponse
-	if err := reply.GetRpcMessage().UnmarshalTo(&saved); err != nil || saved.GetState() != "k1" || saved.Error != nil {
+	if err := proto.Unmarshal(reply.GetRpcMessage().GetValue(), &saved); err != nil || saved.GetState() != "k1" || saved.Error != nil {
 		t.Fatalf("saved = %v (%v)", &saved, err)
 	}
 
