@@ -56,6 +56,9 @@ ts: setup ## Type-check the generated TypeScript
 go-worker: ## gofmt, vet and unit-test the Go worker (workers/go)
 	cd workers/go && test -z "$$(gofmt -l .)" && go vet ./... && go mod verify && go test ./...
 
+conformance: setup ## Run both conformance suites on every shipped subject; reports in reports/conformance/
+	scripts/conformance
+
 spec: ## Check the spec and its requirement index (when scripts/check-spec exists)
 	@if [ -x scripts/check-spec ]; then scripts/check-spec; else echo "spec: no scripts/check-spec yet"; fi
 
@@ -72,3 +75,4 @@ ci: ## Everything CI runs, in order
 	$(MAKE) spec
 	$(MAKE) go-worker
 	$(MAKE) test
+	$(MAKE) conformance
