@@ -3,8 +3,10 @@ matrix. Every value is escaped."""
 
 from __future__ import annotations
 
+from collections import Counter
 from html import escape
 
+from conformance._coverage_gaps import NOT_COVERED
 from conformance._matrix import requirement_matrix
 from conformance._results import SuiteResult
 from conformance._spec import SpecIndex
@@ -38,6 +40,10 @@ def html_report(result: SuiteResult, spec: SpecIndex) -> str:
     if result.no_result:
         parts.append(f"<br><strong>NO RESULT: {e(result.no_result)}</strong>")
     parts.append("</p>")
+    rows = requirement_matrix(result, spec)
+    verdicts = Counter(row.verdict for row in rows if row.requirement.level == "MUST")
+    glance = ", ".join(f"{count} {verdict}" for verdict, count in sorted(verdicts.items()))
+    parts.append(f'<p id="musts"><strong>MUST requirements:</strong> {e(glance)}</p>')
     if result.problems:
         parts.append("<h2>Problems</h2><ul>")
         parts += [f"<li>{e(p)}</li>" for p in result.problems]
@@ -56,7 +62,6 @@ def html_report(result: SuiteResult, spec: SpecIndex) -> str:
             f"<td><pre>{e(details)}</pre></td></tr>"
         )
     parts.append("</table>")
-    rows = requirement_matrix(result, spec)
     parts.append("<h2>Requirement matrix</h2><table>")
     parts.append("<tr><th>Requirement</th><th>Level</th><th>Verdict</th><th>Cases</th></tr>")
     for row in rows:
@@ -70,7 +75,12 @@ def html_report(result: SuiteResult, spec: SpecIndex) -> str:
     untested = [
         r.requirement for r in rows if r.verdict == "untested" and r.requirement.level == "MUST"
     ]
+    reasons = NOT_COVERED.get(result.suite, {})
     parts.append(f"<h2>Untested MUST requirements ({len(untested)})</h2><ul>")
-    parts += [f"<li>{e(req.id)} ({e(req.section)}): {e(req.text)}</li>" for req in untested]
+    parts += [
+        f"<li>{e(req.id)} ({e(req.section)}): {e(req.text)}"
+        f"<br><em>Why untested: {e(reasons.get(req.id, 'no case yet'))}</em></li>"
+        for req in untested
+    ]
     parts.append("</ul></body></html>")
     return "\n".join(parts) + "\n"

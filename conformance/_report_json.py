@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from conformance._coverage_gaps import NOT_COVERED
 from conformance._matrix import requirement_matrix
 from conformance._results import SuiteResult
 from conformance._spec import SpecIndex, load_spec_index
@@ -56,6 +57,11 @@ def report_dict(result: SuiteResult, spec: SpecIndex | None = None) -> dict[str,
             for row in rows
             if row.verdict == "untested" and row.requirement.level == "MUST"
         ],
+        "untested_must_reasons": {
+            row.requirement.id: NOT_COVERED.get(result.suite, {}).get(row.requirement.id, "")
+            for row in rows
+            if row.verdict == "untested" and row.requirement.level == "MUST"
+        },
     }
 
 
