@@ -238,7 +238,8 @@ def _cmd_worker(args: argparse.Namespace, command: list[str], out: TextIO) -> in
             claims=[pb.Capability.Value(f"CAPABILITY_{name}") for name in args.claim],
         )
     )
-    out.write(f"worker: {manifest(subject)}\n")
+    result.manifest = manifest(subject)
+    out.write(f"worker: {result.manifest}\n")
     print_footer(result, out)
     if args.report_dir is not None:
         write_reports(result, args.report_dir)

@@ -64,6 +64,7 @@ class SuiteResult:
     results: list[CaseResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # stale expected-failure entries, ...
     no_result: str = ""  # set when the run reached no subject or ran no case
+    manifest: str = ""  # what a worker announced in its hello (worker suite)
 
     @property
     def passed(self) -> int:

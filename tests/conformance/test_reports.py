@@ -6,6 +6,9 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from google.protobuf import json_format
+
+from agentworker.conformance.v1 import report_pb2
 from conformance import CaseResult, Level, Status, SuiteResult, load_spec_index
 from conformance._matrix import requirement_matrix
 from conformance._reports import write_reports
@@ -45,7 +48,12 @@ def test_spec_version_comes_from_the_requirement_index() -> None:
 def test_reports_are_written(tmp_path: Path) -> None:
     result = _result()
     write_reports(result, tmp_path)
-    report = json.loads((tmp_path / "report.json").read_text())
+    text = (tmp_path / "report.json").read_text()
+    # The schema of report.json is the ConformanceReport message (report.proto).
+    message = json_format.Parse(text, report_pb2.ConformanceReport())
+    assert message.summary.line == "1 passed, 1 failed, 1 skipped"
+    assert [c.id for c in message.cases] == ["host/a", "host/b", "host/c"]
+    report = json.loads(text)
     assert report["harness_version"] == HARNESS_VERSION
     assert report["spec_version"] == load_spec_index().version
     assert report["subject"] == "attached to <x>"
