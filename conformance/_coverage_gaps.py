@@ -35,6 +35,5 @@ NOT_COVERED: dict[str, dict[str, str]] = {
         ),
         "AWP-SEC-007": "needs a non-loopback host address, and tests use loopback only",
         "AWP-BAT-004": "not observable from outside without timing assumptions",
-        "AWP-OBS-004": "trace-context cases are not written yet",
     },
 }

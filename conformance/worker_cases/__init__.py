@@ -13,6 +13,7 @@ from conformance.worker_cases import (
     _rpc,
     _security,
     _state,
+    _trace,
 )
 from conformance.worker_cases._registry import WORKER_CASES, worker_case
 
@@ -29,4 +30,5 @@ _MODULES = (
     _state,
     _batching,
     _security,
+    _trace,
 )
