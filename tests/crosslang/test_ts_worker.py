@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +29,7 @@ from google.protobuf.message import Message
 from agentworker.cloudevents.v1 import cloudevents_pb2 as ce
 from agentworker.conformance.v1 import contract_pb2 as cp
 from agentworker.v1 import agentworker_pb2 as pb
+from tests.crosslang._procs import typescript_worker_script
 from tests.pki import SERVER_NAME
 
 pytestmark = pytest.mark.asyncio
@@ -71,40 +68,10 @@ def _python_env(**extra: str) -> dict[str, str]:
 # -- build ------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _build_lock(within: float = 900.0) -> Iterator[None]:
-    """Serializes builds of the package by test runs on this machine (npm ci is not reentrant)."""
-    path = Path(tempfile.gettempdir()) / "agentworker-typescript-build.lock"
-    with path.open("w") as lock:
-        deadline = time.monotonic() + within
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                assert time.monotonic() < deadline, "another build of workers/typescript hangs"
-                time.sleep(0.5)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="session")
 def worker_script() -> Path:
     """Installs the pinned dependencies and compiles the package; returns the worker script."""
-    npm = shutil.which("npm")
-    assert npm is not None, "npm is required to build workers/typescript"
-    steps = (([npm, "ci", "--no-audit", "--no-fund"], 600), ([npm, "exec", "tsc"], 300))
-    with _build_lock():
-        for command, limit in steps:
-            done = subprocess.run(
-                command, cwd=TS_DIR, capture_output=True, text=True, timeout=limit
-            )
-            assert done.returncode == 0, f"{command}: {done.stdout}\n{done.stderr}"
-    script = TS_DIR / "dist" / "conformance-worker.js"
-    assert script.is_file()
-    return script
+    return typescript_worker_script()
 
 
 async def _run_in_package(*command: str) -> tuple[int | None, str]:
