@@ -13,7 +13,7 @@ BUF := $(VENV_BIN)/buf
 # Python packages checked by mypy (strict); those not written yet are skipped.
 MYPY_TARGETS = $(wildcard reference_host reference_worker conformance tests)
 
-.PHONY: help demo bench bench-quick setup generate check-generated lint breaking test go ts spec go-worker conformance ci
+.PHONY: help demo bench bench-quick setup generate check-generated lint breaking test go ts spec go-worker conformance conformance-autogen ci
 
 help: ## Show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,6 +55,9 @@ ts: setup ## Type-check the generated TypeScript
 
 go-worker: ## gofmt, vet and unit-test the Go worker (workers/go)
 	cd workers/go && test -z "$$(gofmt -l .)" && go vet ./... && go mod verify && go test ./...
+
+conformance-autogen: setup ## Run both suites against AutoGen 0.7.5 (its host and its worker runtime)
+	interop/autogen/run_conformance.sh
 
 conformance: setup ## Run both conformance suites on every shipped subject; reports in reports/conformance/
 	scripts/conformance
