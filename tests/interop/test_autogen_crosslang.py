@@ -8,15 +8,8 @@ sends the conformance agent its Commands and collects its EventReceipts.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-import pathlib
-import shutil
-import subprocess
-import tempfile
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
@@ -27,65 +20,24 @@ from agentworker.v1 import agentworker_pb2 as pb
 from reference_host import Host
 from reference_worker import Agent, AgentId, MessageContext, Worker, handler
 from reference_worker import type_subscription as subscribe_to
-from tests.interop._autogen import ROOT, AutoGenProcess, event_is
+from tests.crosslang import _procs as procs
+from tests.interop._autogen import AutoGenProcess, event_is
 from tests.interop._messages import Inbox
 from tests.interop.conftest import StartAutoGen, WorkerFactory, address_of
 
 pytestmark = pytest.mark.asyncio
 
-GO_MODULE = ROOT / "workers" / "go"
-TS_DIR = ROOT / "workers" / "typescript"
-BUILD_DEADLINE_S = 600.0
 PING_PB = "agentworker.conformance.v1.Ping"
 
 
-def _run(argv: list[str], cwd: pathlib.Path) -> None:
-    done = subprocess.run(
-        argv, cwd=cwd, capture_output=True, text=True, timeout=BUILD_DEADLINE_S, check=False
-    )
-    assert done.returncode == 0, f"{argv} failed:\n{done.stdout}\n{done.stderr}"
-
-
 @pytest.fixture(scope="session")
-def go_worker_binary(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    go = shutil.which("go")
-    assert go is not None, "the Go toolchain (go) is needed to build workers/go"
-    binary = tmp_path_factory.mktemp("go-worker") / "conformance-worker"
-    _run([go, "build", "-o", str(binary), "./cmd/conformance-worker"], GO_MODULE)
-    return [str(binary)]
+def go_worker_binary() -> list[str]:
+    return [str(procs.go_worker_binary())]
 
 
 @pytest.fixture(scope="session")
 def ts_worker_script() -> list[str]:
-    npm = shutil.which("npm")
-    assert npm is not None, "npm is needed to build workers/typescript"
-    installed = TS_DIR / "node_modules" / ".package-lock.json"
-    pins = TS_DIR / "package-lock.json"
-    with _build_lock():
-        if not installed.exists() or installed.stat().st_mtime < pins.stat().st_mtime:
-            _run([npm, "ci", "--no-audit", "--no-fund"], TS_DIR)
-        _run([npm, "exec", "tsc"], TS_DIR)
-    return ["node", str(TS_DIR / "dist" / "conformance-worker.js")]
-
-
-@contextlib.contextmanager
-def _build_lock(within: float = BUILD_DEADLINE_S) -> Iterator[None]:
-    """Takes the lock tests/crosslang/test_ts_worker.py takes around its build, so that test
-    runs on one machine never build workers/typescript at the same time."""
-    path = pathlib.Path(tempfile.gettempdir()) / "agentworker-typescript-build.lock"
-    with path.open("w") as lock:
-        deadline = time.monotonic() + within
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                assert time.monotonic() < deadline, "another build of workers/typescript hangs"
-                time.sleep(0.5)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return ["node", str(procs.typescript_worker_script())]
 
 
 class ReceiptSink(Agent):
@@ -121,7 +73,10 @@ async def scene(
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTWORKER_")}
     env["AGENTWORKER_HOST_ADDRESS"] = address_of(host)
     conformance = await AutoGenProcess.spawn(
-        argv, name=f"{language} worker", cwd=GO_MODULE if language == "go" else TS_DIR, env=env
+        argv,
+        name=f"{language} worker",
+        cwd=procs.GO_MODULE if language == "go" else procs.TS_DIR,
+        env=env,
     )
     try:
         await conformance.wait_for(event_is("text", text="ready"), within=30.0)
