@@ -66,6 +66,7 @@ spec: ## Check the spec and its requirement index (when scripts/check-spec exist
 	@if [ -x scripts/check-spec ]; then scripts/check-spec; else echo "spec: no scripts/check-spec yet"; fi
 
 test: setup ## Run the test suite
+	@scripts/setup --with-browser
 	$(VENV_BIN)/pytest -q -ra tests
 
 ci: ## Everything CI runs, in order
