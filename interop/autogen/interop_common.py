@@ -4,10 +4,11 @@ These scripts run under interop/autogen/.venv/bin/python (see setup.sh) and talk
 agentworker host only over gRPC. They import AutoGen and the protobuf code setup.sh generated
 from protos/, never the project's own packages.
 
-The JSON messages below are plain dataclasses; AutoGen names a dataclass's JSON encoding after
-its class, so `Ping` travels with data_type "Ping" and the object {"text": ..., "seq": ...},
-which is the JSON encoding of the conformance contract's Ping (spec section 16.2). `pb.Ping` and
-`pb.Pong` are the protobuf messages `agentworker.conformance.v1.Ping` / `.Pong`.
+The JSON messages (interop_messages.py) are plain dataclasses; AutoGen names a dataclass's JSON
+encoding after its class, so `Ping` travels with data_type "Ping" and the object
+{"text": ..., "seq": ...}, which is the JSON encoding of the conformance contract's Ping (spec
+section 16.2). `pb.Ping` and `pb.Pong` are the protobuf messages
+`agentworker.conformance.v1.Ping` / `.Pong`.
 
 Every script reports what happens as JSON lines on stdout (one object per line, with an
 "event" member), so that a test or a person can follow it.
@@ -22,11 +23,23 @@ import json
 import pathlib
 import signal
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 from autogen_core import AgentId, TopicId, UnknownPayload, try_get_known_serializers_for_type
 from autogen_ext.runtimes.grpc import GrpcWorkerAgentRuntime
+from interop_messages import (
+    AskProtobuf,
+    CallRequest,
+    CallResult,
+    Fail,
+    Nothing,
+    Ping,
+    Pong,
+    Published,
+    PublishRequest,
+    Rendezvous,
+    Stall,
+)
 
 HERE = pathlib.Path(__file__).resolve().parent
 GENERATED = HERE / ".venv" / "gen"
@@ -63,110 +76,6 @@ __all__ = [
     "run_until_stopped",
     "topic_json",
 ]
-
-
-@dataclass
-class Ping:
-    """Asks for a Pong (RPC) or announces something (event)."""
-
-    text: str
-    seq: int = 0
-
-
-@dataclass
-class Pong:
-    """Answers a Ping, repeating its text and seq and naming the answering agent's key."""
-
-    text: str
-    seq: int = 0
-    agent_key: str = ""
-
-
-@dataclass
-class AskProtobuf:
-    """Asks a peer agent for a protobuf Pong. (The request itself is JSON: AutoGen labels every
-    RPC payload application/json.)"""
-
-    text: str
-    seq: int = 0
-
-
-@dataclass
-class Stall:
-    """Makes the handler wait `seconds` before answering a Pong (an RPC that stays in flight)."""
-
-    seconds: float
-    text: str = ""
-
-
-@dataclass
-class Rendezvous:
-    """Makes the handler wait until `parties` Rendezvous calls of the same `group` have reached
-    the agent (for at most `timeout` seconds), then answer each with a Pong of its text and seq:
-    the calls are then surely in flight together."""
-
-    group: str
-    parties: int
-    text: str = ""
-    seq: int = 0
-    timeout: float = 10.0
-
-
-@dataclass
-class Fail:
-    """Makes the handler raise an exception whose text is `message`."""
-
-    message: str
-
-
-@dataclass
-class Nothing:
-    """Makes the RPC handler return None."""
-
-    text: str = ""
-
-
-@dataclass
-class PublishRequest:
-    """Makes the agent publish `count` Pings (seq first_seq, first_seq + 1, ...) on a topic."""
-
-    topic_type: str
-    topic_source: str
-    count: int = 1
-    encoding: str = "json"  # "json" or "protobuf"
-    text: str = ""
-    first_seq: int = 1
-
-
-@dataclass
-class Published:
-    """Answers a PublishRequest."""
-
-    count: int
-    encoding: str = "json"
-
-
-@dataclass
-class CallRequest:
-    """Makes the agent call `target_type/target_key` with Ping(text, seq)."""
-
-    target_type: str
-    target_key: str
-    text: str
-    seq: int = 0
-    timeout: float = 20.0
-
-
-@dataclass
-class CallResult:
-    """Answers a CallRequest: the Pong received, or the error the runtime raised."""
-
-    ok: bool
-    text: str = ""
-    seq: int = 0
-    agent_key: str = ""
-    reply_type: str = ""
-    error: str = ""
 
 
 JSON_TYPES: dict[str, type[Any]] = {

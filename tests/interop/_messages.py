@@ -1,7 +1,8 @@
-"""Our side of the messages the AutoGen scripts use (interop/autogen/interop_common.py).
+"""Our side of the messages the AutoGen scripts use.
 
-JSON messages match by type name and fields, so these dataclasses carry the same class names
-and fields as AutoGen's; the protobuf messages are the conformance contract's own Ping and Pong.
+The JSON messages are the very dataclasses the AutoGen side uses (interop/autogen/
+interop_messages.py, standard library only, on pytest's pythonpath); the protobuf messages are
+the conformance contract's own Ping and Pong.
 """
 
 from __future__ import annotations
@@ -10,89 +11,17 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from interop_messages import (  # interop/autogen/, on pytest's pythonpath
+    AskProtobuf,
+    Fail,
+    Ping,
+    Pong,
+    Rendezvous,
+    Stall,
+)
+
 from agentworker.conformance.v1 import contract_pb2
 from reference_worker import Agent, AgentId, MessageContext, TopicId, handler
-
-
-@dataclass
-class Ping:
-    text: str
-    seq: int = 0
-
-
-@dataclass
-class Pong:
-    text: str
-    seq: int = 0
-    agent_key: str = ""
-
-
-@dataclass
-class Stall:
-    seconds: float
-    text: str = ""
-
-
-@dataclass
-class Rendezvous:
-    group: str
-    parties: int
-    text: str = ""
-    seq: int = 0
-    timeout: float = 10.0
-
-
-@dataclass
-class Fail:
-    message: str
-
-
-@dataclass
-class Nothing:
-    text: str = ""
-
-
-@dataclass
-class PublishRequest:
-    topic_type: str
-    topic_source: str
-    count: int = 1
-    encoding: str = "json"
-    text: str = ""
-    first_seq: int = 1
-
-
-@dataclass
-class Published:
-    count: int
-    encoding: str = "json"
-
-
-@dataclass
-class CallRequest:
-    target_type: str
-    target_key: str
-    text: str
-    seq: int = 0
-    timeout: float = 20.0
-
-
-@dataclass
-class CallResult:
-    ok: bool
-    text: str = ""
-    seq: int = 0
-    agent_key: str = ""
-    reply_type: str = ""
-    error: str = ""
-
-
-@dataclass
-class AskProtobuf:
-    """Asks our agent for a protobuf Pong (a JSON request, since AutoGen sends only JSON)."""
-
-    text: str
-    seq: int = 0
 
 
 @dataclass

@@ -11,6 +11,7 @@ import asyncio
 import time
 
 import pytest
+from interop_messages import Nothing, Pong, Stall
 
 from reference_host import Host
 from reference_worker import (
@@ -19,7 +20,7 @@ from reference_worker import (
     TargetUnavailableError,
 )
 from tests.interop._autogen import AutoGenProcess, event_is
-from tests.interop._messages import Nothing, OurAgent, Pong, Stall, Unknown
+from tests.interop._messages import OurAgent, Unknown
 from tests.interop.conftest import StartAutoGen, WorkerFactory
 
 pytestmark = pytest.mark.asyncio

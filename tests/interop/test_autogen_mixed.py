@@ -13,6 +13,16 @@ from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
+from interop_messages import (
+    AskProtobuf,
+    CallRequest,
+    CallResult,
+    Fail,
+    Ping,
+    Pong,
+    Published,
+    PublishRequest,
+)
 
 from agentworker.conformance.v1 import contract_pb2
 from reference_host import Host
@@ -27,18 +37,7 @@ from reference_worker import (
     type_subscription,
 )
 from tests.interop._autogen import AutoGenProcess, event_is
-from tests.interop._messages import (
-    AskProtobuf,
-    CallRequest,
-    CallResult,
-    Fail,
-    Inbox,
-    OurAgent,
-    Ping,
-    Pong,
-    Published,
-    PublishRequest,
-)
+from tests.interop._messages import Inbox, OurAgent
 from tests.interop.conftest import StartAutoGen, WorkerFactory
 
 pytestmark = pytest.mark.asyncio
