@@ -1,145 +1,20 @@
-"""Command line: ``python -m reference_host [--address HOST:PORT] ...``."""
+"""Command line: ``python -m reference_host [--address HOST:PORT] ...`` (see ``_cli``)."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 
-from ._config import DEFAULT_ADDRESS, HostConfig, TlsConfig, load_tokens
-from ._logging import configure_logging, log
-from ._server import Host, split_address
-from ._version import __version__
-
-_logger = logging.getLogger("reference_host")
-
-
-def _address(value: str) -> str:
-    try:
-        split_address(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-    return value
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not greater than 0")
-    return number
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of the host CLI."""
-    parser = argparse.ArgumentParser(
-        prog="python -m reference_host",
-        description="Run the agentworker reference host.",
-    )
-    parser.add_argument(
-        "--address",
-        type=_address,
-        default=DEFAULT_ADDRESS,
-        help=f"HOST:PORT to serve on (default {DEFAULT_ADDRESS})",
-    )
-    parser.add_argument("--tls-cert", help="PEM certificate chain; serves TLS with --tls-key")
-    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
-    parser.add_argument(
-        "--client-ca", help="PEM CA bundle; requires and verifies client certificates (mTLS)"
-    )
-    parser.add_argument(
-        "--tokens",
-        metavar="FILE",
-        help='JSON list of {"token", "client_id", "agent_types"?}; every call '
-        "must then carry 'authorization: Bearer <token>'",
-    )
-    parser.add_argument(
-        "--default-rpc-timeout-ms",
-        type=_positive_int,
-        default=60_000,
-        help="deadline of RPCs that carry none (default 60000)",
-    )
-    parser.add_argument(
-        "--queue-limit",
-        type=_positive_int,
-        default=10_000,
-        help="outbound frames queued per connection (default 10000)",
-    )
-    parser.add_argument(
-        "--slow-consumer-timeout-ms",
-        type=_positive_int,
-        default=10_000,
-        help="wait for room in a full queue before disconnecting the consumer (default 10000)",
-    )
-    parser.add_argument(
-        "--drain-grace-ms",
-        type=int,
-        default=10_000,
-        help="time in-flight RPCs get on SIGTERM/SIGINT (default 10000)",
-    )
-    parser.add_argument(
-        "--metrics-address",
-        type=_address,
-        help="HOST:PORT of an HTTP endpoint serving Prometheus text metrics",
-    )
-    parser.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default="text",
-        help="log line format (default text)",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="log level (default INFO)",
-    )
-    parser.add_argument("--version", action="version", version=f"reference_host {__version__}")
-    return parser
-
-
-def build_config(args: argparse.Namespace) -> HostConfig:
-    """Turn parsed arguments into a HostConfig; raise ValueError for inconsistent flags."""
-    tls: TlsConfig | None = None
-    if args.tls_cert or args.tls_key:
-        if not (args.tls_cert and args.tls_key):
-            raise ValueError("--tls-cert and --tls-key must be given together")
-        tls = TlsConfig.from_files(args.tls_cert, args.tls_key, args.client_ca)
-    elif args.client_ca:
-        raise ValueError("--client-ca needs --tls-cert and --tls-key")
-    return HostConfig(
-        default_rpc_timeout_ms=args.default_rpc_timeout_ms,
-        queue_limit=args.queue_limit,
-        slow_consumer_timeout_ms=args.slow_consumer_timeout_ms,
-        tls=tls,
-        tokens=load_tokens(args.tokens) if args.tokens else (),
-        metrics_address=args.metrics_address,
-        drain_grace_s=max(0, args.drain_grace_ms) / 1000.0,
-    )
-
-
-async def _run(address: str, config: HostConfig) -> None:
-    host = Host(address=address, config=config)
-    await host.start()
-    await host.stop_when_signal()
+from ._io_defaults import prefer_poll_io
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the host until SIGTERM or SIGINT; return the process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    configure_logging(args.log_format, getattr(logging, args.log_level))
-    try:
-        config = build_config(args)
-    except (OSError, ValueError) as exc:
-        parser.error(str(exc))
-    try:
-        asyncio.run(_run(args.address, config))
-    except OSError as exc:
-        log(_logger, logging.ERROR, "host.failed", error=str(exc))
-        return 1
-    return 0
+    """Apply the host's gRPC settings, then run the host CLI; return the exit code."""
+    prefer_poll_io()
+    # Imported only now: gRPC reads its settings when it loads, and the CLI loads it.
+    from ._cli import main as run_cli
+
+    return run_cli(argv)
 
 
 if __name__ == "__main__":

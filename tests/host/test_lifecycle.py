@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import reference_host
 import reference_host._server as server_module
 from agentworker.v1 import agentworker_pb2 as pb
 from reference_host import Host, HostConfig
+from reference_host._io_defaults import prefer_poll_io
 from tests.host._raw import TIMEOUT_S, RawWorker, hello
 from tests.host.conftest import ConnectWorker, StartHost
 
@@ -193,6 +195,7 @@ async def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
     tokens.write_text('[{"token": "t1", "client_id": "cli-worker"}]')
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "gen" / "python"), str(REPO)])
+    env.pop("GRPC_EXPERIMENTS", None)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "reference_host", "--address", "127.0.0.1:0",
         "--tokens", str(tokens), "--log-format", "json", "--drain-grace-ms", "500",
@@ -201,12 +204,19 @@ async def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
     try:
         assert process.stderr is not None
         port = 0
+        startup: list[bytes] = []
         while not port:
             line = await asyncio.wait_for(process.stderr.readline(), 30)
             assert line, "the host exited before starting"
+            startup.append(line)
             match = re.search(rb'"event": "host.started".*"port": (\d+)', line)
             if match:
                 port = int(match.group(1))
+        # The CLI moves gRPC's I/O to the Python thread when the operator did not choose.
+        assert any(
+            b'"grpc_experiments": "-event_engine_client,-event_engine_listener"' in line
+            for line in startup
+        ), startup
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             assert await _health(channel, "") == health_pb2.HealthCheckResponse.SERVING
             worker = await RawWorker(
@@ -235,3 +245,48 @@ async def test_cli_rejects_inconsistent_flags() -> None:
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 2
     assert b"--tls-key" in err
+
+
+@pytest.mark.asyncio
+async def test_cli_keeps_the_operators_grpc_experiments() -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "gen" / "python"), str(REPO)])
+    env["GRPC_EXPERIMENTS"] = ""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "reference_host", "--address", "127.0.0.1:0",
+        "--log-format", "json",
+        env=env, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        startup: list[bytes] = []
+        while not any(b'"event": "host.started"' in line for line in startup):
+            line = await asyncio.wait_for(process.stderr.readline(), 30)
+            assert line, "the host exited before starting"
+            startup.append(line)
+        assert any(b'"grpc_experiments": ""' in line for line in startup), startup
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 30)
+
+
+def test_prefer_poll_io_leaves_an_operator_setting() -> None:
+    env: dict[str, str] = {}
+    assert prefer_poll_io(env) is True
+    assert env == {"GRPC_EXPERIMENTS": "-event_engine_client,-event_engine_listener"}
+    chosen = {"GRPC_EXPERIMENTS": "event_engine_listener"}
+    assert prefer_poll_io(chosen) is False
+    assert chosen == {"GRPC_EXPERIMENTS": "event_engine_listener"}
+
+
+def test_package_import_does_not_load_grpc() -> None:
+    # python -m reference_host relies on this to set GRPC_EXPERIMENTS before gRPC loads.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "gen" / "python"), str(REPO)])
+    probe = "import sys, reference_host, reference_host.__main__; print('grpc' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
