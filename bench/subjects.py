@@ -69,46 +69,61 @@ AUTOGEN_B: Final = Subject(
     "AutoGen's host again, a second process (noise band)",
     VENV_AUTOGEN,
 )
+# gRPC core experiments that move Python's I/O onto EventEngine threads: on by default in grpcio
+# 1.85, off in AutoGen's 1.70. The reference host's CLI turns them off unless GRPC_EXPERIMENTS
+# is set (reference_host/_io_defaults.py); an empty value keeps gRPC's defaults.
+NO_EVENT_ENGINE: Final = (("GRPC_EXPERIMENTS", "-event_engine_client,-event_engine_listener"),)
+GRPC_DEFAULTS: Final = (("GRPC_EXPERIMENTS", ""),)
 OURS: Final = Subject(
-    "ours", KIND_OURS, MODE_LEGACY, "reference_host, legacy path, unbatched clients"
+    "ours",
+    KIND_OURS,
+    MODE_LEGACY,
+    "reference_host as its CLI runs it (gRPC I/O on the Python thread), legacy path, "
+    "unbatched clients",
 )
 OURS_BATCHED: Final = Subject(
     "ours_batched",
     KIND_OURS,
     MODE_BATCHED,
-    "reference_host, v1 path, clients with CAPABILITY_BATCHING",
+    "reference_host as its CLI runs it, v1 path, clients with CAPABILITY_BATCHING",
 )
-# gRPC core experiments that move Python's I/O onto EventEngine threads (on by default in
-# grpcio 1.85, off in AutoGen's 1.70); turned off for the *_noee subjects.
-NO_EVENT_ENGINE: Final = (("GRPC_EXPERIMENTS", "-event_engine_client,-event_engine_listener"),)
-OURS_NOEE: Final = Subject(
-    "ours_noee",
+OURS_EE: Final = Subject(
+    "ours_ee",
     KIND_OURS,
     MODE_LEGACY,
-    "reference_host, legacy path, host run with GRPC_EXPERIMENTS="
-    "-event_engine_client,-event_engine_listener",
-    env=NO_EVENT_ENGINE,
+    "reference_host with gRPC's default EventEngine I/O (GRPC_EXPERIMENTS empty), legacy path",
+    env=GRPC_DEFAULTS,
 )
 RELAY_NOEE: Final = Subject(
     "relay_noee",
     KIND_RELAY,
     MODE_LEGACY,
-    "the relay run with GRPC_EXPERIMENTS=-event_engine_client,-event_engine_listener",
+    "the relay with the host's gRPC I/O setting "
+    "(GRPC_EXPERIMENTS=-event_engine_client,-event_engine_listener)",
     env=NO_EVENT_ENGINE,
 )
 ALL_SUBJECTS: Final = (
     RELAY,
+    RELAY_NOEE,
     RELAY_AGVENV,
     AUTOGEN,
     AUTOGEN_B,
     OURS,
     OURS_BATCHED,
-    OURS_NOEE,
-    RELAY_NOEE,
+    OURS_EE,
 )
-# What a run measures unless told otherwise. relay_agvenv separates the effect of AutoGen's
-# older grpcio from the effect of its host's design; the *_noee subjects are optional.
-DEFAULT_SUBJECTS: Final = (RELAY, RELAY_AGVENV, AUTOGEN, AUTOGEN_B, OURS, OURS_BATCHED)
+# What a run measures unless told otherwise. relay_noee is the relay with our host's gRPC
+# setting; relay_agvenv separates the effect of AutoGen's older grpcio from the effect of its
+# host's design. ours_ee is optional.
+DEFAULT_SUBJECTS: Final = (
+    RELAY,
+    RELAY_NOEE,
+    RELAY_AGVENV,
+    AUTOGEN,
+    AUTOGEN_B,
+    OURS,
+    OURS_BATCHED,
+)
 BY_NAME: Final = {subject.name: subject for subject in ALL_SUBJECTS}
 
 _CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")

@@ -27,6 +27,9 @@ def varint(value: int) -> bytes:
     """Encode a non-negative integer as a protobuf base-128 varint."""
     if value < 0x80:
         return _SMALL_VARINTS[value]
+    if value < 0x4000:
+        # Two bytes: most frames are 128 B to 16 KiB, so this is the common case.
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -42,15 +45,19 @@ def frame(tag: bytes, payload: bytes) -> bytes:
 
 def batch_overhead(frame_size: int) -> int:
     """Return how many bytes a frame of ``frame_size`` bytes takes inside a Batch frame."""
+    if frame_size < 0x80:
+        return frame_size + 2
+    if frame_size < 0x4000:
+        return frame_size + 3
     return 1 + len(varint(frame_size)) + frame_size
 
 
 def batch(frames: Sequence[bytes]) -> bytes:
     """Encode an OpenChannelResponse whose Batch case holds ``frames`` in order."""
     parts: list[bytes] = []
+    append = parts.append
     for item in frames:
-        parts.append(_TAG_BATCH_MESSAGE)
-        parts.append(varint(len(item)))
-        parts.append(item)
+        append(_TAG_BATCH_MESSAGE + varint(len(item)))
+        append(item)
     inner = b"".join(parts)
     return TAG_BATCH + varint(len(inner)) + inner

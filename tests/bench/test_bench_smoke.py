@@ -52,6 +52,7 @@ def test_command_line_defaults_and_subsets() -> None:
     args = build_parser().parse_args([])
     assert args.subjects == [
         "relay",
+        "relay_noee",
         "relay_agvenv",
         "autogen",
         "autogen_b",

@@ -22,6 +22,17 @@ def test_varint_matches_protobuf(size: int) -> None:
     )
 
 
+@pytest.mark.parametrize("size", [0, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152])
+def test_batch_overhead_is_tag_length_and_frame(size: int) -> None:
+    length_bytes = 1
+    while size >> (7 * length_bytes):
+        length_bytes += 1
+    assert _wire.batch_overhead(size) == 1 + length_bytes + size
+    encoded = _wire.batch([b"z" * size])
+    inner = _wire.batch_overhead(size)
+    assert len(encoded) == 1 + len(_wire.varint(inner)) + inner
+
+
 def test_frames_match_protobuf_encoding() -> None:
     # No attributes: map entries may serialize in any order, which would make bytes differ.
     cloud_event = event("t", "s", data=b"y" * 200)
