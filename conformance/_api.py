@@ -10,6 +10,7 @@ from conformance._cases import Level
 from conformance._expected import ExpectedFailure, load_expected_failures
 from conformance._host_suite import run_host_suite_async, select_host_cases
 from conformance._results import SuiteResult
+from conformance._secure_host import secure_commands
 from conformance._subject import AttachedSubject, SpawnedSubject, Subject
 from conformance._worker_subject import WorkerSubject
 from conformance._worker_suite import run_worker_suite_async, select_worker_cases
@@ -27,10 +28,15 @@ def run_host_suite(
     legacy: bool = False,
     timeout_scale: float = 1.0,
     expected_failures: Sequence[ExpectedFailure] | Path | None = None,
+    tls_command: str | None = None,
+    mtls_command: str | None = None,
+    token_command: str | None = None,
 ) -> SuiteResult:
     """Run the host suite against the host at ``address``, or one started with ``command``
-    (``{port}``/``{address}`` substituted), and return the result. ``cases`` are globs. Must
-    not be called from a running event loop (use ``run_host_suite_async`` there)."""
+    (``{port}``/``{address}`` substituted), and return the result. ``cases`` are globs.
+    ``tls_command``, ``mtls_command`` and ``token_command`` (shell-quoted strings) claim a
+    security mechanism and start the host its cases run against (spec 16.3). Must not be
+    called from a running event loop (use ``run_host_suite_async`` there)."""
     if (address is None) == (command is None):
         raise ValueError("give exactly one of address or command")
     subject: Subject
@@ -51,6 +57,7 @@ def run_host_suite(
             legacy=legacy,
             scale=timeout_scale,
             expected_failures=expected,
+            secure_commands=secure_commands(tls_command, mtls_command, token_command),
         )
     )
 

@@ -1,6 +1,7 @@
 """Throwaway certificates for the security cases, made with the `openssl` command-line tool:
 a CA, a host certificate for `localhost` / 127.0.0.1 and a client certificate signed by it,
-and a second, unrelated CA with its own host certificate (a host the worker must not trust)."""
+and a second, unrelated CA with its own host and client certificates (a host the worker must
+not trust, a client a mutual-TLS host must refuse)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ class Certificates:
     rogue_ca: Path
     rogue_server_cert: Path
     rogue_server_key: Path
+    rogue_client_cert: Path
+    rogue_client_key: Path
 
     def cleanup(self) -> None:
         """Delete the files."""
@@ -82,6 +85,7 @@ def make_certificates() -> Certificates:
         _leaf("client", "ca", "extendedKeyUsage=clientAuth", directory)
         _ca("rogue-ca", directory)
         _leaf("rogue-server", "rogue-ca", server_ext, directory)
+        _leaf("rogue-client", "rogue-ca", "extendedKeyUsage=clientAuth", directory)
     except CertificateError:
         shutil.rmtree(directory, ignore_errors=True)
         raise
@@ -95,4 +99,6 @@ def make_certificates() -> Certificates:
         rogue_ca=directory / "rogue-ca.pem",
         rogue_server_cert=directory / "rogue-server.pem",
         rogue_server_key=directory / "rogue-server.key",
+        rogue_client_cert=directory / "rogue-client.pem",
+        rogue_client_key=directory / "rogue-client.key",
     )

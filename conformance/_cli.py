@@ -16,6 +16,7 @@ from conformance._expected import load_expected_failures
 from conformance._host_suite import run_host_suite_async, select_host_cases
 from conformance._reports import write_reports
 from conformance._results import CaseResult, Policy
+from conformance._secure_host import secure_commands
 from conformance._spec import load_spec_index
 from conformance._subject import AttachedSubject, SpawnedSubject, Subject
 from conformance._version import HARNESS_VERSION
@@ -30,6 +31,8 @@ _EPILOG = """\
 examples:
   python -m conformance host --address 127.0.0.1:50051
   python -m conformance host --case 'host/rpc/*' -- my-host --listen {address}
+  python -m conformance host --token-command 'my-host --listen {address} --tokens {tokens}' \
+      -- my-host --listen {address}
   python -m conformance worker -- python -m reference_worker.conformance_agents
   python -m conformance worker --listen 127.0.0.1:50061   # then start your worker
   python -m conformance list --level core
@@ -66,11 +69,24 @@ def _parser() -> argparse.ArgumentParser:
         help="run the host suite",
         description="Run the host suite against a running host (--address) or against a "
         "host the harness starts: everything after `--` is its command, where {port} and "
-        "{address} are replaced (the address is also in AGENTWORKER_LISTEN_ADDRESS).",
+        "{address} are replaced (the address is also in AGENTWORKER_LISTEN_ADDRESS). The "
+        "TLS, mutual-TLS and bearer-token cases start the host given for each mechanism "
+        "(spec 16.3); without it they are not claimed.",
     )
     host.add_argument("--address", metavar="HOST:PORT", help="attach to a running host")
     _add_filters(host)
     host.add_argument("--legacy", action="store_true", help="the host serves only /agents.AgentRpc")
+    for option, what in (
+        ("--tls-command", "TLS with {tls_cert} and {tls_key}"),
+        ("--mtls-command", "mutual TLS: {tls_cert}, {tls_key} and client CA {client_ca}"),
+        ("--token-command", "bearer tokens from the JSON file {tokens}"),
+    ):
+        host.add_argument(
+            option,
+            metavar="CMD",
+            help=f"claim the mechanism: its cases start this host command (one shell-quoted "
+            f"string; {{address}} and {{port}} are substituted too) configured for {what}",
+        )
     host.add_argument("--timeout-scale", type=float, default=1.0, metavar="F")
     host.add_argument("--expected-failures", type=Path, metavar="FILE")
     host.add_argument("--report-dir", type=Path, metavar="DIR")
@@ -163,6 +179,11 @@ def _cmd_host(args: argparse.Namespace, command: list[str], out: TextIO) -> int:
     if args.timeout_scale <= 0:
         out.write("--timeout-scale must be positive\n")
         return 2
+    try:
+        secure = secure_commands(args.tls_command, args.mtls_command, args.token_command)
+    except ValueError as exc:
+        out.write(f"{exc}\n")
+        return 2
     subject: Subject
     if args.address is not None:
         subject = AttachedSubject(args.address, scale=args.timeout_scale)
@@ -189,6 +210,7 @@ def _cmd_host(args: argparse.Namespace, command: list[str], out: TextIO) -> int:
             scale=args.timeout_scale,
             expected_failures=expected,
             on_result=progress,
+            secure_commands=secure,
         )
     )
     print_footer(result, out)

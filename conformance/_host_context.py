@@ -12,6 +12,8 @@ import grpc
 
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._cases import CaseFailure, CaseSkip, SkipReason
+from conformance._secure_host import OPTION_NAMES, SecureHost, TokenEntry
+from conformance._subject import SubjectError
 from conformance._trace import Trace
 from conformance._version import HARNESS_VERSION
 from conformance._worker import RawWorker, StatusResult
@@ -29,15 +31,18 @@ DEFAULT = _Default()
 
 @dataclass(slots=True)
 class HostContext:
-    """Per-case state. ``legacy`` runs talk the legacy path with no handshake."""
+    """Per-case state. ``legacy`` runs talk the legacy path with no handshake.
+    ``secure_commands`` holds the host commands given per security capability (spec 16.3)."""
 
     address: str
     legacy: bool
     scale: float
     host_capabilities: frozenset[int]
     stop_subject: Callable[[], bool] = field(default=lambda: False)
+    secure_commands: dict[int, list[str]] = field(default_factory=dict)
     trace: Trace = field(default_factory=Trace)
     workers: list[RawWorker] = field(default_factory=list)
+    secure_hosts: list[SecureHost] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     _counter: int = 0
 
@@ -61,20 +66,26 @@ class HostContext:
         client_id: str | _Default | None = DEFAULT,
         hello: pb.ChannelHello | bytes | _Default | None = DEFAULT,
         legacy_path: bool | None = None,
+        address: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
     ) -> RawWorker:
         """Create (not open) a raw worker. By default it has a fresh client-id, sends a v1
-        hello unless the run is legacy, and uses the run's service path."""
+        hello unless the run is legacy, and uses the run's service path and host; ``address``,
+        ``credentials`` and ``token`` point it at another host (a secure one)."""
         cid = self.unique(f"client-{label}") if isinstance(client_id, _Default) else client_id
         if isinstance(hello, _Default):
             hello = None if self.legacy else self.hello()
         worker = RawWorker(
-            self.address,
+            self.address if address is None else address,
             label=label,
             client_id=cid,
             hello=hello,
             legacy_path=self.legacy if legacy_path is None else legacy_path,
             trace=self.trace,
             scale=self.scale,
+            credentials=credentials,
+            token=token,
         )
         self.workers.append(worker)
         return worker
@@ -111,10 +122,30 @@ class HostContext:
                 f"{worker.label} received {caseless} frames with no oneof case (AWP-CONN-010)",
             )
 
+    async def secure_host(self, capability: int, tokens: tuple[TokenEntry, ...] = ()) -> SecureHost:
+        """Start the host command given for ``capability`` (TLS, mutual TLS, bearer token)
+        with fresh TLS material and a token file holding ``tokens``; it is stopped when the
+        case closes. Skip the case as "not claimed" when no command was given."""
+        command = self.secure_commands.get(capability)
+        name = pb.Capability.Name(capability)
+        if command is None:
+            raise CaseSkip(SkipReason.NOT_CLAIMED, f"no {OPTION_NAMES[capability]} given")
+        host = SecureHost(command, capability, scale=self.scale, tokens=tokens)
+        self.secure_hosts.append(host)
+        try:
+            await host.start()
+        except SubjectError as exc:
+            message = f"the host started for {name} does not serve (AWP-CNF-020): {exc}"
+            raise CaseFailure(message) from exc
+        self.trace.note("harness", f"{name} host at {host.address}: {' '.join(command)}")
+        return host
+
     async def close(self) -> None:
-        """Close every worker the case created."""
+        """Close every worker the case created, then stop the hosts it started."""
         for worker in self.workers:
             await worker.close()
+        for host in self.secure_hosts:
+            await host.stop()
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._cases import Case, CaseSkip, Level, SkipReason
@@ -11,6 +12,7 @@ from conformance._expected import ExpectedFailure
 from conformance._host_context import HostContext
 from conformance._results import CaseResult, SuiteResult
 from conformance._runner import RunOptions, run_cases
+from conformance._secure_host import OPTION_NAMES
 from conformance._subject import Subject
 from conformance._trace import Trace
 from conformance._wire import all_capabilities
@@ -59,10 +61,15 @@ async def run_host_suite_async(
     expected_failures: Sequence[ExpectedFailure] = (),
     replay_prefix: Sequence[str] = ("python", "-m", "conformance"),
     on_result: Callable[[CaseResult], None] | None = None,
+    secure_commands: Mapping[int, list[str]] | None = None,
 ) -> SuiteResult:
-    """Run the host suite (all cases, or ``cases``) against ``subject``."""
+    """Run the host suite (all cases, or ``cases``) against ``subject``. ``secure_commands``
+    holds, per security capability (TLS, mutual TLS, bearer token), the command of a host
+    configured for it (spec 16.3): giving one claims the mechanism, and its cases start that
+    host; the others are not claimed (the suite's main host serves plaintext)."""
     chosen = HOST_CASES.all() if cases is None else list(cases)
     capabilities: set[int] = set()
+    secure = dict(secure_commands or {})
 
     async def prepare() -> None:
         if not legacy:
@@ -71,6 +78,11 @@ async def run_host_suite_async(
     def applicability(case: Case[HostContext]) -> CaseSkip | None:
         if legacy and case.v1_only:
             return CaseSkip(SkipReason.NOT_APPLICABLE, "needs v1 extensions; legacy run")
+        if case.capability in OPTION_NAMES:
+            if case.capability not in secure:
+                option = OPTION_NAMES[case.capability]
+                return CaseSkip(SkipReason.NOT_CLAIMED, f"no {option} given")
+            return None
         if case.capability is not None and case.capability not in capabilities:
             name = pb.Capability.Name(case.capability)
             return CaseSkip(SkipReason.NOT_CLAIMED, f"the host does not announce {name}")
@@ -83,6 +95,7 @@ async def run_host_suite_async(
             scale=scale,
             host_capabilities=frozenset(capabilities),
             stop_subject=subject.request_stop,
+            secure_commands=secure,
         )
 
     options = RunOptions(
@@ -90,6 +103,11 @@ async def run_host_suite_async(
         scale=scale,
         expected_failures=expected_failures,
         replay_prefix=replay_prefix,
+        replay_options=[
+            arg
+            for capability, command in secure.items()
+            for arg in (OPTION_NAMES[capability], shlex.join(command))
+        ],
         on_result=on_result,
     )
     return await run_cases(

@@ -51,6 +51,8 @@ class RunOptions:
     case_timeout_s: float = 60.0
     expected_failures: Sequence[ExpectedFailure] = ()
     replay_prefix: Sequence[str] = ("python", "-m", "conformance")
+    # Further options the replay command repeats (such as the security hosts' commands).
+    replay_options: Sequence[str] = ()
     # Called with each case's final result as soon as it is known (progress output).
     on_result: Callable[[CaseResult], None] | None = None
 
@@ -67,7 +69,7 @@ def _replay(options: RunOptions, suite: str, subject: Subject, case_id: str) -> 
         args.append("--legacy")
     if options.scale != 1.0:
         args += ["--timeout-scale", str(options.scale)]
-    args += ["--case", case_id, *tail]
+    args += [*options.replay_options, "--case", case_id, *tail]
     return shlex.join(args)
 
 

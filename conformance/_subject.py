@@ -64,8 +64,16 @@ class Subject(Protocol):
         ...
 
 
-async def _wait_ready(address: str, within: float) -> bool:
-    async with grpc.aio.insecure_channel(address) as channel:
+def _channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    if credentials is None:
+        return grpc.aio.insecure_channel(address)
+    return grpc.aio.secure_channel(address, credentials)
+
+
+async def _wait_ready(
+    address: str, within: float, credentials: grpc.ChannelCredentials | None = None
+) -> bool:
+    async with _channel(address, credentials) as channel:
         try:
             await asyncio.wait_for(channel.channel_ready(), within)
         except TimeoutError:
@@ -111,6 +119,12 @@ class AttachedSubject:
         """Leave the subject running."""
 
 
+def _substitute(arg: str, values: dict[str, str]) -> str:
+    for name, value in values.items():
+        arg = arg.replace("{" + name + "}", value)
+    return arg
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -122,13 +136,25 @@ class SpawnedSubject:
     """A host the harness starts with ``command``, where ``{port}`` and ``{address}`` are
     replaced by a free port and ``127.0.0.1:<port>``; the address is also passed in the
     environment as AGENTWORKER_LISTEN_ADDRESS. Its stderr (and stdout) go to a log file; a
-    crash is attributed to the running case and the subject is restarted."""
+    crash is attributed to the running case and the subject is restarted.
 
-    def __init__(self, command: list[str], *, scale: float = 1.0) -> None:
+    ``placeholders`` maps further ``{name}`` strings to their values (paths of TLS material,
+    a token file); ``credentials`` are what the readiness check connects with (a TLS host)."""
+
+    def __init__(
+        self,
+        command: list[str],
+        *,
+        scale: float = 1.0,
+        placeholders: dict[str, str] | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
         if not command:
             raise ValueError("empty subject command")
         self._command = command
         self._scale = scale
+        self._placeholders = dict(placeholders or {})
+        self._credentials = credentials
         self._address = ""
         self._process: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
@@ -161,10 +187,8 @@ class SpawnedSubject:
         """Start the process and wait (10 s, scaled) until its port accepts connections."""
         port = free_port()
         self._address = f"127.0.0.1:{port}"
-        argv = [
-            arg.replace("{port}", str(port)).replace("{address}", self._address)
-            for arg in self._command
-        ]
+        values = {**self._placeholders, "port": str(port), "address": self._address}
+        argv = [_substitute(arg, values) for arg in self._command]
         env = dict(os.environ)
         env[LISTEN_ADDRESS_ENV] = self._address
         self._close_log()
@@ -190,7 +214,7 @@ class SpawnedSubject:
                 await self.stop()
                 raise SubjectError(message)
             if await self._port_open(port) and await _wait_ready(
-                self._address, max(1.0, deadline - loop.time())
+                self._address, max(1.0, deadline - loop.time()), self._credentials
             ):
                 return
             await asyncio.sleep(0.05)
@@ -249,15 +273,20 @@ class SpawnedSubject:
         return message
 
     async def stop(self) -> None:
-        """Terminate the process (kill it after 5 s)."""
+        """Terminate the process (kill it after 5 s, scaled, or when the stop is cancelled,
+        so no process outlives the run)."""
         process, self._process = self._process, None
         if process is not None and process.returncode is None:
             process.terminate()
             try:
-                await asyncio.wait_for(process.wait(), 5.0)
+                await asyncio.wait_for(process.wait(), 5.0 * self._scale)
             except TimeoutError:
                 process.kill()
                 await process.wait()
+            except asyncio.CancelledError:
+                process.kill()
+                self._close_log()
+                raise
         self._close_log()
 
     def _close_log(self) -> None:

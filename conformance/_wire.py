@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 from agentworker.v1 import agentworker_pb2 as pb
 
 __all__ = [
+    "AUTHORIZATION_KEY",
     "CANONICAL_SERVICE",
     "CLIENT_ID_KEY",
     "HELLO_KEY",
@@ -29,6 +30,7 @@ __all__ = [
 CANONICAL_SERVICE: Final = "agentworker.v1.AgentRpcService"
 LEGACY_SERVICE: Final = "agents.AgentRpc"
 CLIENT_ID_KEY: Final = "client-id"
+AUTHORIZATION_KEY: Final = "authorization"
 HELLO_KEY: Final = "agentworker-hello-bin"
 WELCOME_KEY: Final = "agentworker-welcome-bin"
 

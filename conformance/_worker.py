@@ -16,7 +16,15 @@ from conformance._cases import CaseFailure
 from conformance._predicates import case_is, is_event, response_to
 from conformance._stream import FrameStream
 from conformance._trace import Trace
-from conformance._wire import CLIENT_ID_KEY, HELLO_KEY, WELCOME_KEY, describe, encode, method_path
+from conformance._wire import (
+    AUTHORIZATION_KEY,
+    CLIENT_ID_KEY,
+    HELLO_KEY,
+    WELCOME_KEY,
+    describe,
+    encode,
+    method_path,
+)
 
 __all__ = ["RawWorker", "StatusResult"]
 
@@ -47,7 +55,8 @@ class RawWorker:
     """One worker connection driven by a case: a gRPC channel, a data channel, unary calls.
 
     ``client_id`` None sends no ``client-id`` metadata; ``hello`` None sends no handshake (a
-    legacy worker), bytes send those bytes as the hello."""
+    legacy worker), bytes send those bytes as the hello. ``credentials`` make the channel TLS;
+    ``token`` adds `authorization: Bearer <token>` to every call."""
 
     def __init__(
         self,
@@ -59,8 +68,12 @@ class RawWorker:
         legacy_path: bool,
         trace: Trace,
         scale: float,
+        credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
     ) -> None:
         self.address = address
+        self.credentials = credentials
+        self.token = token
         self.label = label
         self.client_id = client_id
         self.hello = hello
@@ -79,7 +92,12 @@ class RawWorker:
     def channel(self) -> grpc.aio.Channel:
         """Return the gRPC channel, creating it on first use."""
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.address, options=_OPTIONS)
+            if self.credentials is None:
+                self._channel = grpc.aio.insecure_channel(self.address, options=_OPTIONS)
+            else:
+                self._channel = grpc.aio.secure_channel(
+                    self.address, self.credentials, options=_OPTIONS
+                )
         return self._channel
 
     @property
@@ -95,9 +113,13 @@ class RawWorker:
         return self._data
 
     def metadata(self, client_id: str | None = None) -> list[tuple[str, str | bytes]]:
-        """Return call metadata carrying the client-id (``client_id`` overrides it)."""
+        """Return call metadata carrying the client-id (``client_id`` overrides it) and the
+        bearer token, if any."""
         cid = self.client_id if client_id is None else client_id
-        return [] if cid is None else [(CLIENT_ID_KEY, cid)]
+        md: list[tuple[str, str | bytes]] = [] if cid is None else [(CLIENT_ID_KEY, cid)]
+        if self.token is not None:
+            md.append((AUTHORIZATION_KEY, f"Bearer {self.token}"))
+        return md
 
     def _path(self, method: str) -> str:
         return method_path(method, legacy=self.legacy_path)
@@ -116,7 +138,10 @@ class RawWorker:
         )
         call = method(metadata=md)
         hello_text = "" if self.hello is None else f" hello={describe(self.hello)}"
-        self.trace.sent(self.label, f"OpenChannel client-id={self.client_id!r}{hello_text}")
+        token_text = "" if self.token is None else f" token={self.token!r}"
+        self.trace.sent(
+            self.label, f"OpenChannel client-id={self.client_id!r}{token_text}{hello_text}"
+        )
         self._data = FrameStream(
             call, label=self.label, trace=self.trace, scale=self.scale, unpack=_unpack_batch
         )

@@ -15,6 +15,7 @@ from conformance.host_cases import (
     _publish,
     _registration,
     _rpc,
+    _security,
     _sharing,
     _subscriptions,
 )
@@ -37,4 +38,5 @@ _MODULES = (
     _lifecycle,
     _flow,
     _observability,
+    _security,
 )
