@@ -55,6 +55,8 @@ class Router:
         self._rpc = RpcTable(self._loop, self._on_expired)
         self._slow_timeout_s = config.slow_consumer_timeout_ms / 1000.0
         self._default_timeout_ms = config.default_rpc_timeout_ms
+        # The limit the welcome announces (0 there means 1024, as the spec says).
+        self._max_batch_in = config.max_batch_messages or 1024
         self._connection_ids = itertools.count(1)
         self._channel_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -236,7 +238,17 @@ class Router:
                     break
                 case = frame.WhichOneof("message")
                 if case == "batch":
-                    for inner in frame.batch.messages:
+                    messages = frame.batch.messages
+                    if not 0 < len(messages) <= self._max_batch_in:
+                        # Not even partly processed: a sender that broke the limit may have
+                        # broken the frames too; the Notice says why (AWP-BAT-005).
+                        self._invalid(
+                            conn,
+                            f"a Batch frame must hold 1 to {self._max_batch_in} frames, "
+                            f"this one holds {len(messages)}; it was skipped",
+                        )
+                        continue
+                    for inner in messages:
                         blocked = dispatch(conn, inner, inner.WhichOneof("message"), True)
                         if blocked is not None:
                             await self._deliver_blocked(blocked)

@@ -87,3 +87,57 @@ async def nested_batch(ctx: HostContext) -> None:
     ctx.check(got == [e1.id, e3.id], f"received {got}, expected E1 then E3")
     rest = [f for f in await worker.data.settle(0.2) if f.WhichOneof("message") == "cloud_event"]
     ctx.check(not rest, "the nested batch's event was delivered")
+
+
+# Above this announced limit a batch of limit + 1 events would approach gRPC's default 4 MiB
+# message size, so only the empty batch is checked.
+_LARGEST_CHECKED_LIMIT = 32_768
+
+
+@host_case(
+    "host/batching/frame-count-limits",
+    requirements=["AWP-BAT-005", "AWP-BAT-002"],
+    level=Level.CAPABILITY,
+    v1_only=True,
+    capability=pb.CAPABILITY_BATCHING,
+)
+async def batch_limits(ctx: HostContext) -> None:
+    """Procedure: with batching in force, P (subscribed to X) sends a Batch of L + 1 events,
+    where L is its welcome's max_batch_messages (0 meaning 1024), then an empty Batch, then a
+    Batch of two events E1, E2.
+
+    Asserts: P receives two Notices with ERROR_CODE_INVALID_REQUEST, none of the L + 1 events,
+    then E1 and E2 (the channel stays open)."""
+    caps = (pb.CAPABILITY_BATCHING,)
+    topic = ctx.unique("limit")
+    worker = await ctx.connect("p", hello=ctx.hello(caps))
+    ctx.check(worker.welcome is not None, "no welcome")
+    assert worker.welcome is not None
+    limit = worker.welcome.max_batch_messages or 1024
+    agent_type = ctx.unique("p")
+    await worker.register(agent_type)
+    await worker.subscribe(type_subscription(ctx.unique("s"), topic, agent_type))
+    expected_notices = 1
+    if limit <= _LARGEST_CHECKED_LIMIT:
+        over = pb.OpenChannelRequest.Batch(
+            messages=[
+                pb.OpenChannelRequest(cloud_event=event(topic, "k", f"over{i}"))
+                for i in range(limit + 1)
+            ]
+        )
+        await worker.send(pb.OpenChannelRequest(batch=over))
+        expected_notices = 2
+    await worker.send(pb.OpenChannelRequest(batch=pb.OpenChannelRequest.Batch()))
+    e1, e2 = (event(topic, "k", name) for name in ("e1", "e2"))
+    fine = pb.OpenChannelRequest.Batch(
+        messages=[pb.OpenChannelRequest(cloud_event=e1), pb.OpenChannelRequest(cloud_event=e2)]
+    )
+    await worker.send(pb.OpenChannelRequest(batch=fine))
+    for n in range(expected_notices):
+        notice = await worker.expect_notice(f"notice {n + 1} of {expected_notices}")
+        ctx.check(
+            notice.code == pb.ERROR_CODE_INVALID_REQUEST,
+            f"notice code {pb.ErrorCode.Name(notice.code)}",
+        )
+    got = [(await worker.expect_event("E1 or E2")).id for _ in range(2)]
+    ctx.check(got == [e1.id, e2.id], f"received {got}, expected E1 then E2 only")

@@ -15,6 +15,7 @@ TARGETED = {
         "host/rpc/response-from-wrong-connection": "AWP-RPC-005",
     },
     "fanout-to-all": {"host/publish/fan-out-exactness": "AWP-PUB-010"},
+    "batch-any-size": {"host/batching/frame-count-limits": "AWP-BAT-005"},
     "no-drain": {"host/lifecycle/drain": "AWP-CONN-015"},
     "no-deadlines": {
         "host/rpc/unknown-target": "AWP-RPC-003",

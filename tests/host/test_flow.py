@@ -104,6 +104,36 @@ async def test_nested_batch_is_skipped_with_notice(host: Host, connect: ConnectW
 
 
 @pytest.mark.asyncio
+@pytest.mark.requirement("AWP-BAT-002", "AWP-BAT-005")
+async def test_batch_over_the_limit_or_empty_is_skipped_with_notice(
+    start_host: StartHost,
+) -> None:
+    host = await start_host(max_batch_messages=4)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+        worker = await RawWorker(channel, "big-batcher").open(hello(pb.CAPABILITY_BATCHING))
+        try:
+            assert worker.welcome is not None
+            assert worker.welcome.max_batch_messages == 4
+            await worker.register("big-batcher")
+            await worker.subscribe(type_sub("bb-s", "t", "big-batcher"))
+            await worker.send(_batch_of_events("t", 5, "over"))
+            await worker.send(pb.OpenChannelRequest(batch=pb.OpenChannelRequest.Batch()))
+            await worker.send(_batch_of_events("t", 4, "ok"))
+            received = [await worker.next() for _ in range(6)]
+            cases = [frame.WhichOneof("message") for frame in received]
+            assert cases == ["notice", "notice"] + ["cloud_event"] * 4
+            assert [frame.notice.code for frame in received[:2]] == [
+                pb.ERROR_CODE_INVALID_REQUEST
+            ] * 2
+            assert "holds 5" in received[0].notice.message
+            assert "holds 0" in received[1].notice.message
+            assert [frame.cloud_event.id for frame in received[2:]] == [f"ok{i}" for i in range(4)]
+            assert host.metrics.frames_invalid == 2
+        finally:
+            await worker.close()
+
+
+@pytest.mark.asyncio
 @pytest.mark.requirement("AWP-FLOW-001", "AWP-FLOW-003")
 async def test_slow_consumer_is_disconnected_while_others_keep_working(
     start_host: StartHost,
