@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -12,7 +11,7 @@ from conformance._expected import ExpectedFailure
 from conformance._host_context import HostContext
 from conformance._results import CaseResult, SuiteResult
 from conformance._runner import RunOptions, run_cases
-from conformance._secure_host import OPTION_NAMES
+from conformance._secure_host import OPTION_NAMES, command_line
 from conformance._subject import Subject
 from conformance._trace import Trace
 from conformance._wire import all_capabilities
@@ -103,11 +102,11 @@ async def run_host_suite_async(
         scale=scale,
         expected_failures=expected_failures,
         replay_prefix=replay_prefix,
-        replay_options=[
-            arg
-            for capability, command in secure.items()
-            for arg in (OPTION_NAMES[capability], shlex.join(command))
-        ],
+        replay_options={
+            case.id: [OPTION_NAMES[case.capability], command_line(secure[case.capability])]
+            for case in chosen
+            if case.capability in secure
+        },
         on_result=on_result,
     )
     return await run_cases(

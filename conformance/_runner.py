@@ -7,8 +7,8 @@ import asyncio
 import shlex
 import time
 import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from conformance._cases import Case, CaseFailure, CaseSkip
@@ -51,8 +51,9 @@ class RunOptions:
     case_timeout_s: float = 60.0
     expected_failures: Sequence[ExpectedFailure] = ()
     replay_prefix: Sequence[str] = ("python", "-m", "conformance")
-    # Further options the replay command repeats (such as the security hosts' commands).
-    replay_options: Sequence[str] = ()
+    # Further options the replay command of a case repeats, by case id (such as the command
+    # of the host a security case starts).
+    replay_options: Mapping[str, Sequence[str]] = field(default_factory=dict)
     # Called with each case's final result as soon as it is known (progress output).
     on_result: Callable[[CaseResult], None] | None = None
 
@@ -69,7 +70,7 @@ def _replay(options: RunOptions, suite: str, subject: Subject, case_id: str) -> 
         args.append("--legacy")
     if options.scale != 1.0:
         args += ["--timeout-scale", str(options.scale)]
-    args += [*options.replay_options, "--case", case_id, *tail]
+    args += [*options.replay_options.get(case_id, ()), "--case", case_id, *tail]
     return shlex.join(args)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +20,10 @@ from agentworker.v1 import agentworker_pb2 as pb
 from conformance._certs import CertificateError, Certificates, make_certificates
 from conformance._subject import SpawnedSubject, SubjectError
 
-__all__ = ["OPTION_NAMES", "SecureHost", "TokenEntry", "secure_commands"]
+__all__ = ["OPTION_NAMES", "SecureHost", "TokenEntry", "command_line", "secure_commands"]
+
+# Arguments that need no quoting in a replayed command line (placeholders included).
+_PLAIN = re.compile(r"[\w@%+=:,./{}-]+")
 
 # The command-line option that gives each mechanism's command (for messages and replays).
 OPTION_NAMES: dict[int, str] = {
@@ -47,6 +51,11 @@ def secure_commands(
             raise ValueError(f"{OPTION_NAMES[capability]} is empty")
         commands[capability] = argv
     return commands
+
+
+def command_line(argv: Sequence[str]) -> str:
+    """Join ``argv`` into one shell-quoted string, leaving placeholders readable."""
+    return " ".join(arg if _PLAIN.fullmatch(arg) else shlex.quote(arg) for arg in argv)
 
 
 @dataclass(frozen=True, slots=True)

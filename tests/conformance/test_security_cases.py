@@ -4,10 +4,14 @@ the requirement it breaks."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 
+from agentworker.v1 import agentworker_pb2 as pb
+from conformance._cli import main
+from conformance._secure_host import command_line, secure_commands
 from tests.conformance.conftest import run_cli, tiny_host_command
 
 SECURITY_CASES = {
@@ -71,7 +75,9 @@ def test_defect_fails_its_security_case(defect: str, report_dir: Path) -> None:
     assert run.report is not None
     failed = next(c for c in run.report["cases"] if c["id"] == case_id)
     assert SECURITY_CASES[case_id] in failed["requirements"]
-    assert "--token-command" in failed["replay"], "the replay repeats the host commands"
+    option = "--mtls-command" if "mutual" in case_id else "--token-command"
+    assert f"{option} '" in failed["replay"], "the replay repeats the host's command"
+    assert "{tokens}" in failed["replay"] or "{client_ca}" in failed["replay"]
 
 
 def test_host_that_does_not_start_fails_the_case(report_dir: Path) -> None:
@@ -80,3 +86,20 @@ def test_host_that_does_not_start_fails_the_case(report_dir: Path) -> None:
     assert run.returncode == 1, run.stdout
     assert run.failed_ids() == {"host/security/tls"}
     assert "does not serve (AWP-CNF-020)" in run.stdout
+
+
+def test_commands_are_split_by_shell_rules_and_replayed_readably() -> None:
+    commands = secure_commands(tls="my-host --listen {address} --cert '{tls_cert}'")
+    assert commands == {
+        pb.CAPABILITY_TLS: ["my-host", "--listen", "{address}", "--cert", "{tls_cert}"]
+    }
+    assert (
+        command_line(commands[pb.CAPABILITY_TLS]) == "my-host --listen {address} --cert {tls_cert}"
+    )
+    assert command_line(["a b", "{x}"]) == "'a b' {x}"
+
+
+def test_empty_command_is_a_usage_error() -> None:
+    out = io.StringIO()
+    assert main(["host", "--tls-command", " ", "--address", "127.0.0.1:1"], out) == 2
+    assert "--tls-command is empty" in out.getvalue()
