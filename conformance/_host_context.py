@@ -145,6 +145,12 @@ class HostContext:
         for worker in self.workers:
             await worker.close()
         for host in self.secure_hosts:
+            # Shown with the trace when the case failed: what the host logged about it.
+            output = host.output()
+            if output:
+                self.trace.note("harness", f"{pb.Capability.Name(host.capability)} host output:")
+                for line in output.splitlines():
+                    self.trace.note("host", line)
             await host.stop()
 
     # -- helpers --------------------------------------------------------------------------
