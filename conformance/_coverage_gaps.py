@@ -17,10 +17,6 @@ NOT_COVERED: dict[str, dict[str, str]] = {
         "AWP-PUB-020": _WORKER_SIDE,
         "AWP-PUB-021": _WORKER_SIDE,
         "AWP-ERR-003": "binds how a receiver reads legacy errors; a host forwards them unchanged",
-        "AWP-FLOW-002": (
-            "filling a target's queue takes tens of thousands of frames against a host with "
-            "default limits; tests/host/test_flow.py covers the reference host with a small limit"
-        ),
         "AWP-BAT-004": "not observable from outside without timing assumptions",
     },
     "worker": {

@@ -7,7 +7,8 @@ import contextlib
 
 import grpc
 
-from conformance._builders import event, type_subscription
+from agentworker.v1 import agentworker_pb2 as pb
+from conformance._builders import event, rpc_request, type_subscription
 from conformance._host_context import HostContext
 from conformance._predicates import is_event
 from conformance._worker import RawWorker
@@ -17,6 +18,11 @@ __all__: list[str] = []
 
 _MAX_EVENTS = 40_000  # ~40 MB: a host that never pushes back fails well before this
 _FILLER = "x" * 1000
+# Requests to a stalled target before the case gives up: the target's queue (RECOMMENDED
+# 10,000 frames) plus what gRPC buffers between host and target, with room to spare.
+_MAX_REQUESTS = 60_000
+# Long enough that no deadline answers a request before the queue fills.
+_REQUEST_TIMEOUT_MS = 300_000
 
 
 @host_case(
@@ -126,3 +132,51 @@ async def _collect_events(ctx: HostContext, worker: RawWorker, count: int) -> li
         if len(ids) < count:
             await asyncio.sleep(0.05)
     return ids
+
+
+@host_case(
+    "host/flow/overloaded",
+    requirements=["AWP-FLOW-002", "AWP-FLOW-001"],
+)
+async def overloaded(ctx: HostContext) -> None:
+    """Procedure: worker T serves a type and stops reading its channel. Caller C sends T 1 kB
+    requests (timeout 300 s, unique ids) as fast as the host reads them, watching its own
+    channel, and stops at the first response.
+
+    Asserts: before C has sent 60,000 requests (bounded memory), C receives an error response
+    for one of them (ERROR_CODE_OVERLOADED on v1 runs), within 30 s of starting, long before
+    any deadline; no request is answered otherwise first."""
+    target_type = ctx.unique("stalled")
+    target = await ctx.serving("t", target_type)
+    caller = await ctx.connect("c")
+    for worker in (target, caller):
+        worker.data.trace_frames = False
+    target.data.pause()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.seconds(30.0)
+    sent = 0
+    answer: pb.RpcResponse | None = None
+    while answer is None:
+        for _ in range(200):
+            await caller.request(
+                rpc_request(
+                    f"{ctx.run_id}-{sent}",
+                    target_type,
+                    "k",
+                    _FILLER,
+                    timeout_ms=_REQUEST_TIMEOUT_MS,
+                )
+            )
+            sent += 1
+        answers = [f.response for f in caller.data.take_all() if f.HasField("response")]
+        if answers:
+            answer = answers[0]
+            break
+        ctx.check(sent < _MAX_REQUESTS, f"no response after {sent} requests to a stalled worker")
+        ctx.check(loop.time() < deadline, f"no response within 30 s ({sent} requests sent)")
+    ctx.trace.note("c", f"first response after {sent} requests: {answer}")
+    ctx.check_error(answer, pb.ERROR_CODE_OVERLOADED, "the first response")
+    ctx.check(
+        answer.request_id.startswith(f"{ctx.run_id}-"),
+        f"the response names request {answer.request_id!r}, which C did not send",
+    )

@@ -16,6 +16,7 @@ TARGETED = {
     },
     "fanout-to-all": {"host/publish/fan-out-exactness": "AWP-PUB-010"},
     "batch-any-size": {"host/batching/frame-count-limits": "AWP-BAT-005"},
+    "unbounded-queues": {"host/flow/overloaded": "AWP-FLOW-002"},
     "no-drain": {"host/lifecycle/drain": "AWP-CONN-015"},
     "no-deadlines": {
         "host/rpc/unknown-target": "AWP-RPC-003",
