@@ -246,7 +246,8 @@ class SpawnedSubject:
 
     async def after_case(self, failed: bool) -> str | None:
         """Detect an exit during the case (waiting up to 0.5 s after a failure, since the
-        exit may lag the failure it causes) and restart the subject. A stop the case asked
+        exit may lag the failure it causes) and restart the subject; restart it after any
+        failed case too. A stop the case asked
         for is no crash: the subject gets 15 s (scaled) to exit, then is killed."""
         process = self._process
         if process is None:
@@ -264,6 +265,12 @@ class SpawnedSubject:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), 0.5 * self._scale)
         if process.returncode is None:
+            if failed:
+                # A failed case may leave the host busy or inconsistent (AutoGen's host spends
+                # seconds on 60,000 queued requests); a fresh process keeps the failure from
+                # spilling into the next case.
+                await self.stop()
+                await self.start()
             return None
         message = (
             f"the subject exited with status {process.returncode} during this case; "
