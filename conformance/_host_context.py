@@ -40,6 +40,8 @@ class HostContext:
     host_capabilities: frozenset[int]
     stop_subject: Callable[[], bool] = field(default=lambda: False)
     secure_commands: dict[int, list[str]] = field(default_factory=dict)
+    # What the subject wrote since the case began ("" for an attached subject).
+    subject_output: Callable[[], str] = field(default=lambda: "")
     trace: Trace = field(default_factory=Trace)
     workers: list[RawWorker] = field(default_factory=list)
     secure_hosts: list[SecureHost] = field(default_factory=list)
@@ -141,9 +143,12 @@ class HostContext:
         return host
 
     async def close(self) -> None:
-        """Close every worker the case created, then stop the hosts it started."""
+        """Close every worker the case created, then stop the hosts it started. What the
+        hosts logged during the case goes into the trace, shown when the case failed."""
         for worker in self.workers:
             await worker.close()
+        for line in self.subject_output().splitlines()[-30:]:
+            self.trace.note("host-log", line)
         for host in self.secure_hosts:
             # Shown with the trace when the case failed: what the host logged about it.
             output = host.output()

@@ -88,6 +88,7 @@ async def run_host_suite_async(
         return None
 
     def make_context() -> HostContext:
+        offset = subject.output_size()
         return HostContext(
             address=subject.address,
             legacy=legacy,
@@ -95,6 +96,7 @@ async def run_host_suite_async(
             host_capabilities=frozenset(capabilities),
             stop_subject=subject.request_stop,
             secure_commands=secure,
+            subject_output=lambda: subject.output_since(offset),
         )
 
     options = RunOptions(

@@ -49,6 +49,14 @@ class Subject(Protocol):
         """Start (or reach) the subject; raise SubjectError when impossible."""
         ...
 
+    def output_size(self) -> int:
+        """Return how many bytes the subject has written to stdout/stderr (0 if unknown)."""
+        ...
+
+    def output_since(self, offset: int) -> str:
+        """Return what the subject wrote after ``offset`` bytes ("" if unknown)."""
+        ...
+
     def request_stop(self) -> bool:
         """Ask the subject to drain and stop (SIGTERM); return False when the harness does not
         control the subject's process."""
@@ -106,6 +114,14 @@ class AttachedSubject:
         """Check that the address accepts a gRPC connection within 5 s (scaled)."""
         if not await _wait_ready(self._address, 5.0 * self._scale):
             raise SubjectError(f"no gRPC server answers at {self._address}")
+
+    def output_size(self) -> int:
+        """An attached subject's output is not seen."""
+        return 0
+
+    def output_since(self, offset: int) -> str:
+        """An attached subject's output is not seen."""
+        return ""
 
     def request_stop(self) -> bool:
         """The harness does not control an attached subject."""
@@ -178,10 +194,21 @@ class SpawnedSubject:
 
     def stderr_tail(self, lines: int = 20) -> str:
         """Return the last ``lines`` lines the subject wrote."""
+        return "\n".join(self.output_since(0).splitlines()[-lines:])
+
+    def output_size(self) -> int:
+        """Return how many bytes the current process has written."""
+        if self._log_path is None or not self._log_path.exists():
+            return 0
+        return self._log_path.stat().st_size
+
+    def output_since(self, offset: int) -> str:
+        """Return what the current process wrote after ``offset`` bytes."""
         if self._log_path is None or not self._log_path.exists():
             return ""
-        text = self._log_path.read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+        with self._log_path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode("utf-8", errors="replace")
 
     async def start(self) -> None:
         """Start the process and wait (10 s, scaled) until its port accepts connections."""

@@ -259,6 +259,12 @@ class WorkerSubject:
             return 0
         return self._log_path.stat().st_size
 
+    def output_size(self) -> int:
+        """Return how many bytes the worker has written."""
+        if self._log_path is None or not self._log_path.exists():
+            return 0
+        return self._log_path.stat().st_size
+
     def output_since(self, offset: int) -> str:
         """Return what the worker wrote after ``offset`` bytes."""
         if self._log_path is None or not self._log_path.exists():

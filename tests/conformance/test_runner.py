@@ -54,6 +54,12 @@ class FakeSubject:
     def replay_args(self) -> list[str]:
         return ["--address", self.address]
 
+    def output_size(self) -> int:
+        return 0
+
+    def output_since(self, offset: int) -> str:
+        return ""
+
     def request_stop(self) -> bool:
         return False
 
