@@ -75,7 +75,8 @@ def test_defect_fails_its_case(defect: str, report_dir: Path) -> None:
     assert "replay: python -m conformance host" in run.stdout
     assert "wire trace:" in run.stdout
     # What the host logged during the failed case is part of its trace.
-    assert "host-log" in run.stdout and "tiny-host: data channel opened by" in run.stdout
+    assert "host-log" in run.stdout
+    assert "tiny-host: data channel opened by" in run.stdout
 
 
 def test_crash_is_attributed_to_the_running_case_and_the_host_restarts(report_dir: Path) -> None:
