@@ -165,7 +165,16 @@ class Host:
         authenticated = bool(config.tokens) or (
             config.tls is not None and config.tls.client_ca is not None
         )
-        if not authenticated and not is_loopback(host):
+        if not authenticated and is_loopback(host):
+            log(
+                _logger,
+                logging.INFO,
+                "host.loopback_only",
+                address=self._address,
+                message="workers are not authenticated (no --tokens or --client-ca); "
+                "serving this machine's processes only",
+            )
+        elif not authenticated:
             log(
                 _logger,
                 logging.WARNING,

@@ -165,6 +165,18 @@ async def test_unauthenticated_non_loopback_address_logs_a_warning(
 
 
 @pytest.mark.asyncio
+@pytest.mark.requirement("AWP-SEC-002")
+async def test_unauthenticated_loopback_host_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    host = Host("127.0.0.1:0", HostConfig(metrics_log_interval_s=0))
+    with caplog.at_level(logging.INFO, logger="reference_host"):
+        await host.start()
+    await host.stop()
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages.count("host.loopback_only") == 1
+    assert "host.unauthenticated" not in messages
+
+
+@pytest.mark.asyncio
 async def test_host_refuses_a_port_in_use(start_host: StartHost) -> None:
     first = await start_host()
     second = Host(f"127.0.0.1:{first.port}", HostConfig(metrics_log_interval_s=0))
