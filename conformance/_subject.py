@@ -19,6 +19,8 @@ __all__ = [
     "Subject",
     "SubjectError",
     "free_port",
+    "log_size",
+    "read_log",
 ]
 
 LISTEN_ADDRESS_ENV = "AGENTWORKER_LISTEN_ADDRESS"
@@ -141,6 +143,22 @@ def _substitute(arg: str, values: dict[str, str]) -> str:
     return arg
 
 
+def log_size(path: Path | None) -> int:
+    """Return the size of a subject's log file in bytes (0 when there is none)."""
+    if path is None or not path.exists():
+        return 0
+    return path.stat().st_size
+
+
+def read_log(path: Path | None, offset: int = 0) -> str:
+    """Return what a subject's log file holds after ``offset`` bytes ("" when there is none)."""
+    if path is None or not path.exists():
+        return ""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode("utf-8", errors="replace")
+
+
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -198,17 +216,11 @@ class SpawnedSubject:
 
     def output_size(self) -> int:
         """Return how many bytes the current process has written."""
-        if self._log_path is None or not self._log_path.exists():
-            return 0
-        return self._log_path.stat().st_size
+        return log_size(self._log_path)
 
     def output_since(self, offset: int) -> str:
         """Return what the current process wrote after ``offset`` bytes."""
-        if self._log_path is None or not self._log_path.exists():
-            return ""
-        with self._log_path.open("rb") as handle:
-            handle.seek(offset)
-            return handle.read().decode("utf-8", errors="replace")
+        return read_log(self._log_path, offset)
 
     async def start(self) -> None:
         """Start the process and wait (10 s, scaled) until its port accepts connections."""
@@ -274,8 +286,8 @@ class SpawnedSubject:
     async def after_case(self, failed: bool) -> str | None:
         """Detect an exit during the case (waiting up to 0.5 s after a failure, since the
         exit may lag the failure it causes) and restart the subject; restart it after any
-        failed case too. A stop the case asked
-        for is no crash: the subject gets 15 s (scaled) to exit, then is killed."""
+        failed case too. A stop the case asked for is no crash: the subject gets 15 s
+        (scaled) to exit, then is killed."""
         process = self._process
         if process is None:
             return None

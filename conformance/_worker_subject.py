@@ -14,7 +14,7 @@ from typing import IO
 import grpc
 
 from conformance._harness_host import Connection, HarnessHost
-from conformance._subject import SubjectError
+from conformance._subject import SubjectError, log_size, read_log
 
 __all__ = ["HOST_ADDRESS_ENV", "WorkerSubject"]
 
@@ -261,17 +261,11 @@ class WorkerSubject:
 
     def output_size(self) -> int:
         """Return how many bytes the worker has written."""
-        if self._log_path is None or not self._log_path.exists():
-            return 0
-        return self._log_path.stat().st_size
+        return log_size(self._log_path)
 
     def output_since(self, offset: int) -> str:
         """Return what the worker wrote after ``offset`` bytes."""
-        if self._log_path is None or not self._log_path.exists():
-            return ""
-        with self._log_path.open("rb") as handle:
-            handle.seek(offset)
-            return handle.read().decode("utf-8", errors="replace")
+        return read_log(self._log_path, offset)
 
     def output_tail(self, lines: int = 20) -> str:
         """Return the last ``lines`` lines the worker wrote."""

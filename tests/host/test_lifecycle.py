@@ -200,13 +200,19 @@ def test_public_api() -> None:
         assert hasattr(reference_host, name)
 
 
+def _cli_env() -> dict[str, str]:
+    """Return the environment a host CLI subprocess runs with: ours, plus the import path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "gen" / "python"), str(REPO)])
+    return env
+
+
 @pytest.mark.asyncio
 @pytest.mark.requirement("AWP-CONN-015")
 async def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens.json"
     tokens.write_text('[{"token": "t1", "client_id": "cli-worker"}]')
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "gen" / "python"), str(REPO)])
+    env = _cli_env()
     env.pop("GRPC_EXPERIMENTS", None)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "reference_host", "--address", "127.0.0.1:0",
@@ -248,8 +254,7 @@ async def test_cli_serves_until_sigterm(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_cli_rejects_inconsistent_flags() -> None:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "gen" / "python"), str(REPO)])
+    env = _cli_env()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "reference_host", "--tls-cert", "x.pem",
         env=env, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
@@ -261,8 +266,7 @@ async def test_cli_rejects_inconsistent_flags() -> None:
 
 @pytest.mark.asyncio
 async def test_cli_keeps_the_operators_grpc_experiments() -> None:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "gen" / "python"), str(REPO)])
+    env = _cli_env()
     env["GRPC_EXPERIMENTS"] = ""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "reference_host", "--address", "127.0.0.1:0",
@@ -294,8 +298,7 @@ def test_prefer_poll_io_leaves_an_operator_setting() -> None:
 
 def test_package_import_does_not_load_grpc() -> None:
     # python -m reference_host relies on this to set GRPC_EXPERIMENTS before gRPC loads.
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "gen" / "python"), str(REPO)])
+    env = _cli_env()
     probe = "import sys, reference_host, reference_host.__main__; print('grpc' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
