@@ -7,21 +7,22 @@ import { AgentIdSchema, ErrorCode } from "./gen/v1/agentworker_pb.js";
 import * as aw from "./worker/index.js";
 
 const TYPE = "conformance";
-type PingData = { text: string; seq: number; encoding: C.Encoding };
+type PingData = { text: string; seq: number; encoding: C.Encoding; stallMs: number };
 type JsonPong = { text?: string; seq?: number; agent_key?: string };
 
 /** Reads a Ping in either encoding (AWP-CNF-004), or undefined. */
 function pingOf(body: aw.Body): PingData | undefined {
   const message = aw.protoOf(body, C.PingSchema);
   if (message !== undefined) {
-    return { text: message.text, seq: message.seq, encoding: C.Encoding.PROTOBUF };
+    const { text, seq, stallMs } = message;
+    return { text, seq, encoding: C.Encoding.PROTOBUF, stallMs };
   }
   if (body.encoding !== "json" || body.dataType !== "Ping") return undefined;
   const { text = "", seq = 0 } = (body.value ?? {}) as { text?: unknown; seq?: unknown };
   if (typeof text !== "string" || typeof seq !== "number" || !Number.isInteger(seq)) {
     throw new aw.UnsupportedMessageError("malformed JSON Ping");
   }
-  return { text, seq, encoding: C.Encoding.JSON };
+  return { text, seq, encoding: C.Encoding.JSON, stallMs: 0 };
 }
 
 function ping(text: string, seq: number, encoding: C.Encoding): aw.Body {
@@ -44,6 +45,8 @@ class ConformanceAgent implements aw.Agent {
         : aw.proto(C.PongSchema, create(C.PongSchema, { text: p.text, seq: p.seq, agentKey: key }));
     }
     if (p !== undefined) {
+      // AWP-CNF-030: the agent's next message waits behind this stall (AWP-CONN-040).
+      if (p.stallMs > 0) await aw.sleep(p.stallMs);
       // AWP-CNF-005: a receipt on conformance.receipts, source = own key.
       const receipt = create(C.EventReceiptSchema, {
         agentKey: key,

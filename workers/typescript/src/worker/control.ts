@@ -17,11 +17,11 @@ import {
   type AgentId,
   type OpenControlChannelResponse,
 } from "../gen/v1/agentworker_pb.js";
+import type { Agent, AgentRef } from "./agent.js";
 import { typeNameOfUrl } from "./encoding.js";
 import { describeError } from "./errors.js";
 import type { Logger } from "./log.js";
 import type { ControlStream } from "./transport.js";
-import type { Agent, AgentRef } from "./worker.js";
 
 const V1_PACKAGE = "agentworker.v1.";
 const LEGACY_PACKAGE = "agents.";

@@ -26,7 +26,6 @@ export {
   typeSubscription,
 } from "./matching.js";
 export type { SubscriptionRule } from "./matching.js";
-export { backoffMs, IMPLEMENTATION, Worker } from "./worker.js";
 export type {
   Agent,
   AgentFactory,
@@ -34,8 +33,9 @@ export type {
   AgentRuntime,
   MessageContext,
   SendOptions,
-  WorkerOptions,
-} from "./worker.js";
+} from "./agent.js";
+export { backoffMs, IMPLEMENTATION, Worker } from "./worker.js";
+export type { WorkerOptions } from "./worker.js";
 export { runWorker, withDeadline } from "./process.js";
 export { sleep } from "./timers.js";
 export { currentTrace, parseTrace } from "./trace.js";

@@ -27,8 +27,17 @@ import {
   type RpcResponse,
 } from "../gen/v1/agentworker_pb.js";
 import type { CloudEvent } from "../gen/cloudevents/v1/cloudevents_pb.js";
+import {
+  agentKey,
+  type Agent,
+  type AgentFactory,
+  type AgentRef,
+  type MessageContext,
+  type SendOptions,
+} from "./agent.js";
 import type { WorkerConfig } from "./config.js";
 import { ControlChannel } from "./control.js";
+import { Dispatcher, type Job } from "./dispatcher.js";
 import {
   attributeString,
   buildCloudEvent,
@@ -50,66 +59,24 @@ import {
 import { createLogger, type Logger } from "./log.js";
 import { directSubscription, recipients, toProto, type SubscriptionRule } from "./matching.js";
 import { sleep } from "./timers.js";
-import {
-  childOf,
-  currentTrace,
-  parseTrace,
-  traceEntries,
-  withTrace,
-  type TraceContext,
-} from "./trace.js";
+import { childOf, currentTrace, parseTrace, traceEntries, withTrace } from "./trace.js";
 import { HostClient, WELCOME_KEY, type DataStream, type Transport } from "./transport.js";
 import { FrameWriter } from "./writer.js";
+
+export type {
+  Agent,
+  AgentFactory,
+  AgentRef,
+  AgentRuntime,
+  MessageContext,
+  SendOptions,
+} from "./agent.js";
 
 export const IMPLEMENTATION = "agentworker-ts/0.1.0 (typescript)";
 const WELCOME_WAIT_MS = 2_000;
 const UNARY_TIMEOUT_MS = 10_000;
 const LOCAL_MARGIN_MS = 1_000;
 const DEFAULT_RPC_TIMEOUT_MS = 60_000;
-
-/** An agent's identity: its type and its key. */
-export interface AgentRef {
-  readonly type: string;
-  readonly key: string;
-}
-
-/** What a handler knows about the message it handles. */
-export interface MessageContext {
-  /** True for an RPC request (the handler's return value is the reply), false for an event. */
-  readonly isRpc: boolean;
-  /** The calling or publishing agent, when the message names one. */
-  readonly sender: AgentRef | undefined;
-  /** The topic an event arrived on (undefined for an RPC). */
-  readonly topic: TopicId | undefined;
-  /** The CloudEvent id of an event, the request id of an RPC. */
-  readonly messageId: string;
-  /** Aborted when the request's timeout_ms passes (AWP-RPC-013). */
-  readonly signal: AbortSignal;
-  /** The received W3C trace context (traceparent/tracestate), if any. */
-  readonly trace: TraceContext | undefined;
-}
-
-/** An agent instance: one per AgentId (AWP-REG-004). */
-export interface Agent {
-  /** Handles a message; for an RPC the returned body is the reply (undefined sends JSON null). */
-  handle(body: Body, ctx: MessageContext): Promise<Body | undefined> | Body | undefined;
-  saveState?(): string | Promise<string>;
-  loadState?(state: string): void | Promise<void>;
-}
-
-export interface SendOptions {
-  /** The call's timeout; the local wait is this plus 1 s (AWP-RPC-012). */
-  readonly timeoutMs?: number;
-}
-
-/** What an agent can do: publish and call, as itself. */
-export interface AgentRuntime {
-  readonly id: AgentRef;
-  publish(body: Body, topic: TopicId): void;
-  send(body: Body, target: AgentRef, options?: SendOptions): Promise<Body>;
-}
-
-export type AgentFactory = (runtime: AgentRuntime) => Agent;
 
 export interface WorkerOptions {
   /** Protobuf message types the worker decodes (payloads and events). */
@@ -120,8 +87,14 @@ export interface WorkerOptions {
   readonly state?: boolean;
   /** Propagate W3C trace context (CAPABILITY_TRACE_CONTEXT); default true. */
   readonly traceContext?: boolean;
-  /** Handlers running at once before the worker stops reading (AWP-FLOW-004). */
+  /** Handlers running at once (a handler waiting for its own calls holds none); default 1000. */
   readonly maxConcurrentHandlers?: number;
+  /**
+   * Messages read but not yet started, over all agents' mailboxes (AWP-FLOW-031); default
+   * 10,000. A request beyond it is answered OVERLOADED; an event beyond it is queued and the
+   * worker stops reading until there is room (AWP-FLOW-032).
+   */
+  readonly maxQueuedMessages?: number;
   /** Gives up the first connection after this long; default 30 s. */
   readonly connectTimeoutMs?: number;
   readonly logger?: Logger;
@@ -175,7 +148,16 @@ function statusOf(error: unknown): number | undefined {
 export class Worker {
   readonly config: WorkerConfig;
   readonly capabilities: readonly Capability[];
-  readonly stats = { undecodableEvents: 0, unknownFrames: 0, notices: 0, lateResponses: 0 };
+  readonly stats = {
+    undecodableEvents: 0,
+    unknownFrames: 0,
+    notices: 0,
+    lateResponses: 0,
+    /** Requests answered OVERLOADED because the inbound queue was full (AWP-FLOW-031). */
+    overloaded: 0,
+    /** Times the worker stopped reading because an event filled the inbound queue. */
+    readPauses: 0,
+  };
   private readonly log: Logger;
   private readonly client: Transport;
   private readonly registry: Registry;
@@ -185,9 +167,8 @@ export class Worker {
   private readonly stopSignal = new AbortController();
   private conn: Connection | undefined;
   private requestCounter = 0;
-  private active = 0;
-  private paused = false;
-  private idle: (() => void) | undefined;
+  private readonly dispatch: Dispatcher;
+  private paused: Connection | undefined;
   private reconnecting: Promise<void> | undefined;
 
   constructor(
@@ -206,6 +187,16 @@ export class Worker {
     if (config.tls?.cert !== undefined) caps.push(Capability.MUTUAL_TLS);
     if (config.token !== undefined) caps.push(Capability.BEARER_TOKEN);
     this.capabilities = caps;
+    this.dispatch = new Dispatcher({
+      maxRunning: Math.max(1, options.maxConcurrentHandlers ?? 1000),
+      maxQueued: Math.max(1, options.maxQueuedMessages ?? 10_000),
+    });
+    this.dispatch.onRoom = () => this.resumeReading();
+  }
+
+  /** Handlers started and not ended, plus messages waiting for their agent or a slot. */
+  get pendingMessages(): number {
+    return this.dispatch.pending;
   }
 
   /** The welcome of the current connection; undefined for a legacy host. */
@@ -344,9 +335,8 @@ export class Worker {
   async stop(graceMs = 5_000): Promise<void> {
     if (this.stopping) return;
     this.stopSignal.abort();
-    if (this.active > 0) {
-      await Promise.race([new Promise<void>((r) => (this.idle = r)), sleep(graceMs)]);
-    }
+    this.dispatch.cancelQueued(); // waiting requests are answered SHUTTING_DOWN
+    await Promise.race([this.dispatch.whenIdle(), sleep(graceMs)]);
     const conn = this.conn;
     if (conn !== undefined && conn.open) {
       conn.control?.close();
@@ -504,7 +494,7 @@ export class Worker {
       case "response":
         return this.onResponse(message.value, conn);
       case "cloudEvent":
-        return this.onEvent(message.value);
+        return this.onEvent(message.value, conn);
       case "batch":
         // A batch is processed in order, as if its frames had arrived one by one (AWP-BAT-003).
         for (const inner of message.value.messages) {
@@ -587,6 +577,7 @@ export class Worker {
     } catch (error) {
       return fail(ErrorCode.UNSUPPORTED_MESSAGE, describeError(error));
     }
+    // The deadline counts from arrival, also while the request waits (AWP-FLOW-033).
     const timeout = Number(request.timeoutMs);
     const signal = timeout > 0 ? AbortSignal.timeout(timeout) : new AbortController().signal;
     const sender =
@@ -601,25 +592,40 @@ export class Worker {
       signal,
       trace: parseTrace(request.metadata["traceparent"], request.metadata["tracestate"]),
     };
-    this.run(target, body, ctx).then(
-      (reply) => {
+    const id = { type: target.type, key: target.key };
+    const job: Job = {
+      run: async () => {
+        if (signal.aborted) {
+          return fail(
+            ErrorCode.DEADLINE_EXCEEDED,
+            `request waited past its ${timeout} ms deadline before its handler could start`,
+          );
+        }
         try {
+          const reply = await this.run(id, body, ctx);
           respond({ payload: encodePayload(reply ?? json(NONE_TYPE, null)) });
         } catch (error) {
-          fail(ErrorCode.HANDLER_FAILED, `reply does not encode: ${describeError(error)}`);
+          const code =
+            error instanceof UnsupportedMessageError
+              ? ErrorCode.UNSUPPORTED_MESSAGE
+              : error instanceof RpcError && error.code === ErrorCode.UNKNOWN_TARGET
+                ? ErrorCode.UNKNOWN_TARGET
+                : ErrorCode.HANDLER_FAILED;
+          fail(code, describeError(error));
         }
       },
-      (error: unknown) => {
-        const code =
-          error instanceof UnsupportedMessageError
-            ? ErrorCode.UNSUPPORTED_MESSAGE
-            : ErrorCode.HANDLER_FAILED;
-        fail(code, describeError(error));
-      },
-    );
+      cancel: () => fail(ErrorCode.SHUTTING_DOWN, "worker is shutting down"),
+    };
+    if (!this.dispatch.submit(agentKey(id), job)) {
+      this.stats.overloaded++;
+      fail(
+        ErrorCode.OVERLOADED,
+        `the worker's inbound queue is full (${this.dispatch.limits.maxQueued} messages)`,
+      );
+    }
   }
 
-  private onEvent(event: CloudEvent): void {
+  private onEvent(event: CloudEvent, conn: Connection): void {
     if (this.stopping) return;
     let received;
     try {
@@ -644,41 +650,54 @@ export class Worker {
         signal,
         trace,
       };
-      this.run(id, received.body, ctx).catch((error: unknown) => {
-        this.log.warn(
-          `handler of ${id.type}/${id.key} failed on event ${received.id}: ${describeError(error)}`,
-        );
-      });
+      const job: Job = {
+        run: () =>
+          this.run(id, received.body, ctx).then(
+            () => undefined,
+            (error: unknown) => {
+              this.log.warn(
+                `handler of ${id.type}/${id.key} failed on event ${received.id}: ${describeError(error)}`,
+              );
+            },
+          ),
+        cancel: () =>
+          this.log.info(`stopping: event ${received.id} not delivered to ${id.type}/${id.key}`),
+      };
+      // An event is never dropped: past the queue's bound it still queues, and the worker
+      // stops reading until there is room (AWP-FLOW-032).
+      this.dispatch.submit(agentKey(id), job, true);
     }
+    if (this.dispatch.full) this.pauseReading(conn);
   }
 
-  /** Runs a handler; starts it synchronously so that handlers start in frame order. */
+  private pauseReading(conn: Connection): void {
+    if (this.paused?.open === true || !conn.open) return;
+    this.paused = conn;
+    this.stats.readPauses++;
+    this.log.info("inbound queue full: not reading the data channel until it has room");
+    conn.call.pause();
+  }
+
+  private resumeReading(): void {
+    const conn = this.paused;
+    if (conn === undefined || this.dispatch.full) return;
+    this.paused = undefined;
+    if (conn.open) conn.call.resume();
+  }
+
+  /** Runs an agent's handler with the received trace context as its parent (AWP-OBS-004). */
   private async run(id: AgentRef, body: Body, ctx: MessageContext): Promise<Body | undefined> {
     const agent = this.agentFor(id);
-    if (agent === undefined)
+    if (agent === undefined) {
       throw new RpcError(ErrorCode.UNKNOWN_TARGET, `no agent type ${id.type}`);
-    this.active++;
-    if (this.active >= (this.options.maxConcurrentHandlers ?? 1000) && !this.paused) {
-      this.paused = true; // stop reading rather than queue without bound (AWP-FLOW-004)
-      this.conn?.call.pause();
     }
-    try {
-      // The received trace context is the parent of the handler's work (AWP-OBS-004).
-      const trace = ctx.trace === undefined ? undefined : childOf(ctx.trace);
-      return await withTrace(trace, () => agent.handle(body, ctx));
-    } finally {
-      this.active--;
-      if (this.paused && this.active < (this.options.maxConcurrentHandlers ?? 1000) / 2) {
-        this.paused = false;
-        this.conn?.call.resume();
-      }
-      if (this.active === 0) this.idle?.();
-    }
+    const trace = ctx.trace === undefined ? undefined : childOf(ctx.trace);
+    return await withTrace(trace, () => agent.handle(body, ctx));
   }
 
   /** Returns the agent of an AgentId, created on first use (AWP-REG-004). */
   private agentFor(id: AgentRef): Agent | undefined {
-    const name = `${id.type}/${id.key}`;
+    const name = agentKey(id);
     let agent = this.agents.get(name);
     if (agent === undefined) {
       const factory = this.types.get(id.type);
@@ -687,7 +706,15 @@ export class Worker {
       agent = factory({
         id: self,
         publish: (body, topic) => this.publish(body, topic, self),
-        send: (body, target, options) => this.send(body, target, options, self),
+        send: async (body, target, options) => {
+          // While its handler waits for the reply, the agent gives up its slot (AWP-FLOW-030).
+          const resumed = this.dispatch.beginCall(name);
+          try {
+            return await this.send(body, target, options, self);
+          } finally {
+            await resumed();
+          }
+        },
       });
       this.agents.set(name, agent);
     }
