@@ -9,9 +9,13 @@ import (
 // one Agent per AgentID, on the first message addressed to it, and delivers
 // every later message for that AgentID to the same instance (AWP-REG-004).
 //
-// Requests run concurrently, each in its own goroutine, so an agent that
-// keeps state must guard it. Events for one agent are delivered one at a
-// time, in the order the worker received them.
+// The worker hands one agent one message at a time, requests and events
+// alike, in the order it received them (AWP-CONN-040), each on a goroutine
+// of its own; different agents run concurrently. An agent's fields need no
+// lock, except against SaveState and LoadState, which come over the control
+// channel, and goroutines the agent starts itself. An agent that calls
+// itself, directly or through other agents, waits behind its own handler
+// until the call's deadline.
 type Agent interface {
 	// OnRequest handles an RPC and returns the reply. A zero Payload means
 	// "no reply" and is sent as JSON null of type NoneType. An error that
@@ -46,7 +50,8 @@ type Context struct {
 	// Metadata is the request's metadata (RPCs only).
 	Metadata map[string]string
 
-	w *Worker
+	w   *Worker
+	run *run // the handler this message runs in
 }
 
 // Publish publishes msg on topic with this agent as the sender.
@@ -56,7 +61,13 @@ func (c *Context) Publish(ctx context.Context, topic TopicID, msg Payload) error
 }
 
 // Call sends msg to target as an RPC from this agent; see Worker.Call.
+// While it waits for the reply, the handler gives up its slot so that other
+// messages, including ones for the agents it calls on this worker, can run;
+// it takes one again, ahead of waiting messages, before Call returns
+// (AWP-FLOW-030).
 func (c *Context) Call(ctx context.Context, target AgentID, msg Payload, timeout time.Duration) (Payload, error) {
 	self := c.Self
+	resume := c.w.dispatch.beginCall(c.run)
+	defer resume()
 	return c.w.call(ctx, &self, target, msg, timeout)
 }

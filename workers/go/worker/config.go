@@ -35,9 +35,14 @@ type Config struct {
 	// Reconnect enables reconnecting with backoff after losing the host
 	// (CAPABILITY_RECONNECT). ConfigFromEnv turns it on.
 	Reconnect bool
-	// MaxConcurrency bounds the handlers running at once; when full, the
-	// worker stops reading its channel (AWP-FLOW-004). 0 means 256.
+	// MaxConcurrency bounds the handlers running at once; a handler waiting
+	// for its own calls does not count (AWP-CONN-041). 0 means 256.
 	MaxConcurrency int
+	// MaxQueued bounds the messages read but not yet started, over all
+	// agents' mailboxes (AWP-FLOW-031). A request beyond it is answered
+	// OVERLOADED; an event beyond it is queued and the worker stops reading
+	// until there is room (AWP-FLOW-032). 0 means 10000.
+	MaxQueued int
 	// ShutdownGrace bounds how long Shutdown lets running handlers finish
 	// (AWP-CONN-017). 0 means 5 s.
 	ShutdownGrace time.Duration

@@ -31,7 +31,7 @@ func (w *Worker) onFrame(conn *connection, frame *pb.OpenChannelResponse, top bo
 	case *pb.OpenChannelResponse_Response:
 		w.onResponse(m.Response)
 	case *pb.OpenChannelResponse_CloudEvent:
-		w.onEvent(m.CloudEvent)
+		w.onEvent(conn, m.CloudEvent)
 	case *pb.OpenChannelResponse_Notice:
 		w.onNotice(m.Notice)
 	case *pb.OpenChannelResponse_Batch_:
@@ -89,11 +89,11 @@ func (w *Worker) onNotice(n *pb.Notice) {
 
 // agent returns the instance for id, creating it on first use
 // (AWP-REG-004).
-func (w *Worker) agent(id AgentID) (*agentSlot, error) {
+func (w *Worker) agent(id AgentID) (Agent, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if slot, ok := w.agents[id]; ok {
-		return slot, nil
+	if a, ok := w.agents[id]; ok {
+		return a, nil
 	}
 	factory, ok := w.factories[id.Type]
 	if !ok {
@@ -103,25 +103,23 @@ func (w *Worker) agent(id AgentID) (*agentSlot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create agent %s: %w", id, err)
 	}
-	slot := &agentSlot{agent: a, mailbox: make(chan func(), mailboxSize)}
-	go slot.run()
-	w.agents[id] = slot
-	return slot, nil
+	w.agents[id] = a
+	return a, nil
 }
 
-// run delivers an agent's events one at a time, in arrival order.
-func (s *agentSlot) run() {
-	for job := range s.mailbox {
-		job()
-	}
+func (w *Worker) serves(agentType string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.factories[agentType]
+	return ok
 }
 
 func errorResponse(id string, code pb.ErrorCode, msg string) *pb.RpcResponse {
 	return &pb.RpcResponse{RequestId: id, Error: msg, ErrorCode: code}
 }
 
-// begin counts a handler about to start; false once shutdown has begun
-// (AWP-CONN-017).
+// begin counts a message about to be queued or started; false once
+// shutdown has begun (AWP-CONN-017).
 func (w *Worker) begin() bool {
 	w.gate.RLock()
 	defer w.gate.RUnlock()
@@ -132,26 +130,46 @@ func (w *Worker) begin() bool {
 	return true
 }
 
-// onRequest starts a handler for a request; when MaxConcurrency handlers run
-// it blocks, so the worker stops reading its channel (AWP-FLOW-004).
+// onRequest hands a request to its agent's mailbox; it never waits for a
+// handler slot (AWP-FLOW-030). A request the full inbound queue cannot take
+// is answered OVERLOADED (AWP-FLOW-031).
 func (w *Worker) onRequest(conn *connection, req *pb.RpcRequest) {
+	rid := req.GetRequestId()
+	target := agentIDFromProto(req.GetTarget())
+	if !w.serves(target.Type) {
+		w.respond(conn, errorResponse(rid, pb.ErrorCode_ERROR_CODE_UNKNOWN_TARGET,
+			fmt.Sprintf("agent type %q is not served here", target.Type)))
+		return
+	}
 	if !w.begin() {
-		w.respond(conn, errorResponse(req.GetRequestId(), pb.ErrorCode_ERROR_CODE_SHUTTING_DOWN, "worker is shutting down"))
+		w.respond(conn, errorResponse(rid, pb.ErrorCode_ERROR_CODE_SHUTTING_DOWN, "worker is shutting down"))
 		return
 	}
-	select {
-	case w.slots <- struct{}{}:
-	case <-conn.lost:
+	// The deadline counts from arrival, also while the request waits
+	// (AWP-RPC-013, AWP-FLOW-033).
+	ctx, cancel := w.handlerCtx, context.CancelFunc(func() {})
+	if ms := req.GetTimeoutMs(); ms > 0 {
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
+	}
+	j := &job{
+		run: func(r *run) {
+			defer w.handlers.Done()
+			defer cancel()
+			w.respond(conn, w.handleRequest(ctx, r, target, req)) // exactly once, same id (AWP-RPC-006)
+		},
+		cancel: func() {
+			defer w.handlers.Done()
+			cancel()
+			w.respond(conn, errorResponse(rid, pb.ErrorCode_ERROR_CODE_SHUTTING_DOWN, "worker is shutting down"))
+		},
+	}
+	if !w.dispatch.submit(target, j, false) {
 		w.handlers.Done()
-		return
+		cancel()
+		w.overloaded.Add(1)
+		w.respond(conn, errorResponse(rid, pb.ErrorCode_ERROR_CODE_OVERLOADED,
+			fmt.Sprintf("the worker's inbound queue is full (%d messages)", w.dispatch.maxQueued)))
 	}
-	go func() {
-		defer func() {
-			<-w.slots
-			w.handlers.Done()
-		}()
-		w.respond(conn, w.handleRequest(req)) // exactly once, same id (AWP-RPC-006)
-	}()
 }
 
 func (w *Worker) respond(conn *connection, r *pb.RpcResponse) {
@@ -164,10 +182,13 @@ func (w *Worker) respond(conn *connection, r *pb.RpcResponse) {
 
 // handleRequest runs the target agent's handler and builds the one response
 // (AWP-RPC-020, AWP-RPC-021).
-func (w *Worker) handleRequest(req *pb.RpcRequest) *pb.RpcResponse {
+func (w *Worker) handleRequest(ctx context.Context, r *run, target AgentID, req *pb.RpcRequest) *pb.RpcResponse {
 	id := req.GetRequestId()
-	target := agentIDFromProto(req.GetTarget())
-	slot, err := w.agent(target)
+	if ctx.Err() != nil { // it waited past its deadline (AWP-FLOW-033)
+		return errorResponse(id, pb.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,
+			fmt.Sprintf("request waited past its %d ms deadline before its handler could start", req.GetTimeoutMs()))
+	}
+	a, err := w.agent(target)
 	if err != nil {
 		var ce *CallError
 		if errors.As(err, &ce) {
@@ -175,17 +196,12 @@ func (w *Worker) handleRequest(req *pb.RpcRequest) *pb.RpcResponse {
 		}
 		return errorResponse(id, pb.ErrorCode_ERROR_CODE_HANDLER_FAILED, err.Error())
 	}
-	ctx, cancel := w.handlerCtx, context.CancelFunc(func() {})
-	if ms := req.GetTimeoutMs(); ms > 0 { // AWP-RPC-013
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(ms)*time.Millisecond)
-	}
-	defer cancel()
-	mc := &Context{Self: target, RequestID: id, Metadata: req.GetMetadata(), w: w}
+	mc := &Context{Self: target, RequestID: id, Metadata: req.GetMetadata(), w: w, run: r}
 	if req.Source != nil {
 		s := agentIDFromProto(req.Source)
 		mc.Sender = &s
 	}
-	reply, err := w.runRequest(ctx, slot.agent, mc, payloadFromProto(req.GetPayload()))
+	reply, err := w.runRequest(ctx, a, mc, payloadFromProto(req.GetPayload()))
 	switch {
 	case err == nil:
 		if reply.DataType == "" && reply.ContentType == "" {
@@ -220,7 +236,7 @@ func (w *Worker) runRequest(ctx context.Context, a Agent, mc *Context, p Payload
 // onEvent delivers an event to each distinct local agent a subscription of
 // this worker addresses, never to its sender (AWP-SUB-012). An event that
 // does not decode is logged and counted (AWP-PUB-022).
-func (w *Worker) onEvent(ce *cepb.CloudEvent) {
+func (w *Worker) onEvent(conn *connection, ce *cepb.CloudEvent) {
 	topic := TopicID{Type: ce.GetType(), Source: ce.GetSource()}
 	ev, err := parseCloudEvent(ce)
 	w.mu.Lock()
@@ -236,23 +252,34 @@ func (w *Worker) onEvent(ce *cepb.CloudEvent) {
 		return
 	}
 	for _, id := range targets {
-		slot, err := w.agent(id)
-		if err != nil {
-			w.log.Error("cannot deliver an event", "event_id", ev.ID, "agent", id.String(), "err", err)
-			continue
-		}
-		mc := &Context{Self: id, Sender: ev.Sender, w: w}
 		if !w.begin() {
 			w.log.Info("shutting down: not delivering an event", "event_id", ev.ID)
 			return
 		}
-		slot.mailbox <- func() {
-			defer w.handlers.Done()
-			if !w.accepting.Load() {
-				return
-			}
-			w.runEvent(slot.agent, mc, ev)
+		j := &job{
+			run: func(r *run) {
+				defer w.handlers.Done()
+				a, err := w.agent(id)
+				if err != nil {
+					w.log.Error("cannot deliver an event", "event_id", ev.ID, "agent", id.String(), "err", err)
+					return
+				}
+				w.runEvent(a, &Context{Self: id, Sender: ev.Sender, w: w, run: r}, ev)
+			},
+			cancel: func() {
+				defer w.handlers.Done()
+				w.log.Info("shutting down: not delivering an event", "event_id", ev.ID, "agent", id.String())
+			},
 		}
+		// An event is never dropped: past the queue's bound it still queues
+		// (AWP-FLOW-032).
+		w.dispatch.submit(id, j, true)
+	}
+	if w.dispatch.full() {
+		// Stop reading until the queue has room (AWP-FLOW-032).
+		w.readPauses.Add(1)
+		w.log.Info("inbound queue full: not reading the data channel until it has room")
+		w.dispatch.waitRoom(conn.lost)
 	}
 }
 
@@ -272,3 +299,15 @@ func (w *Worker) runEvent(a Agent, mc *Context, ev Event) {
 
 // UndecodableEvents counts received events that could not be decoded.
 func (w *Worker) UndecodableEvents() uint64 { return w.undecodable.Load() }
+
+// Overloaded counts requests answered OVERLOADED because the inbound queue
+// was full (AWP-FLOW-031).
+func (w *Worker) Overloaded() uint64 { return w.overloaded.Load() }
+
+// ReadPauses counts the times the worker stopped reading its data channel
+// because an event filled the inbound queue (AWP-FLOW-032).
+func (w *Worker) ReadPauses() uint64 { return w.readPauses.Load() }
+
+// Pending counts the handlers started and not ended plus the messages
+// waiting for their agent or a slot.
+func (w *Worker) Pending() int { return w.dispatch.pending() }

@@ -110,11 +110,11 @@ func (w *Worker) stateful(agentID *pb.AgentId, destination string) (Stateful, er
 		}
 		id = AgentID{Type: typ, Key: key}
 	}
-	slot, err := w.agent(id)
+	a, err := w.agent(id)
 	if err != nil {
 		return nil, err
 	}
-	s, ok := slot.agent.(Stateful)
+	s, ok := a.(Stateful)
 	if !ok {
 		return nil, fmt.Errorf("agent %s has no state to save or load", id)
 	}

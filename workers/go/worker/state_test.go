@@ -60,8 +60,8 @@ func TestServeControl(t *testing.T) {
 	if err := reply.GetRpcMessage().UnmarshalTo(&loaded); err != nil || loaded.Error != nil {
 		t.Fatalf("loaded = %v (%v)", &loaded, err)
 	}
-	slot, _ := w.agent(AgentID{"memo", "k2"})
-	if slot.agent.(*memo).key != "restored" {
+	a, _ := w.agent(AgentID{"memo", "k2"})
+	if a.(*memo).key != "restored" {
 		t.Fatal("the state was not loaded into the agent")
 	}
 

@@ -34,7 +34,6 @@ const (
 	unaryTimeout       = 15 * time.Second
 	backoffFirst       = 250 * time.Millisecond
 	backoffCap         = 30 * time.Second
-	mailboxSize        = 256
 )
 
 // welcomeWait bounds the wait for the host's response header; a host that
@@ -56,17 +55,19 @@ type Worker struct {
 	factories map[string]Factory
 	types     []string
 	subs      []Subscription
-	agents    map[AgentID]*agentSlot
+	agents    map[AgentID]Agent
 	conn      *connection
 	pending   map[string]*pendingCall
 	connected chan struct{} // closed while a connection is up; replaced when lost
 
-	slots         chan struct{}
+	dispatch      *dispatcher
 	gate          sync.RWMutex // orders handlers.Add before handlers.Wait
 	handlers      sync.WaitGroup
 	accepting     atomic.Bool
 	stopping      atomic.Bool
 	undecodable   atomic.Uint64
+	overloaded    atomic.Uint64
+	readPauses    atomic.Uint64
 	handlerCtx    context.Context
 	cancelHandler context.CancelFunc
 	done          chan struct{}
@@ -79,11 +80,6 @@ type pendingCall struct {
 	ch   chan *pb.RpcResponse
 }
 
-type agentSlot struct {
-	agent   Agent
-	mailbox chan func()
-}
-
 // New returns a worker for cfg. It does not connect until Start.
 func New(cfg Config) (*Worker, error) {
 	if err := cfg.validate(); err != nil {
@@ -94,6 +90,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.MaxConcurrency <= 0 {
 		cfg.MaxConcurrency = 256
+	}
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = 10000
 	}
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = 5 * time.Second
@@ -112,10 +111,10 @@ func New(cfg Config) (*Worker, error) {
 		caps:          cfg.capabilities(),
 		log:           log,
 		factories:     map[string]Factory{},
-		agents:        map[AgentID]*agentSlot{},
+		agents:        map[AgentID]Agent{},
 		pending:       map[string]*pendingCall{},
 		connected:     make(chan struct{}),
-		slots:         make(chan struct{}, cfg.MaxConcurrency),
+		dispatch:      newDispatcher(cfg.MaxConcurrency, cfg.MaxQueued),
 		handlerCtx:    hctx,
 		cancelHandler: cancel,
 		done:          make(chan struct{}),
@@ -503,6 +502,7 @@ func (w *Worker) Shutdown() {
 	w.accepting.Store(false)
 	w.stopping.Store(true)
 	w.gate.Unlock()
+	w.dispatch.cancelQueued() // waiting requests are answered SHUTTING_DOWN
 	finished := make(chan struct{})
 	go func() {
 		w.handlers.Wait()

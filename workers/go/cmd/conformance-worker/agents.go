@@ -49,6 +49,15 @@ func decode(p worker.Payload, name string) (*cpb.Pong, cpb.Encoding, error) {
 	return &pong, cpb.Encoding_ENCODING_PROTOBUF, err
 }
 
+// stallOf returns the stall_ms of a protobuf Ping, 0 for anything else.
+func stallOf(p worker.Payload) uint32 {
+	var ping cpb.Ping
+	if p.IsJSON("Ping") || p.DecodeProto(&ping) != nil {
+		return 0
+	}
+	return ping.GetStallMs()
+}
+
 // agent is the conformance agent (AWP-CNF-002 .. AWP-CNF-015).
 type agent struct {
 	key   string
@@ -79,6 +88,15 @@ func (a *agent) OnEvent(ctx context.Context, mc *worker.Context, ev worker.Event
 	ping, enc, err := decode(ev.Payload, "Ping")
 	if err != nil {
 		return err
+	}
+	if ms := stallOf(ev.Payload); ms > 0 {
+		// AWP-CNF-030: the agent's next message waits behind this stall
+		// (AWP-CONN-040).
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	receipt := &cpb.EventReceipt{
 		AgentKey: a.key, TopicType: ev.Topic.Type, TopicSource: ev.Topic.Source,
