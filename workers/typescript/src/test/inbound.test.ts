@@ -151,12 +151,19 @@ async function startWorker(
   return [worker, transport.stream];
 }
 
-function request(stream: LoopbackStream, id: string, type: string, key: string, body: Body): void {
+function request(
+  stream: LoopbackStream,
+  id: string,
+  type: string,
+  key: string,
+  body: Body,
+  timeoutMs = 30_000n,
+): void {
   const value = create(RpcRequestSchema, {
     requestId: id,
     target: create(AgentIdSchema, { type, key }),
     payload: encodePayload(body),
-    timeoutMs: 30_000n,
+    timeoutMs,
   });
   stream.deliver(create(OpenChannelResponseSchema, { message: { case: "request", value } }));
 }
@@ -272,5 +279,30 @@ test("a full inbound queue answers requests OVERLOADED and holds events, reading
   assert.ok(!stream.isPaused);
   assert.deepEqual([...seen].sort(), ["block", "kept", "q1", "q2"]);
   assert.equal(worker.stats.overloaded, 1);
+  await worker.stop(0);
+});
+
+test("a request whose deadline passes while it waits is answered DEADLINE_EXCEEDED unrun (AWP-FLOW-033)", async () => {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const seen: string[] = [];
+  const [worker, stream] = await startWorker(
+    { reconnect: false },
+    {
+      a: () => async (body) => {
+        const text = textOf(body);
+        if (text === "block") await released;
+        seen.push(text);
+        return json("Pong", {});
+      },
+    },
+  );
+  request(stream, "block", "a", "k", json("Ping", { text: "block" }));
+  request(stream, "expires", "a", "k", json("Ping", { text: "expires" }), 1n);
+  await new Promise((resolve) => setTimeout(resolve, 20)); // lets the 1 ms deadline pass
+  release();
+  await stream.answersFor(2);
+  assert.equal(stream.answers.get("expires")?.errorCode, ErrorCode.DEADLINE_EXCEEDED);
+  assert.deepEqual(seen, ["block"]);
   await worker.stop(0);
 });

@@ -336,7 +336,11 @@ export class Worker {
     if (this.stopping) return;
     this.stopSignal.abort();
     this.dispatch.cancelQueued(); // waiting requests are answered SHUTTING_DOWN
-    await Promise.race([this.dispatch.whenIdle(), sleep(graceMs)]);
+    if (this.dispatch.pending > 0) {
+      const idle = new AbortController(); // ends the grace timer as soon as all is done
+      void this.dispatch.whenIdle().then(() => idle.abort());
+      await sleep(graceMs, idle.signal);
+    }
     const conn = this.conn;
     if (conn !== undefined && conn.open) {
       conn.control?.close();
