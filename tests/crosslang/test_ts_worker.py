@@ -896,19 +896,20 @@ async def test_outbound_calls_responses_in_any_order_and_local_deadline(
 
     loop = asyncio.get_running_loop()
     started = loop.time()
+    # One caller agent per command: one agent handles one message at a time (AWP-CONN-040).
     fake_host.send(
-        request_frame("c1", call("a", 5000), key="x", metadata=TRACE),
-        request_frame("c2", call("b", 5000), key="x"),
+        request_frame("c1", call("a", 5000), key="x1", metadata=TRACE),
+        request_frame("c2", call("b", 5000), key="x2"),
         request_frame("c3", call("c", 300), key="y"),
-        request_frame("c4", call("d", 5000), key="x"),
-        request_frame("c5", call("e", 5000), key="x"),
+        request_frame("c4", call("d", 5000), key="x4"),
+        request_frame("c5", call("e", 5000), key="x5"),
     )
     sent = {f.request.target.key: f.request for f in await fake_host.receive(5)}
     assert sorted(sent) == ["a", "b", "c", "d", "e"]
     assert len({r.request_id for r in sent.values()}) == 5
     assert all(r.request_id for r in sent.values())
     assert [sent[k].timeout_ms for k in "abcd"] == [5000, 5000, 300, 5000]
-    assert sent["a"].source == pb.AgentId(type="conformance", key="x")
+    assert sent["a"].source == pb.AgentId(type="conformance", key="x1")
     assert sent["a"].payload.data_type == "Ping"
     # The received trace context is the parent of the handler's call (AWP-OBS-004).
     _, trace_id, span_id, _ = sent["a"].metadata["traceparent"].split("-")
@@ -1157,12 +1158,16 @@ async def test_sigterm_refuses_new_work_finishes_running_work_and_half_closes(
 ) -> None:
     fake_host.send(request_frame("s1", command("s", stall=cp.StallAction(duration_ms=3000))))
     await asyncio.sleep(0.3)
-    fake_host.send(request_frame("started", json_payload("Ping", {"text": "x", "seq": 0})))
+    # Another agent: the stalled one handles nothing else meanwhile (AWP-CONN-040).
+    started = json_payload("Ping", {"text": "x", "seq": 0})
+    fake_host.send(request_frame("started", started, key="other"))
     (first,) = await fake_host.receive(1)
     assert first.response.request_id == "started"
     fake_worker.send_signal(signal.SIGTERM)
     await asyncio.sleep(1.0)  # the worker is draining: s1 still runs
-    fake_host.send(request_frame("late", json_payload("Ping", {"text": "x", "seq": 1})))
+    fake_host.send(
+        request_frame("late", json_payload("Ping", {"text": "x", "seq": 1}), key="other")
+    )
     answers = responses_by_id(await fake_host.receive(2))
     assert answers["late"].error_code == pb.ERROR_CODE_SHUTTING_DOWN
     assert answers["late"].error
