@@ -36,6 +36,10 @@ TARGETED = {
     "silent-errors": {"worker/rpc/handler-failure": "AWP-RPC-006"},
     "ignore-sigterm": {"worker/lifecycle/sigterm-drains": "AWP-CONN-017"},
     "register-first": {"worker/handshake/channel-before-registration": "AWP-CONN-007"},
+    "overlap-agents": {
+        "worker/events/per-agent-order": "AWP-CONN-040",
+        "worker/flow/deadline-passes-in-mailbox": "AWP-CONN-040",
+    },
 }
 # Workers with these defects never get ready, so no other case can pass.
 STARTUP_DEFECTS = {"no-client-id-unary", "register-first"}
@@ -45,6 +49,7 @@ MESSAGES = {
     "drop-protobuf": "no response to request",
     "silent-errors": "no response to request",
     "register-first": "before opening the data channel",
+    "overlap-agents": "AWP-CONN-040",
     # A worker that ignores SIGTERM keeps answering requests instead of refusing them.
     "ignore-sigterm": "expected ERROR_CODE_SHUTTING_DOWN",
 }

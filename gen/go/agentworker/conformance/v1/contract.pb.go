@@ -101,7 +101,11 @@ type Ping struct {
 	// (REQUIRED, may be empty).
 	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
 	// Numbers the message within its case (REQUIRED).
-	Seq           int32 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Seq int32 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Asks the agent that receives this Ping as an event to wait this long before it publishes
+	// its EventReceipt, in milliseconds (OPTIONAL; 0 = no wait; protobuf encoding only). The
+	// harness uses it to check per-agent ordering (AWP-CONN-040, AWP-CNF-030).
+	StallMs       uint32 `protobuf:"varint,3,opt,name=stall_ms,json=stallMs,proto3" json:"stall_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -146,6 +150,13 @@ func (x *Ping) GetText() string {
 func (x *Ping) GetSeq() int32 {
 	if x != nil {
 		return x.Seq
+	}
+	return 0
+}
+
+func (x *Ping) GetStallMs() uint32 {
+	if x != nil {
+		return x.StallMs
 	}
 	return 0
 }
@@ -1071,10 +1082,11 @@ var File_agentworker_conformance_v1_contract_proto protoreflect.FileDescriptor
 
 const file_agentworker_conformance_v1_contract_proto_rawDesc = "" +
 	"\n" +
-	")agentworker/conformance/v1/contract.proto\x12\x1aagentworker.conformance.v1\x1a agentworker/v1/agentworker.proto\",\n" +
+	")agentworker/conformance/v1/contract.proto\x12\x1aagentworker.conformance.v1\x1a agentworker/v1/agentworker.proto\"G\n" +
 	"\x04Ping\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x05R\x03seq\"I\n" +
+	"\x03seq\x18\x02 \x01(\x05R\x03seq\x12\x19\n" +
+	"\bstall_ms\x18\x03 \x01(\rR\astallMs\"I\n" +
 	"\x04Pong\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x05R\x03seq\x12\x1b\n" +

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from agentworker.v1 import agentworker_pb2 as agentworker_dot_v1_dot_agentworker__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)agentworker/conformance/v1/contract.proto\x12\x1a\x61gentworker.conformance.v1\x1a agentworker/v1/agentworker.proto\",\n\x04Ping\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\x12\x10\n\x03seq\x18\x02 \x01(\x05R\x03seq\"I\n\x04Pong\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\x12\x10\n\x03seq\x18\x02 \x01(\x05R\x03seq\x12\x1b\n\tagent_key\x18\x03 \x01(\tR\x08\x61gentKey\"\xa1\x02\n\x0c\x45ventReceipt\x12\x1b\n\tagent_key\x18\x01 \x01(\tR\x08\x61gentKey\x12\x1d\n\ntopic_type\x18\x02 \x01(\tR\ttopicType\x12!\n\x0ctopic_source\x18\x03 \x01(\tR\x0btopicSource\x12\x12\n\x04text\x18\x04 \x01(\tR\x04text\x12\x10\n\x03seq\x18\x05 \x01(\x05R\x03seq\x12@\n\x08\x65ncoding\x18\x06 \x01(\x0e\x32$.agentworker.conformance.v1.EncodingR\x08\x65ncoding\x12/\n\x06sender\x18\x07 \x01(\x0b\x32\x17.agentworker.v1.AgentIdR\x06sender\x12\x19\n\x08\x65vent_id\x18\x08 \x01(\tR\x07\x65ventId\"\xdf\x03\n\x07\x43ommand\x12\x17\n\x07\x63\x61se_id\x18\x01 \x01(\tR\x06\x63\x61seId\x12\x1f\n\x0b\x64\x65\x61\x64line_ms\x18\x02 \x01(\rR\ndeadlineMs\x12\x45\n\x07publish\x18\n \x01(\x0b\x32).agentworker.conformance.v1.PublishActionH\x00R\x07publish\x12<\n\x04\x63\x61ll\x18\x0b \x01(\x0b\x32&.agentworker.conformance.v1.CallActionH\x00R\x04\x63\x61ll\x12<\n\x04\x66\x61il\x18\x0c \x01(\x0b\x32&.agentworker.conformance.v1.FailActionH\x00R\x04\x66\x61il\x12?\n\x05stall\x18\r \x01(\x0b\x32\'.agentworker.conformance.v1.StallActionH\x00R\x05stall\x12H\n\x08remember\x18\x0e \x01(\x0b\x32*.agentworker.conformance.v1.RememberActionH\x00R\x08remember\x12\x42\n\x06recall\x18\x0f \x01(\x0b\x32(.agentworker.conformance.v1.RecallActionH\x00R\x06recallB\x08\n\x06\x61\x63tion\"\xda\x01\n\rPublishAction\x12\x1d\n\ntopic_type\x18\x01 \x01(\tR\ttopicType\x12!\n\x0ctopic_source\x18\x02 \x01(\tR\x0btopicSource\x12\x14\n\x05\x63ount\x18\x03 \x01(\x05R\x05\x63ount\x12\x1b\n\tfirst_seq\x18\x04 \x01(\x05R\x08\x66irstSeq\x12\x12\n\x04text\x18\x05 \x01(\tR\x04text\x12@\n\x08\x65ncoding\x18\x06 \x01(\x0e\x32$.agentworker.conformance.v1.EncodingR\x08\x65ncoding\"\xd4\x01\n\nCallAction\x12/\n\x06target\x18\x01 \x01(\x0b\x32\x17.agentworker.v1.AgentIdR\x06target\x12\x34\n\x04ping\x18\x02 \x01(\x0b\x32 .agentworker.conformance.v1.PingR\x04ping\x12@\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32$.agentworker.conformance.v1.EncodingR\x08\x65ncoding\x12\x1d\n\ntimeout_ms\x18\x04 \x01(\rR\ttimeoutMs\"&\n\nFailAction\x12\x18\n\x07message\x18\x01 \x01(\tR\x07message\".\n\x0bStallAction\x12\x1f\n\x0b\x64uration_ms\x18\x01 \x01(\rR\ndurationMs\"&\n\x0eRememberAction\x12\x14\n\x05value\x18\x01 \x01(\tR\x05value\"\x0e\n\x0cRecallAction\"\xf3\x01\n\rCommandResult\x12\x17\n\x07\x63\x61se_id\x18\x01 \x01(\tR\x06\x63\x61seId\x12\x1e\n\tpublished\x18\n \x01(\x05H\x00R\tpublished\x12=\n\x04\x63\x61ll\x18\x0b \x01(\x0b\x32\'.agentworker.conformance.v1.CallOutcomeH\x00R\x04\x63\x61ll\x12\x1f\n\nstalled_ms\x18\r \x01(\rH\x00R\tstalledMs\x12 \n\nremembered\x18\x0e \x01(\tH\x00R\nremembered\x12\x1c\n\x08recalled\x18\x0f \x01(\tH\x00R\x08recalledB\t\n\x07outcome\"\xe4\x01\n\x0b\x43\x61llOutcome\x12\x34\n\x04pong\x18\x01 \x01(\x0b\x32 .agentworker.conformance.v1.PongR\x04pong\x12\x38\n\nerror_code\x18\x02 \x01(\x0e\x32\x19.agentworker.v1.ErrorCodeR\terrorCode\x12#\n\rerror_message\x18\x03 \x01(\tR\x0c\x65rrorMessage\x12@\n\x08\x65ncoding\x18\x04 \x01(\x0e\x32$.agentworker.conformance.v1.EncodingR\x08\x65ncoding*N\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x11\n\rENCODING_JSON\x10\x01\x12\x15\n\x11\x45NCODING_PROTOBUF\x10\x02\x42\x8d\x02\n\x1e\x63om.agentworker.conformance.v1B\rContractProtoP\x01ZRgithub.com/agentworker/agentworker/gen/go/agentworker/conformance/v1;conformancev1\xa2\x02\x03\x41\x43X\xaa\x02\x1a\x41gentworker.Conformance.V1\xca\x02\x1a\x41gentworker\\Conformance\\V1\xe2\x02&Agentworker\\Conformance\\V1\\GPBMetadata\xea\x02\x1c\x41gentworker::Conformance::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)agentworker/conformance/v1/contract.proto\x12\x1a\x61gentworker.conformance.v1\x1a agentworker/v1/agentworker.proto\"G\n\x04Ping\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\x12\x10\n\x03seq\x18\x02 \x01(\x05R\x03seq\x12\x19\n\x08stall_ms\x18\x03 \x01(\rR\x07stallMs\"I\n\x04Pong\x12\x12\n\x04text\x18\x01 \x01(\tR\x04text\x12\x10\n\x03seq\x18\x02 \x01(\x05R\x03seq\x12\x1b\n\tagent_key\x18\x03 \x01(\tR\x08\x61gentKey\"\xa1\x02\n\x0c\x45ventReceipt\x12\x1b\n\tagent_key\x18\x01 \x01(\tR\x08\x61gentKey\x12\x1d\n\ntopic_type\x18\x02 \x01(\tR\ttopicType\x12!\n\x0ctopic_source\x18\x03 \x01(\tR\x0btopicSource\x12\x12\n\x04text\x18\x04 \x01(\tR\x04text\x12\x10\n\x03seq\x18\x05 \x01(\x05R\x03seq\x12@\n\x08\x65ncoding\x18\x06 \x01(\x0e\x32$.agentworker.conformance.v1.EncodingR\x08\x65ncoding\x12/\n\x06sender\x18\x07 \x01(\x0b\x32\x17.agentworker.v1.AgentIdR\x06sender\x12\x19\n\x08\x65vent_id\x18\x08 \x01(\tR\x07\x65ventId\"\xdf\x03\n\x07\x43ommand\x12\x17\n\x07\x63\x61se_id\x18\x01 \x01(\tR\x06\x63\x61seId\x12\x1f\n\x0b\x64\x65\x61\x64line_ms\x18\x02 \x01(\rR\ndeadlineMs\x12\x45\n\x07publish\x18\n \x01(\x0b\x32).agentworker.conformance.v1.PublishActionH\x00R\x07publish\x12<\n\x04\x63\x61ll\x18\x0b \x01(\x0b\x32&.agentworker.conformance.v1.CallActionH\x00R\x04\x63\x61ll\x12<\n\x04\x66\x61il\x18\x0c \x01(\x0b\x32&.agentworker.conformance.v1.FailActionH\x00R\x04\x66\x61il\x12?\n\x05stall\x18\r \x01(\x0b\x32\'.agentworker.conformance.v1.StallActionH\x00R\x05stall\x12H\n\x08remember\x18\x0e \x01(\x0b\x32*.agentworker.conformance.v1.RememberActionH\x00R\x08remember\x12\x42\n\x06recall\x18\x0f \x01(\x0b\x32(.agentworker.conformance.v1.RecallActionH\x00R\x06recallB\x08\n\x06\x61\x63tion\"\xda\x01\n\rPublishAction\x12\x1d\n\ntopic_type\x18\x01 \x01(\tR\ttopicType\x12!\n\x0ctopic_source\x18\x02 \x01(\tR\x0btopicSource\x12\x14\n\x05\x63ount\x18\x03 \x01(\x05R\x05\x63ount\x12\x1b\n\tfirst_seq\x18\x04 \x01(\x05R\x08\x66irstSeq\x12\x12\n\x04text\x18\x05 \x01(\tR\x04text\x12@\n\x08\x65ncoding\x18\x06 \x01(\x0e\x32$.agentworker.conformance.v1.EncodingR\x08\x65ncoding\"\xd4\x01\n\nCallAction\x12/\n\x06target\x18\x01 \x01(\x0b\x32\x17.agentworker.v1.AgentIdR\x06target\x12\x34\n\x04ping\x18\x02 \x01(\x0b\x32 .agentworker.conformance.v1.PingR\x04ping\x12@\n\x08\x65ncoding\x18\x03 \x01(\x0e\x32$.agentworker.conformance.v1.EncodingR\x08\x65ncoding\x12\x1d\n\ntimeout_ms\x18\x04 \x01(\rR\ttimeoutMs\"&\n\nFailAction\x12\x18\n\x07message\x18\x01 \x01(\tR\x07message\".\n\x0bStallAction\x12\x1f\n\x0b\x64uration_ms\x18\x01 \x01(\rR\ndurationMs\"&\n\x0eRememberAction\x12\x14\n\x05value\x18\x01 \x01(\tR\x05value\"\x0e\n\x0cRecallAction\"\xf3\x01\n\rCommandResult\x12\x17\n\x07\x63\x61se_id\x18\x01 \x01(\tR\x06\x63\x61seId\x12\x1e\n\tpublished\x18\n \x01(\x05H\x00R\tpublished\x12=\n\x04\x63\x61ll\x18\x0b \x01(\x0b\x32\'.agentworker.conformance.v1.CallOutcomeH\x00R\x04\x63\x61ll\x12\x1f\n\nstalled_ms\x18\r \x01(\rH\x00R\tstalledMs\x12 \n\nremembered\x18\x0e \x01(\tH\x00R\nremembered\x12\x1c\n\x08recalled\x18\x0f \x01(\tH\x00R\x08recalledB\t\n\x07outcome\"\xe4\x01\n\x0b\x43\x61llOutcome\x12\x34\n\x04pong\x18\x01 \x01(\x0b\x32 .agentworker.conformance.v1.PongR\x04pong\x12\x38\n\nerror_code\x18\x02 \x01(\x0e\x32\x19.agentworker.v1.ErrorCodeR\terrorCode\x12#\n\rerror_message\x18\x03 \x01(\tR\x0c\x65rrorMessage\x12@\n\x08\x65ncoding\x18\x04 \x01(\x0e\x32$.agentworker.conformance.v1.EncodingR\x08\x65ncoding*N\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x11\n\rENCODING_JSON\x10\x01\x12\x15\n\x11\x45NCODING_PROTOBUF\x10\x02\x42\x8d\x02\n\x1e\x63om.agentworker.conformance.v1B\rContractProtoP\x01ZRgithub.com/agentworker/agentworker/gen/go/agentworker/conformance/v1;conformancev1\xa2\x02\x03\x41\x43X\xaa\x02\x1a\x41gentworker.Conformance.V1\xca\x02\x1a\x41gentworker\\Conformance\\V1\xe2\x02&Agentworker\\Conformance\\V1\\GPBMetadata\xea\x02\x1c\x41gentworker::Conformance::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,30 +33,30 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'agentworker.conformance.v1.
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\036com.agentworker.conformance.v1B\rContractProtoP\001ZRgithub.com/agentworker/agentworker/gen/go/agentworker/conformance/v1;conformancev1\242\002\003ACX\252\002\032Agentworker.Conformance.V1\312\002\032Agentworker\\Conformance\\V1\342\002&Agentworker\\Conformance\\V1\\GPBMetadata\352\002\034Agentworker::Conformance::V1'
-  _globals['_ENCODING']._serialized_start=2059
-  _globals['_ENCODING']._serialized_end=2137
+  _globals['_ENCODING']._serialized_start=2086
+  _globals['_ENCODING']._serialized_end=2164
   _globals['_PING']._serialized_start=107
-  _globals['_PING']._serialized_end=151
-  _globals['_PONG']._serialized_start=153
-  _globals['_PONG']._serialized_end=226
-  _globals['_EVENTRECEIPT']._serialized_start=229
-  _globals['_EVENTRECEIPT']._serialized_end=518
-  _globals['_COMMAND']._serialized_start=521
-  _globals['_COMMAND']._serialized_end=1000
-  _globals['_PUBLISHACTION']._serialized_start=1003
-  _globals['_PUBLISHACTION']._serialized_end=1221
-  _globals['_CALLACTION']._serialized_start=1224
-  _globals['_CALLACTION']._serialized_end=1436
-  _globals['_FAILACTION']._serialized_start=1438
-  _globals['_FAILACTION']._serialized_end=1476
-  _globals['_STALLACTION']._serialized_start=1478
-  _globals['_STALLACTION']._serialized_end=1524
-  _globals['_REMEMBERACTION']._serialized_start=1526
-  _globals['_REMEMBERACTION']._serialized_end=1564
-  _globals['_RECALLACTION']._serialized_start=1566
-  _globals['_RECALLACTION']._serialized_end=1580
-  _globals['_COMMANDRESULT']._serialized_start=1583
-  _globals['_COMMANDRESULT']._serialized_end=1826
-  _globals['_CALLOUTCOME']._serialized_start=1829
-  _globals['_CALLOUTCOME']._serialized_end=2057
+  _globals['_PING']._serialized_end=178
+  _globals['_PONG']._serialized_start=180
+  _globals['_PONG']._serialized_end=253
+  _globals['_EVENTRECEIPT']._serialized_start=256
+  _globals['_EVENTRECEIPT']._serialized_end=545
+  _globals['_COMMAND']._serialized_start=548
+  _globals['_COMMAND']._serialized_end=1027
+  _globals['_PUBLISHACTION']._serialized_start=1030
+  _globals['_PUBLISHACTION']._serialized_end=1248
+  _globals['_CALLACTION']._serialized_start=1251
+  _globals['_CALLACTION']._serialized_end=1463
+  _globals['_FAILACTION']._serialized_start=1465
+  _globals['_FAILACTION']._serialized_end=1503
+  _globals['_STALLACTION']._serialized_start=1505
+  _globals['_STALLACTION']._serialized_end=1551
+  _globals['_REMEMBERACTION']._serialized_start=1553
+  _globals['_REMEMBERACTION']._serialized_end=1591
+  _globals['_RECALLACTION']._serialized_start=1593
+  _globals['_RECALLACTION']._serialized_end=1607
+  _globals['_COMMANDRESULT']._serialized_start=1610
+  _globals['_COMMANDRESULT']._serialized_end=1853
+  _globals['_CALLOUTCOME']._serialized_start=1856
+  _globals['_CALLOUTCOME']._serialized_end=2084
 # @@protoc_insertion_point(module_scope)

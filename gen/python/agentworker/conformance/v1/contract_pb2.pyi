@@ -17,12 +17,14 @@ ENCODING_JSON: Encoding
 ENCODING_PROTOBUF: Encoding
 
 class Ping(_message.Message):
-    __slots__ = ("text", "seq")
+    __slots__ = ("text", "seq", "stall_ms")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
+    STALL_MS_FIELD_NUMBER: _ClassVar[int]
     text: str
     seq: int
-    def __init__(self, text: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+    stall_ms: int
+    def __init__(self, text: _Optional[str] = ..., seq: _Optional[int] = ..., stall_ms: _Optional[int] = ...) -> None: ...
 
 class Pong(_message.Message):
     __slots__ = ("text", "seq", "agent_key")

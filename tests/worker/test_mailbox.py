@@ -1,0 +1,192 @@
+"""Per-agent mailboxes and the worker's own inbound bound (AWP-CONN-040, AWP-FLOW-030..033)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+
+from reference_worker import (
+    Agent,
+    AgentId,
+    DeadlineExceededError,
+    MessageContext,
+    OverloadedError,
+    TopicId,
+    handler,
+    type_subscription,
+)
+from tests.worker.agents import Answer, Question
+from tests.worker.conftest import Inbox, WorkerFactory, eventually
+
+pytestmark = pytest.mark.asyncio
+
+
+@dataclass
+class Outer:
+    text: str
+
+
+@dataclass
+class Step:
+    seq: int
+    hold: bool = False
+
+
+class Inner(Agent):
+    @handler
+    async def on_question(self, message: Question, ctx: MessageContext) -> Answer:
+        return Answer(f"inner {self.id.key}: {message.text}")
+
+
+class Caller(Agent):
+    """Calls an agent of the same worker from inside its handler."""
+
+    @handler
+    async def on_outer(self, message: Outer, ctx: MessageContext) -> Answer:
+        reply = await self.send(Question(message.text), AgentId("inner", self.id.key), timeout=30)
+        assert isinstance(reply, Answer)
+        return reply
+
+
+class Recorder(Agent):
+    """Logs the start and end of each handler; `hold` waits for `Recorder.release`."""
+
+    log: Inbox
+    release: asyncio.Event
+
+    @handler
+    async def on_step(self, message: Step, ctx: MessageContext) -> Answer:
+        Recorder.log.add(("start", self.id.key, message.seq))
+        if message.hold:
+            await Recorder.release.wait()
+        else:
+            await asyncio.sleep(0)
+        Recorder.log.add(("end", self.id.key, message.seq))
+        return Answer(str(message.seq))
+
+
+@pytest.fixture(autouse=True)
+def _recorder() -> None:
+    Recorder.log = Inbox()
+    Recorder.release = asyncio.Event()
+
+
+@pytest.mark.requirement("AWP-FLOW-030")
+async def test_handlers_holding_every_slot_complete_calls_to_their_own_worker(
+    make_worker: WorkerFactory,
+) -> None:
+    server = await make_worker(max_concurrency=2)
+    await server.register("caller", Caller)
+    await server.register("inner", Inner)
+    client = await make_worker()
+    client.add_message_type(Answer)
+    keys = [f"k{n}" for n in range(6)]  # three times the slots, each calling the same worker
+    replies = await asyncio.wait_for(
+        asyncio.gather(*(client.send(Outer(k), AgentId("caller", k), timeout=30) for k in keys)),
+        20,
+    )
+    assert replies == [Answer(f"inner {k}: {k}") for k in keys]
+    assert server.connections == 1
+
+
+@pytest.mark.requirement("AWP-CONN-040")
+async def test_one_agent_handles_events_one_at_a_time_in_order(
+    make_worker: WorkerFactory,
+) -> None:
+    server = await make_worker()
+    await server.register("rec", Recorder, subscriptions=[type_subscription("steps")])
+    client = await make_worker()
+    topic = TopicId("steps", "solo")
+    await client.publish(Step(0, hold=True), topic)
+    for seq in range(1, 5):
+        await client.publish(Step(seq), topic)
+    await Recorder.log.wait_for(1)
+    other = TopicId("steps", "other")
+    await client.publish(Step(9), other)  # another agent is not held up (AWP-CONN-041)
+    await Recorder.log.wait_for(3)
+    assert ("end", "other", 9) in Recorder.log.items
+    assert ("start", "solo", 1) not in Recorder.log.items
+    Recorder.release.set()
+    log = await Recorder.log.wait_for(12)
+    solo = [entry for entry in log if entry[1] == "solo"]
+    assert solo == [(edge, "solo", seq) for seq in range(5) for edge in ("start", "end")]
+
+
+@pytest.mark.requirement("AWP-CONN-040")
+async def test_requests_and_events_share_the_agents_mailbox(make_worker: WorkerFactory) -> None:
+    server = await make_worker()
+    await server.register("rec", Recorder, subscriptions=[type_subscription("steps")])
+    client = await make_worker()
+    client.add_message_type(Answer)
+    await client.publish(Step(0, hold=True), TopicId("steps", "m"))
+    await Recorder.log.wait_for(1)
+    call = asyncio.ensure_future(client.send(Step(1), AgentId("rec", "m"), timeout=30))
+    await eventually(lambda: server.inbound_queue_depth == 1)  # waiting behind the event
+    assert not call.done()
+    Recorder.release.set()
+    assert await asyncio.wait_for(call, 15) == Answer("1")
+    assert [entry[2] for entry in Recorder.log.items] == [0, 0, 1, 1]
+
+
+@pytest.mark.requirement("AWP-FLOW-031")
+async def test_a_full_inbound_queue_answers_requests_overloaded(
+    make_worker: WorkerFactory,
+) -> None:
+    server = await make_worker(max_concurrency=1, max_queued=1)
+    await server.register("rec", Recorder)
+    client = await make_worker()
+    client.add_message_type(Answer)
+    running = asyncio.ensure_future(
+        client.send(Step(0, hold=True), AgentId("rec", "a"), timeout=30)
+    )
+    await Recorder.log.wait_for(1)
+    queued = asyncio.ensure_future(client.send(Step(1), AgentId("rec", "b"), timeout=30))
+    await eventually(lambda: server.inbound_queue_depth == 1)
+    with pytest.raises(OverloadedError):
+        await client.send(Step(2), AgentId("rec", "c"), timeout=30)
+    assert server.overloaded_requests == 1
+    Recorder.release.set()
+    assert list(await asyncio.wait_for(asyncio.gather(running, queued), 15)) == [
+        Answer("0"),
+        Answer("1"),
+    ]
+
+
+@pytest.mark.requirement("AWP-FLOW-032")
+async def test_events_beyond_the_queue_are_held_back_not_dropped(
+    make_worker: WorkerFactory,
+) -> None:
+    server = await make_worker(max_concurrency=1, max_queued=2)
+    await server.register("rec", Recorder, subscriptions=[type_subscription("steps")])
+    client = await make_worker()
+    topic = TopicId("steps", "q")
+    await client.publish(Step(0, hold=True), topic)
+    for seq in range(1, 20):
+        await client.publish(Step(seq), topic)
+    await Recorder.log.wait_for(1)
+    await eventually(lambda: server.inbound_queue_depth == 2)
+    assert server.inbound_queue_depth == 2  # the reader waits instead of queueing more
+    Recorder.release.set()
+    log = await Recorder.log.wait_for(40)
+    assert [entry[2] for entry in log if entry[0] == "start"] == list(range(20))
+
+
+@pytest.mark.requirement("AWP-FLOW-033", "AWP-CONN-040")
+async def test_a_request_whose_deadline_passes_in_the_mailbox_never_runs(
+    make_worker: WorkerFactory,
+) -> None:
+    server = await make_worker()
+    await server.register("rec", Recorder)
+    client = await make_worker()
+    client.add_message_type(Answer)
+    held = asyncio.ensure_future(client.send(Step(0, hold=True), AgentId("rec", "d"), timeout=30))
+    await Recorder.log.wait_for(1)
+    late = asyncio.ensure_future(client.send(Step(1), AgentId("rec", "d"), timeout=0.2))
+    with pytest.raises(DeadlineExceededError):
+        await asyncio.wait_for(late, 15)
+    Recorder.release.set()
+    assert await asyncio.wait_for(held, 15) == Answer("0")
+    await asyncio.sleep(0)
+    assert ("start", "d", 1) not in Recorder.log.items
