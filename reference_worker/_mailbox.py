@@ -195,6 +195,11 @@ class Dispatcher(Generic[T]):
                 self._resumers.remove(entry)
             raise
 
+    def reopen(self) -> None:
+        """Starts handlers again after a close (a worker started after a stop)."""
+        self.closed = False
+        self._pump()
+
     def close(self) -> list[Delivery[T]]:
         """Stops starting handlers; returns the deliveries that never started and cancels the
         tokens of the running ones (AWP-CONN-017)."""

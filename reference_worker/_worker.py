@@ -219,6 +219,7 @@ class Worker:
             raise RuntimeError("worker already started")
         self._started = True
         self._inbound.accepting = True
+        self._inbound.dispatcher.reopen()
         try:
             await self._supervisor.start()
         except BaseException:

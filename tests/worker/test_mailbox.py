@@ -13,6 +13,7 @@ from reference_worker import (
     DeadlineExceededError,
     MessageContext,
     OverloadedError,
+    ShuttingDownError,
     TopicId,
     handler,
     type_subscription,
@@ -190,3 +191,48 @@ async def test_a_request_whose_deadline_passes_in_the_mailbox_never_runs(
     assert await asyncio.wait_for(held, 15) == Answer("0")
     await asyncio.sleep(0)
     assert ("start", "d", 1) not in Recorder.log.items
+
+
+class Patient(Agent):
+    """Waits until its cancellation token fires (a drain), then answers."""
+
+    started: Inbox
+
+    @handler
+    async def on_step(self, message: Step, ctx: MessageContext) -> Answer:
+        Patient.started.add(message.seq)
+        fired = asyncio.Event()
+        ctx.cancellation_token.add_callback(fired.set)
+        await fired.wait()
+        return Answer(f"drained {message.seq}")
+
+
+@pytest.mark.requirement("AWP-CONN-017", "AWP-CONN-023")
+async def test_stop_answers_queued_requests_and_lets_running_ones_finish(
+    make_worker: WorkerFactory,
+) -> None:
+    Patient.started = Inbox()
+    server = await make_worker(max_concurrency=1)
+    await server.register("patient", Patient)
+    client = await make_worker()
+    client.add_message_type(Answer)
+    running = asyncio.ensure_future(client.send(Step(0), AgentId("patient", "a"), timeout=30))
+    await Patient.started.wait_for(1)
+    queued = asyncio.ensure_future(client.send(Step(1), AgentId("patient", "b"), timeout=30))
+    await eventually(lambda: server.inbound_queue_depth == 1)
+    await server.stop(grace=10.0)
+    assert await asyncio.wait_for(running, 10) == Answer("drained 0")
+    with pytest.raises(ShuttingDownError):
+        await asyncio.wait_for(queued, 10)
+    assert Patient.started.items == [0]
+
+
+async def test_a_stopped_worker_starts_again_and_serves(make_worker: WorkerFactory) -> None:
+    server = await make_worker()
+    await server.register("rec", Recorder)
+    client = await make_worker()
+    client.add_message_type(Answer)
+    assert await client.send(Step(1), AgentId("rec", "r"), timeout=10) == Answer("1")
+    await server.stop(grace=1.0)
+    await server.start()
+    assert await client.send(Step(2), AgentId("rec", "r"), timeout=10) == Answer("2")
