@@ -3,7 +3,9 @@ defects, fails each deliberate defect on the right case, and runs in attach mode
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -188,6 +190,17 @@ def test_expected_failure_turns_a_failure_into_xfail(report_dir: Path, tmp_path:
     assert run.status("worker/handshake/client-id-on-every-call") == "XFAIL"
 
 
+def _wait_listening(port: int, process: subprocess.Popen[str], within: float = 30.0) -> None:
+    """Waits until the harness accepts connections on ``port`` (it starts in attach mode)."""
+    deadline = time.monotonic() + within
+    while True:
+        assert process.poll() is None, "the harness exited before it listened"
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        assert time.monotonic() < deadline, f"nothing listens on port {port} after {within} s"
+        time.sleep(0.05)
+
+
 def test_attach_mode_waits_for_the_worker(report_dir: Path) -> None:
     port = free_port()
     address = f"127.0.0.1:{port}"
@@ -210,7 +223,7 @@ def test_attach_mode_waits_for_the_worker(report_dir: Path) -> None:
     )
     worker = None
     try:
-        time.sleep(1.0)
+        _wait_listening(port, harness)
         env = dict(os.environ, AGENTWORKER_HOST_ADDRESS=address)
         worker = subprocess.Popen(broken_worker_command(), env=env, cwd=ROOT)
         stdout, stderr = harness.communicate(timeout=60)
