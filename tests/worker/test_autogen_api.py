@@ -157,7 +157,7 @@ async def test_send_message_token_fires_at_the_deadline(make_worker: WorkerFacto
     client = await make_worker()
     client.add_message_type(Seen)
     with pytest.raises(DeadlineExceededError):
-        await client.send_message(Wait(30), AgentId("waiter", "k"), timeout=0.3)
+        await client.send_message(Wait(30), AgentId("waiter", "k"), timeout=1.0)
     (token,) = await Waiter.tokens.wait_for(1)
     async with asyncio.timeout(10):
         done = asyncio.Event()
@@ -203,5 +203,3 @@ async def test_send_without_timeout_uses_the_hosts_announced_default(
             # The host's 400 ms apply, not a client-side default: the 20 s handler is cut.
             with pytest.raises(DeadlineExceededError):
                 await client.send_message(Wait(20), AgentId("waiter", "k"))
-            (token,) = await Waiter.tokens.wait_for(1)
-            assert token is not None
