@@ -8,6 +8,11 @@ __all__ = ["NOT_COVERED"]
 
 _WORKER_SIDE = "binds how workers encode and read payloads; a host forwards payloads unchanged"
 
+_WORKER_BOUND = (
+    "a worker chooses the bound of its inbound queue and does not announce it, so a harness "
+    "cannot fill it on purpose; covered by each worker's own tests"
+)
+
 NOT_COVERED: dict[str, dict[str, str]] = {
     "host": {
         "AWP-SEC-002": (
@@ -26,5 +31,7 @@ NOT_COVERED: dict[str, dict[str, str]] = {
         ),
         "AWP-SEC-007": "needs a non-loopback host address, and tests use loopback only",
         "AWP-BAT-004": "not observable from outside without timing assumptions",
+        "AWP-FLOW-031": _WORKER_BOUND,
+        "AWP-FLOW-032": _WORKER_BOUND,
     },
 }

@@ -145,7 +145,7 @@ class SecureHost:
 
     async def start(self) -> None:
         """Make the files and start the host; raise SubjectError when it does not serve."""
-        # openssl runs in a thread so that the event loop keeps serving other streams.
+        # Key generation runs in a thread so that the event loop keeps serving other streams.
         await asyncio.to_thread(self._make_files)
         self.subject = SpawnedSubject(
             self.command,

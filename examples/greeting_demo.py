@@ -19,6 +19,7 @@ import asyncio
 import os
 import pathlib
 import re
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -27,17 +28,19 @@ SOURCE_PATHS = [str(ROOT), str(ROOT / "gen" / "python")]
 sys.path[:0] = [path for path in SOURCE_PATHS if path not in sys.path]
 
 from reference_worker import (  # noqa: E402 - after the source-checkout path setup
-    Agent,
+    DefaultTopicId,
     MessageContext,
-    TopicId,
-    Worker,
+    RoutedAgent,
     default_subscription,
-    handler,
+    message_handler,
 )
+from reference_worker import Worker as GrpcWorkerAgentRuntime  # noqa: E402
 
 ROLES = ("worker1", "worker2")
 LIMIT = 5
 LINE = re.compile(r"^(worker[12]): Hello x (\d+)$")
+
+# -- the seed's code, unchanged from here ...
 
 
 @dataclass
@@ -45,49 +48,46 @@ class MyMessage:
     content: str
 
 
-class MyAgent(Agent):
-    """Publishes a greeting for every message it receives, 5 times at most."""
-
-    def __init__(self, name: str, finished: asyncio.Event) -> None:
-        super().__init__()
+@default_subscription
+class MyAgent(RoutedAgent):
+    def __init__(self, name: str) -> None:
+        super().__init__("My agent")
         self._name = name
         self._counter = 0
-        self._finished = finished
 
-    @handler
+    @message_handler
     async def my_message_handler(self, message: MyMessage, ctx: MessageContext) -> None:
         self._counter += 1
-        if self._counter > LIMIT:
+        if self._counter > 5:
             return
         content = f"{self._name}: Hello x {self._counter}"
-        print(content, flush=True)
-        await self.publish(MyMessage(content=content), TopicId("default", "default"))
-        if self._counter == LIMIT:
-            self._finished.set()
+        print(content)
+        await self.publish_message(MyMessage(content=content), DefaultTopicId())
 
 
-async def run_worker(role: str, host_address: str, deadline: float) -> int:
-    """One worker process: hosts one agent; exits once the agent has published 5 messages."""
-    finished = asyncio.Event()
-    worker = Worker(host_address)
+# -- ... to here.
+
+
+async def run_worker(role: str, host_address: str) -> int:
+    """One worker process, as in the seed: hosts one agent until SIGTERM, then drains."""
+    worker = GrpcWorkerAgentRuntime(host_address=host_address)
     await worker.start()
-    await worker.register(
-        role, lambda: MyAgent(role, finished), subscriptions=[default_subscription()]
-    )
+    await MyAgent.register(worker, role, lambda: MyAgent(role))
     print("ready", flush=True)
-    try:
-        async with asyncio.timeout(deadline):
-            await finished.wait()
-        return 0
-    except TimeoutError:
-        print(f"{role}: timed out", file=sys.stderr)
-        return 1
-    finally:
-        await worker.stop(grace=5.0)
+    await worker.stop_when_signal()
+    return 0
+
+
+def _complete(lines: list[str]) -> bool:
+    return all(sum(line.startswith(f"{role}:") for line in lines) >= LIMIT for role in ROLES)
 
 
 async def _relay(
-    role: str, stream: asyncio.StreamReader, ready: asyncio.Event, lines: list[str]
+    role: str,
+    stream: asyncio.StreamReader,
+    ready: asyncio.Event,
+    lines: list[str],
+    finished: asyncio.Event,
 ) -> None:
     while raw := await stream.readline():
         line = raw.decode().strip()
@@ -96,6 +96,8 @@ async def _relay(
         elif LINE.match(line):
             lines.append(line)
             print(line, flush=True)
+            if _complete(lines):
+                finished.set()
         else:
             print(f"[{role}] {line}", file=sys.stderr)
 
@@ -110,7 +112,9 @@ async def orchestrate(host_address: str | None, deadline: float) -> int:
         host_address = f"127.0.0.1:{host.port}"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([*SOURCE_PATHS, env.get("PYTHONPATH", "")])
+    env["PYTHONUNBUFFERED"] = "1"  # the seed's print() reaches us line by line
     lines: list[str] = []
+    finished = asyncio.Event()
     processes: list[asyncio.subprocess.Process] = []
     relays: list[asyncio.Task[None]] = []
     try:
@@ -123,21 +127,24 @@ async def orchestrate(host_address: str | None, deadline: float) -> int:
                     role,
                     "--host-address",
                     host_address,
-                    "--timeout",
-                    str(deadline),
                     stdout=asyncio.subprocess.PIPE,
                     env=env,
                 )
                 assert process.stdout is not None
                 ready = asyncio.Event()
-                relays.append(asyncio.create_task(_relay(role, process.stdout, ready, lines)))
+                relays.append(
+                    asyncio.create_task(_relay(role, process.stdout, ready, lines, finished))
+                )
                 processes.append(process)
                 await ready.wait()
             # Both agents are registered: start the conversation, as the seed demo does.
-            starter = Worker(host_address)
+            starter = GrpcWorkerAgentRuntime(host_address=host_address)
             await starter.start()
-            await starter.publish(MyMessage(content="Hello!"), TopicId("default", "default"))
+            await starter.publish_message(MyMessage(content="Hello!"), DefaultTopicId())
             await starter.stop(grace=1.0)
+            await finished.wait()  # each agent published its 5 messages
+            for process in processes:
+                process.send_signal(signal.SIGTERM)  # the workers drain and exit 0
             codes = [await process.wait() for process in processes]
             await asyncio.gather(*relays)
     except TimeoutError:
@@ -164,7 +171,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=30.0, help="overall deadline (s)")
     args = parser.parse_args()
     if args.role:
-        return asyncio.run(run_worker(args.role, args.host_address, args.timeout))
+        return asyncio.run(run_worker(args.role, args.host_address))
     return asyncio.run(orchestrate(args.host_address, args.timeout))
 
 

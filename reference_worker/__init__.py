@@ -4,9 +4,11 @@ A `Worker` connects to a host, hosts `Agent` subclasses whose `@handler` methods
 the type hint of their message parameter, publishes events on topics and calls agents by id.
 """
 
-from reference_worker._agent import Agent, AgentRuntime, MessageContext, handler
+from reference_worker._agent import Agent, AgentRuntime, RoutedAgent, handler, message_handler
+from reference_worker._cancellation import CancellationToken
 from reference_worker._config import TlsConfig
 from reference_worker._connection import HostConnectionError
+from reference_worker._context import DefaultTopicId, MessageContext, current_context
 from reference_worker._errors import (
     AgentWorkerError,
     DeadlineExceededError,
@@ -19,12 +21,14 @@ from reference_worker._errors import (
     UnknownTargetError,
     UnsupportedMessageError,
 )
-from reference_worker._ids import AgentId, TopicId
+from reference_worker._ids import AgentId, AgentType, TopicId
 from reference_worker._stub import CANONICAL_SERVICE, LEGACY_SERVICE
 from reference_worker._subscriptions import (
     DEFAULT_TOPIC_TYPE,
     Subscription,
     SubscriptionSpec,
+    TypePrefixSubscription,
+    TypeSubscription,
     default_subscription,
     prefix_subscription,
     type_subscription,
@@ -44,14 +48,18 @@ __all__ = [
     "AgentFactory",
     "AgentId",
     "AgentRuntime",
+    "AgentType",
     "AgentWorkerError",
+    "CancellationToken",
     "DeadlineExceededError",
+    "DefaultTopicId",
     "HandlerFailedError",
     "HostConnectionError",
     "InvalidRequestError",
     "MessageContext",
     "OverloadedError",
     "PermissionDeniedError",
+    "RoutedAgent",
     "ShuttingDownError",
     "Subscription",
     "SubscriptionSpec",
@@ -59,14 +67,18 @@ __all__ = [
     "TlsConfig",
     "TopicId",
     "TraceContext",
+    "TypePrefixSubscription",
+    "TypeSubscription",
     "UnknownMessageTypeError",
     "UnknownTargetError",
     "UnsupportedMessageError",
     "Worker",
     "__version__",
+    "current_context",
     "current_trace",
     "default_subscription",
     "handler",
+    "message_handler",
     "prefix_subscription",
     "trace_scope",
     "type_subscription",

@@ -7,33 +7,27 @@ import types
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
+from reference_worker._cancellation import CancellationToken
+from reference_worker._context import MessageContext
 from reference_worker._errors import UnsupportedMessageError
-from reference_worker._ids import AgentId, TopicId
-from reference_worker._trace import TraceContext
+from reference_worker._ids import AgentId, AgentType, TopicId
+from reference_worker._subscriptions import SubscriptionSpec, class_subscriptions
 
-__all__ = ["Agent", "AgentRuntime", "MessageContext", "handler"]
+__all__ = [
+    "Agent",
+    "AgentRuntime",
+    "MessageContext",
+    "RoutedAgent",
+    "handler",
+    "message_handler",
+]
 
 _HANDLER_MARK = "__agentworker_handler__"
 HandlerMethod = Callable[[Any, Any, "MessageContext"], Awaitable[Any]]
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-
-@dataclass(frozen=True, slots=True)
-class MessageContext:
-    """What a handler knows about the message it handles."""
-
-    is_rpc: bool
-    message_id: str
-    """The CloudEvent id of an event, or the request id of an RPC as this worker received it."""
-    type_name: str
-    content_type: str
-    sender: AgentId | None = None
-    topic_id: TopicId | None = None
-    trace: TraceContext | None = None
-    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 class AgentRuntime(Protocol):
@@ -49,8 +43,18 @@ class AgentRuntime(Protocol):
         agent_id: AgentId,
         *,
         sender: AgentId | None = None,
-        timeout: float = 30.0,  # noqa: ASYNC109 - public API: a per-call timeout, as in AutoGen
+        timeout: float | None = None,  # noqa: ASYNC109 - public API: a per-call timeout
+        cancellation_token: CancellationToken | None = None,
     ) -> Any: ...
+
+    async def register(
+        self,
+        type_name: str,
+        factory: Callable[[], Agent],
+        *,
+        subscriptions: typing.Iterable[SubscriptionSpec] = (),
+        agent_class: type[Agent] | None = None,
+    ) -> None: ...
 
 
 _binding: ContextVar[tuple[AgentRuntime, AgentId] | None] = ContextVar(
@@ -68,6 +72,10 @@ def handler(func: F) -> F:
         raise TypeError(f"handler {func.__qualname__} must be an async def")
     setattr(func, _HANDLER_MARK, True)
     return func
+
+
+message_handler = handler
+"""The AutoGen name of `handler`."""
 
 
 def _union_members(hint: object) -> list[type]:
@@ -112,7 +120,8 @@ class Agent:
 
     __handler_table: typing.ClassVar[dict[type, dict[type, _HandlerInfo]]] = {}
 
-    def __init__(self) -> None:
+    def __init__(self, description: str = "") -> None:
+        self.description = description
         binding = _binding.get()
         self._runtime: AgentRuntime | None = binding[0] if binding else None
         self._id: AgentId | None = binding[1] if binding else None
@@ -149,19 +158,68 @@ class Agent:
         message: object,
         agent_id: AgentId,
         *,
-        timeout: float = 30.0,  # noqa: ASYNC109 - public API: a per-call timeout, as in AutoGen
+        timeout: float | None = None,  # noqa: ASYNC109 - public API: a per-call timeout
+        cancellation_token: CancellationToken | None = None,
     ) -> Any:
-        """Calls another agent and returns its decoded reply (raises AgentWorkerError)."""
-        return await self.worker.send(message, agent_id, sender=self.id, timeout=timeout)
+        """Calls another agent and returns its decoded reply (raises AgentWorkerError).
+
+        Without `timeout`, the host's announced default applies (AWP-RPC-012)."""
+        return await self.worker.send(
+            message,
+            agent_id,
+            sender=self.id,
+            timeout=timeout,
+            cancellation_token=cancellation_token,
+        )
+
+    async def publish_message(
+        self,
+        message: object,
+        topic_id: TopicId,
+        *,
+        cancellation_token: CancellationToken | None = None,
+    ) -> None:
+        """The AutoGen name of `publish`; the token is accepted for compatibility."""
+        del cancellation_token  # a publish is queued at once; there is nothing to cancel
+        await self.publish(message, topic_id)
+
+    async def send_message(
+        self,
+        message: object,
+        recipient: AgentId,
+        *,
+        cancellation_token: CancellationToken | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - public API: a per-call timeout
+    ) -> Any:
+        """The AutoGen name of `send`."""
+        return await self.send(
+            message, recipient, timeout=timeout, cancellation_token=cancellation_token
+        )
+
+    @classmethod
+    async def register(
+        cls,
+        runtime: AgentRuntime,
+        type: str,
+        factory: Callable[[], Agent],
+        *,
+        skip_class_subscriptions: bool = False,
+    ) -> AgentType:
+        """Registers `type` on a worker with the subscriptions the class decorators name
+        (`@type_subscription(...)`, `@default_subscription`), as AutoGen's `register` does."""
+        subscriptions = () if skip_class_subscriptions else class_subscriptions(cls)
+        await runtime.register(type, factory, subscriptions=subscriptions, agent_class=cls)
+        return AgentType(type)
 
     # -- state --------------------------------------------------------------------------------
 
-    def save_state(self) -> str:
-        """Returns the agent's state as an opaque string (AWP-CTL-001); override to support it."""
+    async def save_state(self) -> Mapping[str, Any]:
+        """Returns the agent's state as a JSON-serializable mapping (AWP-CTL-001); the worker
+        sends it as a JSON object. Override to support state."""
         raise NotImplementedError(f"{type(self).__name__} does not save state")
 
-    def load_state(self, state: str) -> None:
-        """Replaces the agent's state with a string `save_state` returned."""
+    async def load_state(self, state: Mapping[str, Any]) -> None:
+        """Replaces the agent's state with a mapping `save_state` returned."""
         raise NotImplementedError(f"{type(self).__name__} does not load state")
 
     # -- dispatch -----------------------------------------------------------------------------
@@ -231,3 +289,7 @@ def instantiate(factory: Callable[[], Agent], runtime: AgentRuntime, agent_id: A
         raise TypeError(f"factory for {agent_id.type!r} returned {type(agent)!r}, not an Agent")
     agent.bind(runtime, agent_id)
     return agent
+
+
+RoutedAgent = Agent
+"""The AutoGen name of `Agent`: handlers are routed by the type of their message."""

@@ -70,6 +70,12 @@ class EnvSettings:
     tls: TlsConfig | None
     token: str | None
 
+    @property
+    def host_addresses(self) -> list[str]:
+        """The addresses of AGENTWORKER_HOST_ADDRESS, which may list several separated by
+        commas (nodes of one cluster, tried in order)."""
+        return [part.strip() for part in self.host_address.split(",") if part.strip()]
+
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> EnvSettings:
     """Reads AWP-CNF-001's variables; AGENTWORKER_HOST_ADDRESS is required."""

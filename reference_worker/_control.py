@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
+import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
@@ -69,7 +72,7 @@ class StateService:
         if name not in ("SaveStateRequest", "LoadStateRequest"):
             _log.warning("ignoring control message %r", frame.rpc_message.type_url)
             return
-        reply = self._serve(name, frame.rpc_message.value, frame.destination)
+        reply = await self._serve(name, frame.rpc_message.value, frame.destination)
         await write(
             ControlFrame(
                 rpc_id=frame.rpc_id,
@@ -78,14 +81,15 @@ class StateService:
             )
         )
 
-    def _serve(self, name: str, value: bytes, destination: str) -> Message:
+    async def _serve(self, name: str, value: bytes, destination: str) -> Message:
         failed = agentworker_pb2.ERROR_CODE_HANDLER_FAILED
         if name == "SaveStateRequest":
             save = agentworker_pb2.SaveStateRequest()
             try:
                 save.ParseFromString(value)
                 agent_id = self._target(save.agent_id, destination)
-                return agentworker_pb2.SaveStateResponse(state=self._lookup(agent_id).save_state())
+                state = await _save(self._lookup(agent_id))
+                return agentworker_pb2.SaveStateResponse(state=state)
             except (DecodeError, Exception) as exc:
                 _log.info("save state failed: %r", exc)
                 return agentworker_pb2.SaveStateResponse(error=_describe(exc), error_code=failed)
@@ -93,7 +97,7 @@ class StateService:
         try:
             load.ParseFromString(value)
             agent_id = self._target(load.agent_id, destination)
-            self._lookup(agent_id).load_state(load.state)
+            await _load(self._lookup(agent_id), load.state)
             return agentworker_pb2.LoadStateResponse()
         except (DecodeError, Exception) as exc:
             _log.info("load state failed: %r", exc)
@@ -161,3 +165,25 @@ class StateService:
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"
+
+
+async def _save(agent: Agent) -> str:
+    """The agent's state as a string: a mapping travels as a JSON object (AWP-CTL-001)."""
+    state: Any = agent.save_state()
+    if inspect.isawaitable(state):
+        state = await state
+    if isinstance(state, str):  # an agent written for the string form
+        return state
+    if not isinstance(state, Mapping):
+        raise TypeError(f"save_state returned {type(state).__name__}, not a mapping")
+    return json.dumps(dict(state))
+
+
+async def _load(agent: Agent, text: str) -> None:
+    """Gives the agent the mapping a JSON object state decodes to."""
+    loaded = json.loads(text) if text else {}
+    if not isinstance(loaded, dict):
+        raise ValueError("agent state must be a JSON object")
+    result: Any = agent.load_state(loaded)
+    if inspect.isawaitable(result):
+        await result

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from agentworker.v1 import agentworker_pb2
 
-__all__ = ["AgentId", "TopicId"]
+__all__ = ["DEFAULT_TOPIC_TYPE", "AgentId", "AgentType", "TopicId"]
+
+DEFAULT_TOPIC_TYPE = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +39,17 @@ class TopicId:
     @classmethod
     def default(cls, source: str = "default") -> TopicId:
         """The topic type "default" that `default_subscription()` subscribes to."""
-        return cls("default", source)
+        return cls(DEFAULT_TOPIC_TYPE, source)
 
     def __str__(self) -> str:
         return f"{self.type}/{self.source}"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentType:
+    """A registered agent type, as `Agent.register` returns it."""
+
+    type: str
+
+    def __str__(self) -> str:
+        return self.type

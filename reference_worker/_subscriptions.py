@@ -4,29 +4,49 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import TypeVar, overload
 
 from agentworker.v1 import agentworker_pb2
-from reference_worker._ids import AgentId, TopicId
+from reference_worker._ids import DEFAULT_TOPIC_TYPE, AgentId, TopicId
 
 __all__ = [
     "DEFAULT_TOPIC_TYPE",
     "Subscription",
     "SubscriptionSpec",
+    "TypePrefixSubscription",
+    "TypeSubscription",
+    "class_subscriptions",
     "default_subscription",
     "direct_subscription",
     "prefix_subscription",
     "type_subscription",
 ]
 
-DEFAULT_TOPIC_TYPE = "default"
+_CLASS_SUBSCRIPTIONS = "__agentworker_subscriptions__"
+C = TypeVar("C", bound=type)
 
 
 @dataclass(frozen=True, slots=True)
 class SubscriptionSpec:
-    """A subscription rule before it is bound to an agent type: exact type or prefix."""
+    """A subscription rule before it is bound to an agent type: exact type or prefix.
+
+    Used as a class decorator (`@type_subscription("chat")`), it adds itself to the
+    subscriptions `Agent.register` adds for that class.
+    """
 
     topic: str
     prefix: bool = False
+
+    def __call__(self, cls: C) -> C:
+        inherited = class_subscriptions(cls)
+        setattr(cls, _CLASS_SUBSCRIPTIONS, (*inherited, self))
+        return cls
+
+
+def class_subscriptions(cls: type) -> tuple[SubscriptionSpec, ...]:
+    """The subscriptions the class decorators of `cls` (and its bases) name."""
+    found: tuple[SubscriptionSpec, ...] = getattr(cls, _CLASS_SUBSCRIPTIONS, ())
+    return found
 
 
 def type_subscription(topic_type: str) -> SubscriptionSpec:
@@ -43,9 +63,21 @@ def prefix_subscription(prefix: str) -> SubscriptionSpec:
     return SubscriptionSpec(prefix, prefix=True)
 
 
-def default_subscription() -> SubscriptionSpec:
-    """Matches the topic type "default" (see `DefaultTopic`-style publishing)."""
-    return SubscriptionSpec(DEFAULT_TOPIC_TYPE, prefix=False)
+@overload
+def default_subscription() -> SubscriptionSpec: ...
+
+
+@overload
+def default_subscription(cls: C) -> C: ...
+
+
+def default_subscription(cls: C | None = None) -> SubscriptionSpec | C:
+    """Matches the topic type "default" (what `DefaultTopicId()` names).
+
+    Bare on a class (`@default_subscription`), it subscribes the class's agent type.
+    """
+    spec = SubscriptionSpec(DEFAULT_TOPIC_TYPE, prefix=False)
+    return spec if cls is None else spec(cls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +110,16 @@ class Subscription:
                 topic_type=self.spec.topic, agent_type=self.agent_type
             ),
         )
+
+
+def TypeSubscription(topic_type: str, agent_type: str) -> Subscription:
+    """AutoGen's exact-type subscription, bound to an agent type (for `add_subscription`)."""
+    return Subscription(type_subscription(topic_type), agent_type)
+
+
+def TypePrefixSubscription(topic_type_prefix: str, agent_type: str) -> Subscription:
+    """AutoGen's prefix subscription, bound to an agent type (for `add_subscription`)."""
+    return Subscription(prefix_subscription(topic_type_prefix), agent_type)
 
 
 def direct_subscription(agent_type: str) -> Subscription:

@@ -12,11 +12,12 @@ Settings come from the AGENTWORKER_* variables of spec section 16.1. The process
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from agentworker.conformance.v1 import contract_pb2
 from agentworker.v1 import agentworker_pb2
@@ -80,6 +81,8 @@ class ConformanceAgent(Agent):
     ) -> contract_pb2.Pong | None:
         if ctx.is_rpc:
             return contract_pb2.Pong(text=message.text, seq=message.seq, agent_key=self.id.key)
+        if message.stall_ms:  # AWP-CNF-030: the agent's next message waits for this handler
+            await asyncio.sleep(message.stall_ms / 1000)
         await self._receipt(message.text, message.seq, contract_pb2.ENCODING_PROTOBUF, ctx)
         return None
 
@@ -156,7 +159,7 @@ class ConformanceAgent(Agent):
             ping = contract_pb2.Ping(text=action.ping.text, seq=action.ping.seq)
         else:
             ping = Ping(text=action.ping.text, seq=action.ping.seq)
-        timeout = action.timeout_ms / 1000 if action.timeout_ms else 30.0
+        timeout = action.timeout_ms / 1000 if action.timeout_ms else None
         try:
             reply = await self.send(ping, target, timeout=timeout)
         except AgentWorkerError as exc:
@@ -173,14 +176,11 @@ class ConformanceAgent(Agent):
 
     # -- state (AWP-CNF-014, AWP-CTL-001) -------------------------------------------------
 
-    def save_state(self) -> str:
-        return json.dumps({"value": self._value})
+    async def save_state(self) -> Mapping[str, Any]:
+        return {"value": self._value}
 
-    def load_state(self, state: str) -> None:
-        loaded = json.loads(state) if state else {}
-        if not isinstance(loaded, dict):
-            raise ValueError("conformance state must be a JSON object")
-        self._value = str(loaded.get("value", ""))
+    async def load_state(self, state: Mapping[str, Any]) -> None:
+        self._value = str(state.get("value", ""))
 
 
 async def serve(worker: Worker) -> None:

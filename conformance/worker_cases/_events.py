@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+from agentworker.cloudevents.v1 import cloudevents_pb2 as ce
 from agentworker.conformance.v1 import contract_pb2 as cp
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._payloads import ping_event
@@ -149,3 +152,80 @@ async def order_per_agent(ctx: WorkerContext) -> None:
         ctx.check(receipt.event_id in ids, f"receipt for an unknown event {receipt.event_id}")
         seqs.append(receipt.seq)
     ctx.check(seqs == list(range(20)), f"receipts in the order {seqs} (AWP-CONN-011)")
+
+
+def _arrival(ctx: WorkerContext, item: object) -> int:
+    """Return the position of ``item`` among the frames the harness received."""
+    return next(index for index, seen in enumerate(ctx.host.inbound) if seen is item)
+
+
+def _stalled_ping_event(
+    topic_type: str, source: str, text: str, seq: int, stall_ms: int
+) -> ce.CloudEvent:
+    event = ping_event(topic_type, source, text, seq, protobuf=True)
+    ping = cp.Ping(text=text, seq=seq, stall_ms=stall_ms)
+    event.proto_data.value = ping.SerializeToString()
+    return event
+
+
+@worker_case(
+    "worker/events/per-agent-order",
+    requirements=["AWP-CONN-040", "AWP-CNF-030", "AWP-CONN-011"],
+)
+async def per_agent_order(ctx: WorkerContext) -> None:
+    """Procedure: deliver two protobuf Ping events on `conformance.broadcast` with the same
+    source `o-…` (so the same agent): the first with `stall_ms` 800, the second, sent right
+    after it, without.
+
+    Asserts: both EventReceipts arrive and the first event's receipt arrives before the
+    second's: the agent did not start the second handler while the first was stalled."""
+    conn = await ctx.ready()
+    source = ctx.unique("o")
+    first = _stalled_ping_event(BROADCAST_TOPIC, source, "first", 1, 800)
+    second = ping_event(BROADCAST_TOPIC, source, "second", 2, protobuf=True)
+    sent_at = time.monotonic()
+    await conn.write(pb.OpenChannelResponse(cloud_event=first))
+    await conn.write(pb.OpenChannelResponse(cloud_event=second))
+    within = ctx.seconds(10.0)
+    _, first_item = await ctx.expect_receipt(first.id, within)
+    _, second_item = await ctx.expect_receipt(second.id, within)
+    ctx.check(
+        first_item.at - sent_at >= 0.8,
+        f"the receipt of a Ping with stall_ms 800 arrived {first_item.at - sent_at:.3f} s after "
+        "the event was sent: the agent did not wait (AWP-CNF-030)",
+    )
+    ctx.check(
+        _arrival(ctx, first_item) < _arrival(ctx, second_item),
+        "the receipt of the second event to one agent arrived before the receipt of the first, "
+        "which stalls 800 ms: the agent's second handler started before its first ended "
+        "(AWP-CONN-040)",
+    )
+
+
+@worker_case("worker/events/agents-independent", requirements=["AWP-CONN-041", "AWP-CNF-030"])
+async def agents_independent(ctx: WorkerContext) -> None:
+    """Procedure: deliver a protobuf Ping event to agent `a-…` with `stall_ms` 3000 (scaled by
+    --timeout-scale), then a Ping event without a stall to another agent `b-…`.
+
+    Asserts: the receipt for `b-…` arrives before the receipt for `a-…`: a stalled agent does
+    not hold up another agent's messages."""
+    conn = await ctx.ready()
+    stall_ms = int(ctx.seconds(3.0) * 1000)
+    slow = _stalled_ping_event(BROADCAST_TOPIC, ctx.unique("a"), "slow", 1, stall_ms)
+    quick = ping_event(BROADCAST_TOPIC, ctx.unique("b"), "quick", 2, protobuf=True)
+    sent_at = time.monotonic()
+    await conn.write(pb.OpenChannelResponse(cloud_event=slow))
+    await conn.write(pb.OpenChannelResponse(cloud_event=quick))
+    within = ctx.seconds(10.0) + stall_ms / 1000
+    _, slow_item = await ctx.expect_receipt(slow.id, within)
+    _, quick_item = await ctx.expect_receipt(quick.id, within)
+    ctx.check(
+        slow_item.at - sent_at >= stall_ms / 1000,
+        f"the receipt of a Ping with stall_ms {stall_ms} arrived {slow_item.at - sent_at:.3f} s "
+        "after the event was sent: the agent did not wait (AWP-CNF-030)",
+    )
+    ctx.check(
+        _arrival(ctx, quick_item) < _arrival(ctx, slow_item),
+        f"the receipt for an unstalled agent arrived after that of another agent stalled "
+        f"{stall_ms} ms: one agent's handler held up another's (AWP-CONN-041)",
+    )

@@ -25,7 +25,7 @@ __all__: list[str] = []
 
 
 def certificates(ctx: WorkerContext) -> Certificates:
-    """Make throwaway certificates, failing the case when `openssl` cannot."""
+    """Make throwaway certificates, failing the case when they cannot be written."""
     try:
         return make_certificates()
     except CertificateError as exc:

@@ -28,49 +28,78 @@ from common import (
     ScriptedChatModel,
 )
 
-from reference_worker import Agent, MessageContext, Worker, handler, type_subscription
+from reference_worker import (
+    DefaultTopicId,
+    MessageContext,
+    RoutedAgent,
+    TypeSubscription,
+    message_handler,
+)
+from reference_worker import Worker as GrpcWorkerAgentRuntime
 
 
-class Participant(Agent):
-    """Keeps the conversation history and speaks when it is its turn."""
+class AssistantAgentWrapper(RoutedAgent):
+    """The seed's wrapper: keeps the history and asks its model when it is its turn."""
 
-    def __init__(self, role: str, model: ChatModel, rounds: int) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        description: str,
+        group_chat_topic_type: str,
+        agent: ChatModel,
+        role: str,
+        rounds: int,
+    ) -> None:
+        super().__init__(description=description)
+        self._group_chat_topic_type = group_chat_topic_type
+        self._agent = agent
         self._role = role
-        self._model = model
         self._rounds = rounds
-        self._history: list[GroupChatMessage] = []
+        self._chat_history: list[GroupChatMessage] = []
 
-    @handler
-    async def on_chat(self, message: GroupChatMessage, ctx: MessageContext) -> None:
-        self._history.append(message)
+    @message_handler
+    async def handle_message(self, message: GroupChatMessage, ctx: MessageContext) -> None:
+        self._chat_history.append(message)
         if message.content.startswith(APPROVED):
             return
         if self._role == "writer" and message.source in ("user", "editor"):
-            content = await self._model.complete(WRITER_SYSTEM_MESSAGE, self._history)
+            content = await self._agent.complete(self.description, self._chat_history)
         elif self._role == "editor" and message.source == "writer":
-            drafts = sum(1 for m in self._history if m.source == "writer")
+            drafts = sum(1 for m in self._chat_history if m.source == "writer")
             if drafts >= self._rounds:
                 content = f"{APPROVED}: this sentence is ready to publish."
             else:
-                content = await self._model.complete(EDITOR_SYSTEM_MESSAGE, self._history)
+                content = await self._agent.complete(self.description, self._chat_history)
         else:
             return
         reply = GroupChatMessage(source=self._role, content=content, turn=message.turn + 1)
-        self._history.append(reply)
-        await self.publish(reply, GROUP_CHAT_TOPIC)
+        self._chat_history.append(reply)
+        await self.publish_message(
+            reply,
+            topic_id=DefaultTopicId(type=self._group_chat_topic_type),
+        )
 
 
 async def main(host_address: str, role: str, rounds: int) -> int:
-    worker = Worker(host_address)
-    await worker.register(
+    agent_system_message = WRITER_SYSTEM_MESSAGE if role == "writer" else EDITOR_SYSTEM_MESSAGE
+    agent_runtime = GrpcWorkerAgentRuntime(host_address=host_address)
+    await agent_runtime.start()
+    agent_type = await AssistantAgentWrapper.register(
+        agent_runtime,
         role,
-        lambda: Participant(role, ScriptedChatModel(), rounds),
-        subscriptions=[type_subscription(GROUP_CHAT_TOPIC.type)],
+        lambda: AssistantAgentWrapper(
+            description=agent_system_message,
+            group_chat_topic_type=GROUP_CHAT_TOPIC.type,
+            agent=ScriptedChatModel(),
+            role=role,
+            rounds=rounds,
+        ),
     )
-    await worker.start()
+    # Register the agent to the group chat topic so that it receives its messages.
+    await agent_runtime.add_subscription(
+        TypeSubscription(topic_type=GROUP_CHAT_TOPIC.type, agent_type=agent_type.type)
+    )
     print("ready", flush=True)
-    await worker.stop_when_signal(grace=5.0)
+    await agent_runtime.stop_when_signal(grace=5.0)
     return 0
 
 

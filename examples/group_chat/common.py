@@ -21,7 +21,7 @@ ensure_importable()
 
 from reference_worker import TopicId  # noqa: E402 - after the source-checkout path setup
 
-GROUP_CHAT_TOPIC = TopicId("group_chat", "default")
+GROUP_CHAT_TOPIC = TopicId("conversation_topic", "default")
 APPROVED = "APPROVED"
 DEFAULT_ROUNDS = 3
 

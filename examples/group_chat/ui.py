@@ -17,24 +17,24 @@ import sys
 from common import APPROVED, GROUP_CHAT_TOPIC, GroupChatMessage
 
 from reference_worker import (
-    Agent,
     AgentId,
     MessageContext,
-    Worker,
-    handler,
-    type_subscription,
+    RoutedAgent,
+    TypeSubscription,
+    message_handler,
 )
+from reference_worker import Worker as GrpcWorkerAgentRuntime
 
 TASK = "Write a one-sentence story about a lighthouse keeper."
 # Subscribers are keyed by the topic source, so the UI agent on the chat topic is this one.
 UI_AGENT = AgentId("ui", GROUP_CHAT_TOPIC.source)
 
 
-class UIAgent(Agent):
-    """Prints the conversation in turn order; sets `done` when the editor approves."""
+class UIAgent(RoutedAgent):
+    """Handles the UI: prints the conversation in turn order; sets `done` on approval."""
 
     def __init__(self, done: asyncio.Event) -> None:
-        super().__init__()
+        super().__init__("UI Agent")
         self._done = done
         self._next_turn = 0
         self._waiting: dict[int, GroupChatMessage] = {}
@@ -48,24 +48,25 @@ class UIAgent(Agent):
             if current.content.startswith(APPROVED):
                 self._done.set()
 
-    @handler
-    async def on_chat(self, message: GroupChatMessage, ctx: MessageContext) -> None:
+    @message_handler
+    async def handle_message(self, message: GroupChatMessage, ctx: MessageContext) -> None:
         self.show(message)
 
 
 async def main(host_address: str, deadline: float) -> int:
     done = asyncio.Event()
-    worker = Worker(host_address)
-    await worker.register(
-        "ui", lambda: UIAgent(done), subscriptions=[type_subscription(GROUP_CHAT_TOPIC.type)]
-    )
+    worker = GrpcWorkerAgentRuntime(host_address=host_address)
     await worker.start()
+    ui_type = await UIAgent.register(worker, "ui", lambda: UIAgent(done))
+    await worker.add_subscription(
+        TypeSubscription(topic_type=GROUP_CHAT_TOPIC.type, agent_type=ui_type.type)
+    )
     try:
         task = GroupChatMessage(source="user", content=TASK, turn=0)
         agent = await worker.agent(UI_AGENT)
         assert isinstance(agent, UIAgent)
         agent.show(task)
-        await worker.publish(task, GROUP_CHAT_TOPIC, sender=agent.id)
+        await worker.publish_message(task, GROUP_CHAT_TOPIC, sender=agent.id)
         async with asyncio.timeout(deadline):
             await done.wait()
         print("conversation complete", flush=True)

@@ -3,7 +3,9 @@ defects, fails each deliberate defect on the right case, and runs in attach mode
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -36,6 +38,10 @@ TARGETED = {
     "silent-errors": {"worker/rpc/handler-failure": "AWP-RPC-006"},
     "ignore-sigterm": {"worker/lifecycle/sigterm-drains": "AWP-CONN-017"},
     "register-first": {"worker/handshake/channel-before-registration": "AWP-CONN-007"},
+    "overlap-agents": {
+        "worker/events/per-agent-order": "AWP-CONN-040",
+        "worker/flow/deadline-passes-in-mailbox": "AWP-CONN-040",
+    },
 }
 # Workers with these defects never get ready, so no other case can pass.
 STARTUP_DEFECTS = {"no-client-id-unary", "register-first"}
@@ -45,6 +51,7 @@ MESSAGES = {
     "drop-protobuf": "no response to request",
     "silent-errors": "no response to request",
     "register-first": "before opening the data channel",
+    "overlap-agents": "AWP-CONN-040",
     # A worker that ignores SIGTERM keeps answering requests instead of refusing them.
     "ignore-sigterm": "expected ERROR_CODE_SHUTTING_DOWN",
 }
@@ -183,6 +190,17 @@ def test_expected_failure_turns_a_failure_into_xfail(report_dir: Path, tmp_path:
     assert run.status("worker/handshake/client-id-on-every-call") == "XFAIL"
 
 
+def _wait_listening(port: int, process: subprocess.Popen[str], within: float = 30.0) -> None:
+    """Waits until the harness accepts connections on ``port`` (it starts in attach mode)."""
+    deadline = time.monotonic() + within
+    while True:
+        assert process.poll() is None, "the harness exited before it listened"
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        assert time.monotonic() < deadline, f"nothing listens on port {port} after {within} s"
+        time.sleep(0.05)
+
+
 def test_attach_mode_waits_for_the_worker(report_dir: Path) -> None:
     port = free_port()
     address = f"127.0.0.1:{port}"
@@ -205,7 +223,7 @@ def test_attach_mode_waits_for_the_worker(report_dir: Path) -> None:
     )
     worker = None
     try:
-        time.sleep(1.0)
+        _wait_listening(port, harness)
         env = dict(os.environ, AGENTWORKER_HOST_ADDRESS=address)
         worker = subprocess.Popen(broken_worker_command(), env=env, cwd=ROOT)
         stdout, stderr = harness.communicate(timeout=60)

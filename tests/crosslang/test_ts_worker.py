@@ -1191,6 +1191,8 @@ async def test_conformance_worker_suite_passes(worker_script: Path, tmp_path: Pa
         "worker",
         "--require",
         "should",
+        "--expected-failures",
+        str(ROOT / "conformance" / "expected" / "typescript_worker.toml"),
         "--report-dir",
         str(tmp_path / "report"),
         "--",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from reference_worker import Agent, MessageContext, TopicId, current_trace, handler
 from tests.worker.conftest import Inbox
@@ -95,11 +97,11 @@ class Echo(Agent):
         received = ctx.trace.traceparent if ctx.trace else ""
         return Answer(json.dumps([received, current.traceparent if current else ""]))
 
-    def save_state(self) -> str:
-        return json.dumps({"value": self.value})
+    async def save_state(self) -> Mapping[str, Any]:
+        return {"value": self.value}
 
-    def load_state(self, state: str) -> None:
-        self.value = json.loads(state)["value"]
+    async def load_state(self, state: Mapping[str, Any]) -> None:
+        self.value = str(state["value"])
 
 
 class Gate(Agent):

@@ -55,6 +55,15 @@ class Inbox:
         return list(self.items)
 
 
+async def eventually(predicate: Callable[[], bool], within: float = 15.0) -> None:
+    """Waits until ``predicate()`` holds (a state with no event to await), or fails."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
 @pytest_asyncio.fixture
 async def host() -> AsyncIterator[Host]:
     server = Host(address="127.0.0.1:0", config=HostConfig(metrics_log_interval_s=0))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from typing import Any
+
 import pytest
 from google.protobuf import any_pb2
 
@@ -17,11 +21,11 @@ class Stateful(Agent):
         super().__init__()
         self.state = "s0"
 
-    def save_state(self) -> str:
-        return self.state
+    async def save_state(self) -> Mapping[str, Any]:
+        return {"state": self.state}
 
-    def load_state(self, state: str) -> None:
-        self.state = state
+    async def load_state(self, state: Mapping[str, Any]) -> None:
+        self.state = str(state["state"])
 
 
 def _frame(
@@ -53,7 +57,8 @@ async def test_state_requests_are_answered_in_the_senders_type_url_family(prefix
     url = f"type.googleapis.com/{prefix}."
     await service.on_frame(
         _frame(
-            url + "LoadStateRequest", agentworker_pb2.LoadStateRequest(agent_id=target, state="s1")
+            url + "LoadStateRequest",
+            agentworker_pb2.LoadStateRequest(agent_id=target, state=json.dumps({"state": "s1"})),
         ),
         write,
     )
@@ -77,7 +82,7 @@ async def test_state_requests_are_answered_in_the_senders_type_url_family(prefix
     assert not loaded.HasField("error")
     saved = agentworker_pb2.SaveStateResponse()
     saved.ParseFromString(written[1].rpc_message.value)
-    assert saved.state == "s1"
+    assert json.loads(saved.state) == {"state": "s1"}
     failed = agentworker_pb2.SaveStateResponse()
     failed.ParseFromString(written[2].rpc_message.value)
     assert failed.error

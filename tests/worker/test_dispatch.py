@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pytest
@@ -12,8 +13,10 @@ from agentworker.v1 import agentworker_pb2
 from reference_worker import (
     Agent,
     AgentId,
+    CancellationToken,
     HandlerFailedError,
     MessageContext,
+    SubscriptionSpec,
     TopicId,
     UnknownTargetError,
     UnsupportedMessageError,
@@ -87,8 +90,19 @@ class _Runtime:
         agent_id: AgentId,
         *,
         sender: AgentId | None = None,
-        timeout: float = 30.0,  # noqa: ASYNC109 - mirrors the protocol being implemented
+        timeout: float | None = None,  # noqa: ASYNC109 - mirrors the protocol being implemented
+        cancellation_token: CancellationToken | None = None,
     ) -> object:
+        raise AssertionError("not used")
+
+    async def register(
+        self,
+        type_name: str,
+        factory: Callable[[], Agent],
+        *,
+        subscriptions: Iterable[SubscriptionSpec] = (),
+        agent_class: type[Agent] | None = None,
+    ) -> None:
         raise AssertionError("not used")
 
 

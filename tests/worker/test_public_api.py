@@ -39,6 +39,15 @@ EXPECTED = {
     "prefix_subscription",
     "trace_scope",
     "type_subscription",
+    # AutoGen names and shapes
+    "AgentType",
+    "CancellationToken",
+    "DefaultTopicId",
+    "RoutedAgent",
+    "TypePrefixSubscription",
+    "TypeSubscription",
+    "current_context",
+    "message_handler",
 }
 
 
