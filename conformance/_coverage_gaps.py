@@ -17,7 +17,10 @@ NOT_COVERED: dict[str, dict[str, str]] = {
         "AWP-PUB-020": _WORKER_SIDE,
         "AWP-PUB-021": _WORKER_SIDE,
         "AWP-ERR-003": "binds how a receiver reads legacy errors; a host forwards them unchanged",
-        "AWP-BAT-004": "not observable from outside without timing assumptions",
+        "AWP-BAT-006": (
+            "a host forms batches only when frames queue up behind its writer, which cannot be "
+            "forced without timing assumptions; tests/host covers the reference host"
+        ),
     },
     "worker": {
         "AWP-CONN-019": (
@@ -25,6 +28,6 @@ NOT_COVERED: dict[str, dict[str, str]] = {
             "channel; covered by each worker's own tests"
         ),
         "AWP-SEC-007": "needs a non-loopback host address, and tests use loopback only",
-        "AWP-BAT-004": "not observable from outside without timing assumptions",
+        "AWP-SEC-010": "needs a non-loopback host address, and tests use loopback only",
     },
 }

@@ -565,11 +565,10 @@ class Worker:
             else notice.code,
             notice.message,
         )
+        # Kept for the application; a notice's request_id is the host's id of a request it
+        # delivered here, so it never ends one of our own calls (AWP-ERR-022).
         self.notices.append(notice)
         del self.notices[:-100]
-        future = self._pending.get(notice.request_id) if notice.request_id else None
-        if future is not None and not future.done():
-            future.set_exception(error_for_code(notice.code, notice.message))
 
     def _spawn_handler(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
