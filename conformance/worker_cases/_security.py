@@ -190,7 +190,8 @@ async def bearer_token(ctx: WorkerContext) -> None:
 async def certificate_without_key(ctx: WorkerContext) -> None:
     """Procedure: (spawn mode) start a second worker with AGENTWORKER_TLS_CERT (a valid client
     certificate) but no AGENTWORKER_TLS_KEY, against a plaintext harness host; wait up to
-    5 s (scaled).
+    20 s (scaled) for a call or an exit (a correct worker exits at once: the wait only
+    bounds a worker that hangs).
 
     Asserts: the worker makes no call and exits with a non-zero status on its own (it refuses
     to start rather than connect without its certificate)."""
@@ -198,7 +199,7 @@ async def certificate_without_key(ctx: WorkerContext) -> None:
     try:
         env = {"AGENTWORKER_TLS_CERT": str(certs.client_cert)}
         try:
-            extra = await second_worker(ctx, env, None, connect_timeout_s=5.0, strict=False)
+            extra = await second_worker(ctx, env, None, connect_timeout_s=20.0, strict=False)
         except SubjectError as exc:
             ctx.check(
                 "before connecting" in str(exc) and "status 0 " not in str(exc),
