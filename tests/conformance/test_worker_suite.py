@@ -36,6 +36,7 @@ TARGETED = {
     "silent-errors": {"worker/rpc/handler-failure": "AWP-RPC-006"},
     "ignore-sigterm": {"worker/lifecycle/sigterm-drains": "AWP-CONN-017"},
     "register-first": {"worker/handshake/channel-before-registration": "AWP-CONN-007"},
+    "anonymous-receipts": {"worker/events/broadcast/json": "AWP-CNF-005"},
 }
 # Workers with these defects never get ready, so no other case can pass.
 STARTUP_DEFECTS = {"no-client-id-unary", "register-first"}
@@ -45,6 +46,7 @@ MESSAGES = {
     "drop-protobuf": "no response to request",
     "silent-errors": "no response to request",
     "register-first": "before opening the data channel",
+    "anonymous-receipts": "arrived with an empty event_id",
     # A worker that ignores SIGTERM keeps answering requests instead of refusing them.
     "ignore-sigterm": "expected ERROR_CODE_SHUTTING_DOWN",
 }
