@@ -98,24 +98,14 @@ async def unknown_frame_case(ctx: HostContext) -> None:
 @host_case("host/connection/legacy-path", requirements=["AWP-VER-003", "AWP-CONN-001"])
 async def legacy_path(ctx: HostContext) -> None:
     """Procedure: worker L uses the legacy path `/agents.AgentRpc/...` without a hello;
-    worker V uses the run's path. L registers type T, adds, lists and removes a
-    subscription, and opens its control channel; V sends L a request; L answers.
+    worker V uses the run's path. L registers type T; V sends L a request; L answers.
 
-    Asserts: each of L's six methods succeeds on the legacy path (the listing holds the
-    subscription) and the request and response cross between the two paths."""
+    Asserts: L's calls succeed on the legacy path and the request and response cross between
+    the two paths."""
     agent_type = ctx.unique("legacy")
     legacy = ctx.worker("legacy", hello=None, legacy_path=True)
     await legacy.open()
     await legacy.register(agent_type)
-    sub = type_subscription(ctx.unique("s"), ctx.unique("topic"), agent_type)
-    await legacy.subscribe(sub)
-    listed = [s.id for s in await legacy.subscriptions() if s.id == sub.id]
-    ctx.check(listed == [sub.id], f"GetSubscriptions on the legacy path lists {listed}")
-    ctx.check_status(
-        await legacy.remove_subscription_status(sub.id), grpc.StatusCode.OK, "RemoveSubscription"
-    )
-    control = await legacy.open_control()
-    ctx.check(not control.ended, "OpenControlChannel on the legacy path ended at once")
     caller = await ctx.connect("caller")
     await caller.request(
         pb.RpcRequest(
@@ -239,3 +229,27 @@ async def list_without_channel(ctx: HostContext) -> None:
         code is grpc.StatusCode.OK,
         f"GetSubscriptions without a data channel: {code.name} {details!r} (AWP-CONN-027)",
     )
+
+
+@host_case("host/connection/legacy-path/every-method", requirements=["AWP-VER-003"])
+async def legacy_path_every_method(ctx: HostContext) -> None:
+    """Procedure: worker L uses the legacy path `/agents.AgentRpc/...` without a hello: it
+    opens its data channel, registers type T, adds, lists and removes a subscription, and
+    opens its control channel.
+
+    Asserts: each of the six methods succeeds on the legacy path, and the listing holds the
+    subscription."""
+    agent_type = ctx.unique("legacy")
+    legacy = ctx.worker("legacy", hello=None, legacy_path=True)
+    await legacy.open()
+    await legacy.register(agent_type)
+    sub = type_subscription(ctx.unique("s"), ctx.unique("topic"), agent_type)
+    await legacy.subscribe(sub)
+    listed = [s.id for s in await legacy.subscriptions() if s.id == sub.id]
+    ctx.check(listed == [sub.id], f"GetSubscriptions on the legacy path lists {listed}")
+    ctx.check_status(
+        await legacy.remove_subscription_status(sub.id), grpc.StatusCode.OK, "RemoveSubscription"
+    )
+    control = await legacy.open_control()
+    await legacy.register(ctx.unique("after-control"))  # a round trip after the control call
+    ctx.check(not control.ended, "OpenControlChannel on the legacy path ended at once")
