@@ -17,10 +17,6 @@ NOT_COVERED: dict[str, dict[str, str]] = {
         "AWP-PUB-020": _WORKER_SIDE,
         "AWP-PUB-021": _WORKER_SIDE,
         "AWP-ERR-003": "binds how a receiver reads legacy errors; a host forwards them unchanged",
-        "AWP-BAT-006": (
-            "a host forms batches only when frames queue up behind its writer, which cannot be "
-            "forced without timing assumptions; tests/host covers the reference host"
-        ),
     },
     "worker": {
         "AWP-CONN-019": (
