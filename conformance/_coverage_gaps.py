@@ -22,7 +22,6 @@ NOT_COVERED: dict[str, dict[str, str]] = {
         "AWP-PUB-020": _WORKER_SIDE,
         "AWP-PUB-021": _WORKER_SIDE,
         "AWP-ERR-003": "binds how a receiver reads legacy errors; a host forwards them unchanged",
-        "AWP-BAT-004": "not observable from outside without timing assumptions",
     },
     "worker": {
         "AWP-CONN-019": (
@@ -30,8 +29,8 @@ NOT_COVERED: dict[str, dict[str, str]] = {
             "channel; covered by each worker's own tests"
         ),
         "AWP-SEC-007": "needs a non-loopback host address, and tests use loopback only",
-        "AWP-BAT-004": "not observable from outside without timing assumptions",
         "AWP-FLOW-031": _WORKER_BOUND,
         "AWP-FLOW-032": _WORKER_BOUND,
+        "AWP-SEC-010": "needs a non-loopback host address, and tests use loopback only",
     },
 }

@@ -114,11 +114,19 @@ class HarnessHost:
     """The server, its recorded calls and frames, and waits with deadlines."""
 
     def __init__(
-        self, *, scale: float = 1.0, trace: Trace | None = None, welcome: bool = True
+        self,
+        *,
+        scale: float = 1.0,
+        trace: Trace | None = None,
+        welcome: bool = True,
+        welcome_version: int = 1,
     ) -> None:
         self.scale = scale
         # False plays a legacy host: no welcome, so no capability is ever in force.
         self.welcome = welcome
+        # Another version plays a host of a later major version: a v1 worker treats it as a
+        # legacy host, so no capability is in force either (AWP-VER-018).
+        self.welcome_version = welcome_version
         self.trace = trace if trace is not None else Trace()
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -260,7 +268,7 @@ class HarnessHost:
                     hello = pb.ChannelHello.FromString(value)
         self._counter += 1
         conn = Connection(
-            welcomed=self.welcome,
+            welcomed=self.welcome and self.welcome_version == 1,
             number=self._counter,
             control=control,
             client_id=self._client_id(context),
@@ -283,13 +291,15 @@ class HarnessHost:
             self.trace.sent("host", f"#{conn.number} OpenChannel refused with ALREADY_EXISTS")
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, "client-id already has a channel")
         if conn.hello is not None and self.welcome:
+            offered = frozenset(conn.hello.capabilities) & HOST_CAPABILITIES
             welcome = pb.ChannelWelcome(
-                protocol_version=1,
-                capabilities=cast("list[pb.Capability]", sorted(conn.capabilities)),
+                protocol_version=self.welcome_version,
+                capabilities=cast("list[pb.Capability]", sorted(offered)),
                 implementation=f"agentworker-conformance/{HARNESS_VERSION}",
                 default_rpc_timeout_ms=60_000,
                 max_message_bytes=_MAX_BYTES,
                 connection_id=f"harness-{conn.number}",
+                channel_wait_ms=5_000,
             )
             await context.send_initial_metadata(((WELCOME_KEY, welcome.SerializeToString()),))
         else:

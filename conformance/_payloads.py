@@ -97,14 +97,18 @@ def decode_payload(payload: pb.Payload, kind: type[MessageT]) -> tuple[MessageT 
         if not isinstance(value, dict):
             return None, "JSON data is not an object"
         message = kind()
-        for name, field in kind.DESCRIPTOR.fields_by_name.items():
-            if name in value and isinstance(value[name], (str, int)):
-                with_value: Any = value[name]
-                try:
-                    setattr(message, name, with_value)
-                except (TypeError, ValueError):
-                    return None, f"JSON field {name!r} has the wrong type"
-            del field
+        for name in kind.DESCRIPTOR.fields_by_name:
+            if name not in value:
+                continue
+            with_value: Any = value[name]
+            if isinstance(with_value, float) and with_value.is_integer():
+                with_value = int(with_value)  # 7.0 is the integer 7 (AWP-CNF-024)
+            try:
+                if isinstance(with_value, bool) or not isinstance(with_value, (str, int)):
+                    raise TypeError(name)
+                setattr(message, name, with_value)
+            except (TypeError, ValueError):
+                return None, f"JSON field {name!r} has the wrong type or is out of range"
         return message, ""
     return None, f"content type {payload.data_content_type!r}"
 

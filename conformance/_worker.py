@@ -30,10 +30,6 @@ __all__ = ["RawWorker", "StatusResult"]
 
 ResponseT = TypeVar("ResponseT", bound=Message)
 _MAX_BYTES = 32 * 1024 * 1024
-_OPTIONS = (
-    ("grpc.max_send_message_length", _MAX_BYTES),
-    ("grpc.max_receive_message_length", _MAX_BYTES),
-)
 
 StatusResult = tuple[grpc.StatusCode, str]
 
@@ -82,6 +78,9 @@ class RawWorker:
         self.scale = scale
         self.welcome: pb.ChannelWelcome | None = None
         self.welcome_metadata = False
+        # The largest message this worker's channel accepts; a case lowers it (before the
+        # first call) to act as a worker that accepts only what its hello announced.
+        self.receive_limit = _MAX_BYTES
         self._channel: grpc.aio.Channel | None = None
         self._data: FrameStream[pb.OpenChannelResponse] | None = None
         self.control: FrameStream[pb.OpenControlChannelResponse] | None = None
@@ -92,11 +91,15 @@ class RawWorker:
     def channel(self) -> grpc.aio.Channel:
         """Return the gRPC channel, creating it on first use."""
         if self._channel is None:
+            options = (
+                ("grpc.max_send_message_length", _MAX_BYTES),
+                ("grpc.max_receive_message_length", self.receive_limit),
+            )
             if self.credentials is None:
-                self._channel = grpc.aio.insecure_channel(self.address, options=_OPTIONS)
+                self._channel = grpc.aio.insecure_channel(self.address, options=options)
             else:
                 self._channel = grpc.aio.secure_channel(
-                    self.address, self.credentials, options=_OPTIONS
+                    self.address, self.credentials, options=options
                 )
         return self._channel
 

@@ -80,6 +80,7 @@ class WorkerContext:
     _counter: int = 0
     _log_offset: int = 0
     _first_connection: int = 0
+    _inbound_offset: int = 0
 
     def __post_init__(self) -> None:
         current = self.subject.current_connection()
@@ -90,6 +91,7 @@ class WorkerContext:
         )
         self.host.trace = self.trace
         self.host.mark_all_consumed()
+        self._inbound_offset = len(self.host.inbound)
         self._log_offset = self.subject.log_size()
 
     @property
@@ -281,9 +283,36 @@ class WorkerContext:
                 return False
             return receipt.event_id == event_id
 
-        item = await self.host.expect(f"EventReceipt for event {event_id}", match, within)
+        try:
+            item = await self.host.expect(f"EventReceipt for event {event_id}", match, within)
+        except CaseFailure as failure:
+            anonymous = self._receipts_without_event_id()
+            if anonymous:
+                raise CaseFailure(
+                    f"no EventReceipt for event {event_id}, but {anonymous} EventReceipt(s) "
+                    "arrived with an empty event_id; EventReceipt.event_id is REQUIRED and the "
+                    "harness matches receipts by it (AWP-CNF-005)"
+                ) from failure
+            raise
         receipt = cp.EventReceipt.FromString(item.frame.cloud_event.proto_data.value)
         return receipt, item
+
+    def _receipts_without_event_id(self) -> int:
+        """Count the receipts seen during the case that carry no event id."""
+        count = 0
+        for item in self.host.inbound[self._inbound_offset :]:
+            if item.connection.control or item.frame.WhichOneof("message") != "cloud_event":
+                continue
+            event = item.frame.cloud_event
+            if event.type != RECEIPTS_TOPIC:
+                continue
+            receipt = cp.EventReceipt()
+            try:
+                receipt.ParseFromString(event.proto_data.value)
+            except Exception:  # not a receipt at all; other checks report that
+                continue
+            count += not receipt.event_id
+        return count
 
     # -- runner hooks ----------------------------------------------------------------------
 

@@ -52,6 +52,8 @@ class HostConfig:
 
     # Deadline applied to RPC requests that carry no timeout_ms.
     default_rpc_timeout_ms: int = 60_000
+    # Largest timeout_ms honoured; larger ones are treated as this (AWP-RPC-024). 0: no cap.
+    max_rpc_timeout_ms: int = 3_600_000
     # Outbound frames a connection may have queued before senders wait (backpressure).
     queue_limit: int = 10_000
     # How long a sender waits for space in a full queue before the consumer is disconnected.
@@ -86,6 +88,12 @@ class HostConfig:
         for name, value in positive.items():
             if value <= 0:
                 raise ValueError(f"{name} must be greater than 0, got {value}")
+        if self.max_rpc_timeout_ms < 0:
+            raise ValueError(
+                f"max_rpc_timeout_ms must not be negative, got {self.max_rpc_timeout_ms}"
+            )
+        if 0 < self.max_rpc_timeout_ms < self.default_rpc_timeout_ms:
+            raise ValueError("default_rpc_timeout_ms must not exceed max_rpc_timeout_ms")
         if self.channel_wait_ms < 0:
             raise ValueError(f"channel_wait_ms must not be negative, got {self.channel_wait_ms}")
         tokens = [policy.token for policy in self.tokens]

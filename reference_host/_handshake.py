@@ -18,6 +18,8 @@ WELCOME_METADATA_KEY: Final = "agentworker-welcome-bin"
 PROTOCOL_VERSION: Final = 1
 IMPLEMENTATION: Final = f"reference_host/{__version__} (python)"
 DEFAULT_WORKER_MAX_BATCH: Final = 1024
+# What every peer accepts (AWP-CONN-003), and what a hello without max_message_bytes means.
+MIN_MESSAGE_BYTES: Final = 4 * 1024 * 1024
 
 
 def host_capabilities(config: HostConfig) -> frozenset[int]:
@@ -66,6 +68,23 @@ def worker_max_batch(hello: pb.ChannelHello) -> int:
     return hello.max_batch_messages or DEFAULT_WORKER_MAX_BATCH
 
 
+def worker_max_message_bytes(hello: pb.ChannelHello) -> int:
+    """Return the largest frame the worker accepts (AWP-CONN-029: 0 means 4 MiB)."""
+    return max(hello.max_message_bytes, MIN_MESSAGE_BYTES)
+
+
+def security_mechanisms(config: HostConfig) -> list[pb.SecurityMechanism]:
+    """Return the mechanisms protecting every connection under ``config`` (AWP-VER-017)."""
+    mechanisms = []
+    if config.tls is not None:
+        mechanisms.append(pb.SECURITY_MECHANISM_TLS)
+        if config.tls.client_ca is not None:
+            mechanisms.append(pb.SECURITY_MECHANISM_MUTUAL_TLS)
+    if config.tokens:
+        mechanisms.append(pb.SECURITY_MECHANISM_BEARER_TOKEN)
+    return mechanisms
+
+
 def welcome(config: HostConfig, capabilities: frozenset[int], connection_id: str) -> bytes:
     """Encode the ChannelWelcome sent in the initial metadata (AWP-VER-013)."""
     message = pb.ChannelWelcome(
@@ -76,5 +95,8 @@ def welcome(config: HostConfig, capabilities: frozenset[int], connection_id: str
         max_batch_messages=config.max_batch_messages,
         max_message_bytes=config.max_message_bytes,
         connection_id=connection_id,
+        security_mechanisms=security_mechanisms(config),
+        channel_wait_ms=config.channel_wait_ms,
+        max_rpc_timeout_ms=config.max_rpc_timeout_ms,
     )
     return message.SerializeToString()

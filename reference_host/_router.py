@@ -55,6 +55,7 @@ class Router:
         self._rpc = RpcTable(self._loop, self._on_expired)
         self._slow_timeout_s = config.slow_consumer_timeout_ms / 1000.0
         self._default_timeout_ms = config.default_rpc_timeout_ms
+        self._max_timeout_ms = config.max_rpc_timeout_ms
         # The limit the welcome announces (0 there means 1024, as the spec says).
         self._max_batch_in = config.max_batch_messages or 1024
         self._connection_ids = itertools.count(1)
@@ -321,9 +322,11 @@ class Router:
         blocked: list[Blocked] | None = None
         seen: set[DataConnection] | None = None
         first: DataConnection | None = None
-        for agent_type in agent_types:
+        for agent_type, owners in agent_types:
             target = lookup(agent_type, event.source)
-            if target is None:
+            # A worker matches events against its own subscriptions only (AWP-SUB-012), so a
+            # match counts only at a worker that owns it (AWP-SUB-013).
+            if target is None or target.client_id not in owners:
                 metrics.events_unroutable += 1
                 continue
             if first is None:
@@ -432,6 +435,8 @@ class Router:
                 f"the queue of the worker serving {target_type!r} is full",
             )
         timeout_ms = request.timeout_ms or self._default_timeout_ms
+        if self._max_timeout_ms and timeout_ms > self._max_timeout_ms:
+            timeout_ms = self._max_timeout_ms  # AWP-RPC-024
         call = self._rpc.start(conn, request_id, target, timeout_ms)
         request.request_id = call.host_id
         request.timeout_ms = timeout_ms
@@ -445,17 +450,19 @@ class Router:
             # Not pending here: unknown, sent by the wrong connection, or forgotten after its
             # deadline or its caller's departure (AWP-RPC-005).
             reason = self._rpc.forgotten_reason(host_id, conn)
+            code = pb.ERROR_CODE_INVALID_REQUEST
             if reason is None:
                 self._metrics.frames_invalid += 1
                 text = f"no request {host_id!r} awaits a response from this connection"
-            else:
+            elif reason == REASON_DEADLINE:
                 self._metrics.rpc_late_responses += 1
-                text = (
-                    f"request {host_id!r} passed its deadline; the response was dropped"
-                    if reason == REASON_DEADLINE
-                    else f"the caller of request {host_id!r} is gone; the response was dropped"
-                )
-            self._notice(conn, pb.ERROR_CODE_INVALID_REQUEST, text, request_id=host_id)
+                text = f"request {host_id!r} passed its deadline; the response was dropped"
+            else:
+                # Not the target's fault (AWP-RPC-025).
+                self._metrics.rpc_late_responses += 1
+                code = pb.ERROR_CODE_TARGET_UNAVAILABLE
+                text = f"the caller of request {host_id!r} is gone; the response was dropped"
+            self._notice(conn, code, text, request_id=host_id)
             return None
         self._metrics.rpc_responses += 1
         caller = call.caller

@@ -85,9 +85,11 @@ class AgentRpcServicer:
         connection_id = self._router.next_connection_id()
         capabilities: frozenset[int] = frozenset()
         max_batch = 1
+        worker_limit = _handshake.MIN_MESSAGE_BYTES
         if hello is not None:
             capabilities = _handshake.negotiate(hello.capabilities, self._offered)
             max_batch = _handshake.worker_max_batch(hello)
+            worker_limit = _handshake.worker_max_message_bytes(hello)
         batching = pb.CAPABILITY_BATCHING in capabilities
         conn = DataConnection(
             client_id,
@@ -97,8 +99,8 @@ class AgentRpcServicer:
                 self._metrics,
                 batching=batching,
                 max_batch=max_batch,
-                # Leave room for the Batch frame's own tag and length.
-                max_batch_bytes=self._config.max_message_bytes - 16,
+                # Leave room for the Batch frame's own tag and length (AWP-BAT-006).
+                max_batch_bytes=min(self._config.max_message_bytes, worker_limit) - 16,
             ),
             v1=hello is not None,
             capabilities=capabilities,

@@ -57,11 +57,11 @@ class SubscriptionTable:
     def __init__(self) -> None:
         self._by_id: dict[str, _Entry] = {}
         self._by_owner: dict[str, set[str]] = {}
-        # topic type -> {agent type: number of subscriptions giving it}
-        self._exact: dict[str, dict[str, int]] = {}
-        # (prefix, agent type) pairs with their subscription count
-        self._prefixes: dict[tuple[str, str], int] = {}
-        self._cache: dict[str, tuple[str, ...]] = {}
+        # topic type -> {agent type: {owner: number of its subscriptions giving it}}
+        self._exact: dict[str, dict[str, dict[str, int]]] = {}
+        # (prefix, agent type) -> {owner: number of its subscriptions giving it}
+        self._prefixes: dict[tuple[str, str], dict[str, int]] = {}
+        self._cache: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -84,11 +84,10 @@ class SubscriptionTable:
         self._by_id[subscription.id] = entry
         self._by_owner.setdefault(owner, set()).add(subscription.id)
         if exact is not None:
-            counts = self._exact.setdefault(exact, {})
-            counts[agent_type] = counts.get(agent_type, 0) + 1
-        elif prefix is not None:
-            pair = (prefix, agent_type)
-            self._prefixes[pair] = self._prefixes.get(pair, 0) + 1
+            owners = self._exact.setdefault(exact, {}).setdefault(agent_type, {})
+        else:
+            owners = self._prefixes.setdefault((prefix or "", agent_type), {})
+        owners[owner] = owners.get(owner, 0) + 1
         self._cache.clear()
         return True
 
@@ -120,16 +119,14 @@ class SubscriptionTable:
                 if not owned:
                     del self._by_owner[entry.owner]
         if entry.exact is not None:
-            counts = self._exact[entry.exact]
-            counts[entry.agent_type] -= 1
-            if counts[entry.agent_type] == 0:
-                del counts[entry.agent_type]
-                if not counts:
+            by_type = self._exact[entry.exact]
+            if _release(by_type[entry.agent_type], entry.owner):
+                del by_type[entry.agent_type]
+                if not by_type:
                     del self._exact[entry.exact]
-        elif entry.prefix is not None:
-            pair = (entry.prefix, entry.agent_type)
-            self._prefixes[pair] -= 1
-            if self._prefixes[pair] == 0:
+        else:
+            pair = (entry.prefix or "", entry.agent_type)
+            if _release(self._prefixes[pair], entry.owner):
                 del self._prefixes[pair]
         self._cache.clear()
 
@@ -137,21 +134,30 @@ class SubscriptionTable:
         """Return every subscription."""
         return [entry.subscription for entry in self._by_id.values()]
 
-    def agent_types_for(self, topic_type: str) -> Sequence[str]:
-        """Return the distinct agent types subscribed to ``topic_type`` (exact or prefix)."""
+    def agent_types_for(self, topic_type: str) -> Sequence[tuple[str, frozenset[str]]]:
+        """Return the distinct agent types subscribed to ``topic_type`` (exact or prefix),
+        each with the client-ids owning a matching subscription for it (AWP-SUB-013)."""
         cached = self._cache.get(topic_type)
         if cached is not None:
             return cached
-        found: dict[str, None] = {}
+        found: dict[str, set[str]] = {}
         exact = self._exact.get(topic_type)
         if exact:
-            for agent_type in exact:
-                found[agent_type] = None
-        for prefix, agent_type in self._prefixes:
+            for agent_type, owners in exact.items():
+                found.setdefault(agent_type, set()).update(owners)
+        for (prefix, agent_type), owners in self._prefixes.items():
             if topic_type.startswith(prefix):
-                found[agent_type] = None
-        result = tuple(found)
+                found.setdefault(agent_type, set()).update(owners)
+        result = tuple((agent_type, frozenset(owners)) for agent_type, owners in found.items())
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[topic_type] = result
         return result
+
+
+def _release(owners: dict[str, int], owner: str) -> bool:
+    """Count one subscription of ``owner`` less; return True when none is left at all."""
+    owners[owner] -= 1
+    if owners[owner] == 0:
+        del owners[owner]
+    return not owners

@@ -178,6 +178,12 @@ class Connection:
         except DecodeError:
             _log.warning("ignoring a welcome that does not decode: no capabilities in force")
             return
+        if welcome.protocol_version != 1:  # another major version: a legacy host (AWP-VER-018)
+            _log.warning(
+                "host welcome speaks protocol_version %d: no capabilities in force",
+                welcome.protocol_version,
+            )
+            return
         self.welcome = welcome
         _log.debug("welcome: %s", welcome)
 

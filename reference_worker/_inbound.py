@@ -16,7 +16,7 @@ from reference_worker._agent import Agent, AgentRuntime
 from reference_worker._cloudevent import ReceivedEvent, event_sender, parse_cloud_event
 from reference_worker._connection import Connection
 from reference_worker._context import MessageContext, set_current_context
-from reference_worker._errors import AgentWorkerError, error_for_code
+from reference_worker._errors import AgentWorkerError
 from reference_worker._ids import AgentId, TopicId
 from reference_worker._mailbox import Delivery, Dispatcher
 from reference_worker._outbound import OutboundCalls
@@ -102,10 +102,10 @@ class Inbound:
             else str(notice.code)
         )
         _log.warning("host notice %s: %s", name, notice.message)
+        # Kept for the application; a notice's request_id is the host's id of a request it
+        # delivered here, so it never ends one of our own calls (AWP-ERR-022).
         self.notices.append(notice)
         del self.notices[:-100]
-        if notice.request_id:
-            self._outbound.fail(notice.request_id, error_for_code(notice.code, notice.message))
 
     async def _on_request(self, conn: Connection, request: agentworker_pb2.RpcRequest) -> None:
         if not self.accepting:  # draining: no new handlers (AWP-CONN-023)

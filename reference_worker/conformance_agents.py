@@ -38,12 +38,27 @@ RECEIPTS_TOPIC = "conformance.receipts"
 _log = logging.getLogger("reference_worker.conformance")
 
 
+_INT32 = range(-(2**31), 2**31)
+
+
+def _seq(value: object) -> int:
+    """Read a JSON seq: an integral number in the int32 range, 7.0 included (AWP-CNF-024)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value not in _INT32:
+        raise ValueError(f"seq must be an int32 integer, got {value!r}")
+    return value
+
+
 @dataclass
 class Ping:
     """The JSON encoding of Ping: data_type "Ping" (AWP-CNF-004)."""
 
     text: str = ""
     seq: int = 0
+
+    def __post_init__(self) -> None:
+        self.seq = _seq(self.seq)
 
 
 @dataclass
@@ -53,6 +68,9 @@ class Pong:
     text: str = ""
     seq: int = 0
     agent_key: str = ""
+
+    def __post_init__(self) -> None:
+        self.seq = _seq(self.seq)
 
 
 class CommandDeadlineError(Exception):

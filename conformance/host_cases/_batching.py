@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agentworker.v1 import agentworker_pb2 as pb
-from conformance._builders import event, type_subscription
+from conformance._builders import event, rpc_request, type_subscription
 from conformance._cases import Level
 from conformance._host_context import HostContext
 from conformance.host_cases._registry import host_case
@@ -141,3 +141,55 @@ async def batch_limits(ctx: HostContext) -> None:
         )
     got = [(await worker.expect_event("E1 or E2")).id for _ in range(2)]
     ctx.check(got == [e1.id, e2.id], f"received {got}, expected E1 then E2 only")
+
+
+_WORKER_DEFAULT_LIMIT = 4 * 1024 * 1024  # a hello without max_message_bytes (AWP-CONN-029)
+_BIG_TEXT = "b" * (512 * 1024)
+
+
+@host_case(
+    "host/batching/worker-frame-limit",
+    requirements=["AWP-BAT-006", "AWP-BAT-003"],
+    level=Level.CAPABILITY,
+    v1_only=True,
+    capability=pb.CAPABILITY_BATCHING,
+)
+async def worker_frame_limit(ctx: HostContext) -> None:
+    """Procedure: receiver R (batching in force, a hello without max_message_bytes, so 4 MiB)
+    accepts messages of at most 4 MiB and subscribes to X, then stops reading. Publisher P
+    publishes 48 events of 512 KiB on X (24 MiB in all), then sends a request to an unserved
+    type and waits for its answer (so the host has read the events). R reads again.
+
+    Asserts: R receives the 48 events in order and its channel stays open: no batch the host
+    built for R exceeded R's 4 MiB limit (a larger one would end R's channel with
+    RESOURCE_EXHAUSTED). (Whether the host batches at all depends on its writer; a host that
+    sends the events one by one passes.)"""
+    caps = (pb.CAPABILITY_BATCHING,)
+    topic = ctx.unique("big")
+    receiver = ctx.worker("r", hello=ctx.hello(caps))
+    receiver.receive_limit = _WORKER_DEFAULT_LIMIT
+    await receiver.open()
+    agent_type = ctx.unique("r")
+    await receiver.register(agent_type)
+    await receiver.subscribe(type_subscription(ctx.unique("s"), topic, agent_type))
+    receiver.data.trace_frames = False
+    publisher = await ctx.connect("p")
+    publisher.data.trace_frames = False
+    receiver.data.pause()
+    sent = [event(topic, "k", _BIG_TEXT) for _ in range(48)]  # enough to queue up at the host
+    for ev in sent:
+        await publisher.publish(ev)
+    await publisher.request(rpc_request("sync", ctx.unique("nobody"), "k", "x"))
+    await publisher.expect_response("sync", within=10.0)
+    receiver.data.resume()
+    count = len(sent)
+    got = [
+        (await receiver.expect_event(f"event {n + 1} of {count}", within=10.0)).id
+        for n in range(count)
+    ]
+    ctx.check(got == [ev.id for ev in sent], "the events arrived out of order (AWP-BAT-003)")
+    ctx.check(
+        not receiver.data.ended,
+        f"R's channel ended ({receiver.data.end_code}): a frame exceeded R's 4 MiB limit "
+        "(AWP-BAT-006)",
+    )

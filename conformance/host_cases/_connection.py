@@ -8,7 +8,7 @@ import grpc
 
 from agentworker.cloudevents.v1 import cloudevents_pb2 as ce
 from agentworker.v1 import agentworker_pb2 as pb
-from conformance._builders import event, type_subscription
+from conformance._builders import event, rpc_request, type_subscription
 from conformance._host_context import HostContext
 from conformance._predicates import event_with_id
 from conformance._wire import unknown_case_frame
@@ -185,3 +185,71 @@ async def undecodable_frame(ctx: HostContext) -> None:
         ctx.check(loop.time() < deadline, f"V cannot register B's type: {result}")
         await asyncio.sleep(0.05)
     await echo_check(ctx, other, "after B's undecodable frame")
+
+
+@host_case(
+    "host/connection/half-close",
+    requirements=["AWP-CONN-026", "AWP-CONN-018"],
+)
+async def half_close(ctx: HostContext) -> None:
+    """Procedure: T serves X; caller C sends request `r` to X (timeout 30 s); once T has it,
+    T half-closes its data channel (ends its request stream) and keeps reading.
+
+    Asserts: C receives ERROR_CODE_TARGET_UNAVAILABLE for `r` within 2 s; T's channel then
+    ends with status OK."""
+    agent_type = ctx.unique("half")
+    target = await ctx.serving("t", agent_type)
+    caller = await ctx.connect("c")
+    await caller.request(rpc_request("r", agent_type, "k", "x", timeout_ms=30_000))
+    await target.expect_request()
+    await target.data.call.done_writing()
+    ctx.trace.note("t", "data channel half-closed by the harness")
+    resp = await caller.expect_response("r", within=2.0)
+    ctx.check_error(resp, pb.ERROR_CODE_TARGET_UNAVAILABLE, "target half-closed")
+    code = await target.data.wait_end(within=2.0)
+    ctx.check(
+        code is grpc.StatusCode.OK,
+        f"the half-closed channel ended with {code.name if code else 'nothing (still open)'}, "
+        "expected OK (AWP-CONN-026)",
+    )
+
+
+@host_case("host/connection/list-without-channel", requirements=["AWP-CONN-027"])
+async def list_without_channel(ctx: HostContext) -> None:
+    """Procedure: a client-id that never opens a data channel calls GetSubscriptions with a
+    4 s deadline (the channel wait is at least 5 s).
+
+    Asserts: the call succeeds within the deadline (a host that waits for a data channel
+    runs past it, or fails the call with FAILED_PRECONDITION)."""
+    loner = ctx.worker("loner")
+    code, details, _ = await loner.unary(
+        "GetSubscriptions", pb.GetSubscriptionsRequest(), pb.GetSubscriptionsResponse, within=4.0
+    )
+    ctx.check(
+        code is grpc.StatusCode.OK,
+        f"GetSubscriptions without a data channel: {code.name} {details!r} (AWP-CONN-027)",
+    )
+
+
+@host_case("host/connection/legacy-path/every-method", requirements=["AWP-VER-003"])
+async def legacy_path_every_method(ctx: HostContext) -> None:
+    """Procedure: worker L uses the legacy path `/agents.AgentRpc/...` without a hello: it
+    opens its data channel, registers type T, adds, lists and removes a subscription, and
+    opens its control channel.
+
+    Asserts: each of the six methods succeeds on the legacy path, and the listing holds the
+    subscription."""
+    agent_type = ctx.unique("legacy")
+    legacy = ctx.worker("legacy", hello=None, legacy_path=True)
+    await legacy.open()
+    await legacy.register(agent_type)
+    sub = type_subscription(ctx.unique("s"), ctx.unique("topic"), agent_type)
+    await legacy.subscribe(sub)
+    listed = [s.id for s in await legacy.subscriptions() if s.id == sub.id]
+    ctx.check(listed == [sub.id], f"GetSubscriptions on the legacy path lists {listed}")
+    ctx.check_status(
+        await legacy.remove_subscription_status(sub.id), grpc.StatusCode.OK, "RemoveSubscription"
+    )
+    control = await legacy.open_control()
+    await legacy.register(ctx.unique("after-control"))  # a round trip after the control call
+    ctx.check(not control.ended, "OpenControlChannel on the legacy path ended at once")

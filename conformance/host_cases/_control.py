@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+
+import grpc
 from google.protobuf import any_pb2
 
 from agentworker.v1 import agentworker_pb2 as pb
@@ -47,14 +50,15 @@ async def control_unknown_target(ctx: HostContext) -> None:
         )
 
 
-@host_case("host/control/routing", requirements=["AWP-CTL-003", "AWP-CTL-002"])
+@host_case("host/control/routing", requirements=["AWP-CTL-003", "AWP-CTL-002", "AWP-VER-019"])
 async def control_routing(ctx: HostContext) -> None:
     """Procedure: worker S serves type T and opens its control channel. A legacy worker R (no
     hello) opens its data and control channels and sends a SaveStateRequest, `rpc_id` `c1`,
     to `agentid=T/k`, with a forged `respond_to` and the legacy type URL. S answers with a
     SaveStateResponse (state `s1`) to `clientid=<R>`.
 
-    Asserts: S receives the request with `respond_to` `clientid=<R>` (overwritten), the same
+    Asserts: the host accepts R's control channel (a legacy worker: no capability in force);
+    S receives the request with `respond_to` `clientid=<R>` (overwritten), the same
     SaveStateRequest, in S's type URL form; R receives the response with `rpc_id` `c1`,
     state `s1`, under the legacy type URL."""
     agent_type = ctx.unique("stateful")
@@ -103,3 +107,64 @@ async def control_routing(ctx: HostContext) -> None:
     ctx.check(url == legacy_prefix + "SaveStateResponse", f"R received type URL {url!r}")
     response = pb.SaveStateResponse.FromString(frame.rpc_message.value)
     ctx.check(response.state == "s1" and not response.error, f"R received {response}")
+
+
+def _has_rpc_id(rpc_id: str, frame: pb.OpenControlChannelResponse) -> bool:
+    return frame.rpc_id == rpc_id
+
+
+def _save_request(
+    agent_type: str, rpc_id: str, client_id: str, prefix: str
+) -> pb.OpenControlChannelRequest:
+    request = pb.SaveStateRequest(agent_id=pb.AgentId(type=agent_type, key="k"))
+    return pb.OpenControlChannelRequest(
+        rpc_id=rpc_id,
+        destination=f"agentid={agent_type}/k",
+        respond_to=f"clientid={client_id}",
+        rpc_message=any_pb2.Any(
+            type_url=prefix + "SaveStateRequest", value=request.SerializeToString()
+        ),
+    )
+
+
+@host_case(
+    "host/control/without-data-channel",
+    requirements=["AWP-CTL-006", "AWP-CTL-007", "AWP-CTL-004"],
+)
+async def control_without_data_channel(ctx: HostContext) -> None:
+    """Procedure: worker W opens only a control channel, without a hello and without a data
+    channel, and sends SaveStateRequests to an unregistered type: `c1` with the v1 type URL,
+    `c2` with the legacy one. A second control channel is then opened with W's client-id,
+    and W sends `c3` on its first one.
+
+    Asserts: `c1` and `c2` are both answered under the legacy type URL (W does not speak v1),
+    each a SaveStateResponse with an error; the second control channel ends with
+    ALREADY_EXISTS; `c3` is still answered on the first."""
+    worker = ctx.worker("w")
+    control = await worker.open_control()
+    nobody = ctx.unique("nobody")
+    legacy = "type.googleapis.com/agents."
+    forms = {"c1": "type.googleapis.com/agentworker.v1.", "c2": legacy}
+    for rpc_id, prefix in forms.items():
+        await control.write(_save_request(nobody, rpc_id, worker.client_id or "", prefix))
+        frame = await control.expect(
+            f"the control answer for {rpc_id}", functools.partial(_has_rpc_id, rpc_id), 2.0
+        )
+        url = frame.rpc_message.type_url
+        ctx.check(
+            url == legacy + "SaveStateResponse",
+            f"{rpc_id}: the host answered under {url!r}; a requester that sent no hello gets "
+            "the legacy form (AWP-CTL-006)",
+        )
+        answer = pb.SaveStateResponse.FromString(frame.rpc_message.value)
+        ctx.check(answer.error != "", f"{rpc_id}: the answer has no error")
+    second = ctx.worker("w-again", client_id=worker.client_id)
+    again = await second.open_control()
+    code = await again.wait_end(within=2.0)
+    ctx.check(
+        code is grpc.StatusCode.ALREADY_EXISTS,
+        f"a second control channel for one client-id ended with "
+        f"{code.name if code else 'nothing (still open)'} (AWP-CTL-007)",
+    )
+    await control.write(_save_request(nobody, "c3", worker.client_id or "", forms["c1"]))
+    await control.expect("the control answer for c3", lambda f: f.rpc_id == "c3", within=2.0)

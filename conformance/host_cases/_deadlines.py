@@ -74,3 +74,33 @@ async def default_deadline(ctx: HostContext) -> None:
     )
     await target.respond(pb.RpcResponse(request_id=got.request_id, payload=got.payload))
     await caller.expect_response("z")
+
+
+@host_case(
+    "host/rpc/deadline/cap-announced",
+    requirements=["AWP-RPC-024", "AWP-RPC-011"],
+    v1_only=True,
+)
+async def deadline_cap(ctx: HostContext) -> None:
+    """Procedure: T serves X; caller C reads the welcome's max_rpc_timeout_ms (M) and sends a
+    request whose timeout_ms is M + 10^9 (2^62 when M is 0, no cap); T answers it.
+
+    Asserts: T's copy carries a timeout_ms of at most M and more than M - 60,000 (when M is
+    0: more than 2^62 - 60,000, the timeout honoured); C receives T's answer."""
+    agent_type = ctx.unique("cap")
+    target = await ctx.serving("t", agent_type)
+    caller = await ctx.connect("c")
+    ctx.check(caller.welcome is not None, "no welcome, so no announced cap")
+    assert caller.welcome is not None
+    cap = caller.welcome.max_rpc_timeout_ms
+    asked = cap + 10**9 if cap else 2**62
+    await caller.request(rpc_request("big", agent_type, "k", "x", timeout_ms=asked))
+    got = await target.expect_request()
+    ceiling = cap if cap else asked
+    ctx.check(
+        ceiling - 60_000 < got.timeout_ms <= ceiling,
+        f"asked {asked} ms with max_rpc_timeout_ms {cap}: the forwarded timeout_ms is "
+        f"{got.timeout_ms}, expected just under {ceiling} (AWP-RPC-024)",
+    )
+    await target.respond(pb.RpcResponse(request_id=got.request_id, payload=got.payload))
+    await caller.expect_response("big")

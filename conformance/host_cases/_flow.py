@@ -27,7 +27,7 @@ _REQUEST_TIMEOUT_MS = 300_000
 
 @host_case(
     "host/flow/slow-consumer",
-    requirements=["AWP-FLOW-003", "AWP-FLOW-001", "AWP-CONN-018"],
+    requirements=["AWP-FLOW-003", "AWP-FLOW-001", "AWP-CONN-018", "AWP-FLOW-021"],
 )
 async def slow_consumer(ctx: HostContext) -> None:
     """Procedure: workers S (slow) and F (fast) each serve a type subscribed to topic X. S

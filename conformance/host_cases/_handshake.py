@@ -16,7 +16,7 @@ __all__: list[str] = []
 
 @host_case(
     "host/handshake/welcome",
-    requirements=["AWP-VER-013", "AWP-VER-012"],
+    requirements=["AWP-VER-013", "AWP-VER-012", "AWP-CONN-028", "AWP-VER-017"],
     v1_only=True,
 )
 async def welcome(ctx: HostContext) -> None:
@@ -25,8 +25,9 @@ async def welcome(ctx: HostContext) -> None:
 
     Asserts: each receives `agentworker-welcome-bin` initial metadata without sending a frame;
     the welcome decodes, has protocol_version 1, default_rpc_timeout_ms > 0 and
-    max_message_bytes > 0, lists only capabilities the hello listed, and states
-    max_batch_messages when batching is in force."""
+    max_message_bytes > 0, channel_wait_ms >= 5000, lists only capabilities the hello listed,
+    states max_batch_messages when batching is in force, and lists no security mechanism
+    (the harness connects in plaintext without a token)."""
     for label, caps in (("none", ()), ("batching", (pb.CAPABILITY_BATCHING,))):
         worker = ctx.worker(label, hello=ctx.hello(caps))
         await worker.open()
@@ -37,6 +38,15 @@ async def welcome(ctx: HostContext) -> None:
         ctx.check(w.protocol_version == 1, f"{label}: protocol_version {w.protocol_version}")
         ctx.check(w.default_rpc_timeout_ms > 0, f"{label}: default_rpc_timeout_ms is 0")
         ctx.check(w.max_message_bytes > 0, f"{label}: max_message_bytes is 0")
+        ctx.check(
+            w.channel_wait_ms >= 5000,
+            f"{label}: channel_wait_ms {w.channel_wait_ms}, expected at least 5000 (AWP-CONN-028)",
+        )
+        ctx.check(
+            not w.security_mechanisms,
+            f"{label}: security_mechanisms {list(w.security_mechanisms)} on a plaintext "
+            "connection without a token (AWP-VER-017)",
+        )
         if pb.CAPABILITY_BATCHING in w.capabilities:
             ctx.check(w.max_batch_messages > 0, f"{label}: batching without max_batch_messages")
         extra = set(w.capabilities) - set(caps)

@@ -18,18 +18,29 @@ __all__: list[str] = []
 
 @host_case(
     "host/lifecycle/drain",
-    requirements=["AWP-CONN-015", "AWP-CONN-016", "AWP-OBS-001", "AWP-ERR-004"],
+    requirements=[
+        "AWP-CONN-015",
+        "AWP-CONN-016",
+        "AWP-OBS-001",
+        "AWP-ERR-004",
+        "AWP-CONN-024",
+        "AWP-CONN-025",
+        "AWP-ERR-021",
+    ],
     v1_only=True,
 )
 async def drain(ctx: HostContext) -> None:
     """Procedure: (spawn mode only) T serves X; caller C sends request `held` to X, which T
-    holds. The harness sends the host SIGTERM. C sends request `new` to X; an observer
-    checks health; T then answers `held`.
+    holds. The harness sends the host SIGTERM. C sends request `new` to X, request `bad`
+    without a payload and request `nowhere` to an unserved type; C calls RegisterAgent; an
+    observer checks health; T then answers `held`.
 
-    Asserts: C and T each receive a Notice with ERROR_CODE_SHUTTING_DOWN; `new` is answered
-    with ERROR_CODE_SHUTTING_DOWN and never reaches T; health reports NOT_SERVING for
+    Asserts: C and T each receive a Notice with ERROR_CODE_SHUTTING_DOWN; `new` and `nowhere`
+    are answered with ERROR_CODE_SHUTTING_DOWN (draining comes before the target lookup),
+    `bad` with ERROR_CODE_INVALID_REQUEST (validity comes first), and none reaches T;
+    RegisterAgent fails with UNAVAILABLE; health reports NOT_SERVING for
     `agentworker.v1.AgentRpcService`; C receives exactly one response to `held` (T's answer,
-    or ERROR_CODE_SHUTTING_DOWN)."""
+    or ERROR_CODE_SHUTTING_DOWN), then C's data channel ends with UNAVAILABLE."""
     agent_type = ctx.unique("drain")
     target = await ctx.serving("t", agent_type)
     caller = await ctx.connect("c")
@@ -48,6 +59,19 @@ async def drain(ctx: HostContext) -> None:
     await caller.request(rpc_request("new", agent_type, "k", "y", timeout_ms=30_000))
     resp = await caller.expect_response("new", within=2.0)
     ctx.check_error(resp, pb.ERROR_CODE_SHUTTING_DOWN, "request sent while draining")
+    bad = rpc_request("bad", agent_type, "k", "z")
+    bad.ClearField("payload")
+    await caller.request(bad)
+    resp = await caller.expect_response("bad", within=2.0)
+    ctx.check_error(resp, pb.ERROR_CODE_INVALID_REQUEST, "invalid request while draining")
+    await caller.request(rpc_request("nowhere", ctx.unique("nobody"), "k", "z"))
+    resp = await caller.expect_response("nowhere", within=2.0)
+    ctx.check_error(resp, pb.ERROR_CODE_SHUTTING_DOWN, "unserved type while draining")
+    ctx.check_status(
+        await caller.register_status(ctx.unique("late")),
+        grpc.StatusCode.UNAVAILABLE,
+        "RegisterAgent while draining (AWP-CONN-025)",
+    )
     code, details, health = await observer.unary(
         "",
         health_pb2.HealthCheckRequest(service=CANONICAL_SERVICE),
@@ -68,3 +92,9 @@ async def drain(ctx: HostContext) -> None:
     await caller.data.expect("one response to `held`", response_to("held"), within=15.0)
     extra = [f for f in await caller.data.settle(0.1) if response_to("held")(f)]
     ctx.check(not extra, "the caller received two responses to `held`")
+    end = await caller.data.wait_end(within=15.0)
+    ctx.check(
+        end is grpc.StatusCode.UNAVAILABLE,
+        f"C's data channel ended with {end.name if end else 'nothing (still open)'}, "
+        "expected UNAVAILABLE (AWP-CONN-024)",
+    )

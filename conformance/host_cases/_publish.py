@@ -224,3 +224,34 @@ async def unroutable_subscription(ctx: HostContext) -> None:
     for worker in (stray, publisher):
         rest = await worker.data.settle(0.2)
         ctx.check(not rest, f"{worker.label} received {len(rest)} frames")
+
+
+@host_case(
+    "host/publish/foreign-subscription",
+    requirements=["AWP-SUB-013", "AWP-PUB-010", "AWP-PUB-012"],
+)
+async def foreign_subscription(ctx: HostContext) -> None:
+    """Procedure: worker A serves TA; worker B serves TB; worker C serves TC. A adds a
+    subscription on topic X for agent type TB (a type A does not serve); C adds its own
+    subscription on X for TC. P publishes an event on X.
+
+    Asserts: C receives it; B does not (B matches events only against its own subscriptions
+    and would drop it, so the host must not count it delivered there); A receives nothing."""
+    topic = ctx.unique("foreign")
+    type_a, type_b, type_c = ctx.unique("ta"), ctx.unique("tb"), ctx.unique("tc")
+    a = await ctx.serving("a", type_a)
+    b = await ctx.serving("b", type_b)
+    c = await ctx.serving("c", type_c)
+    await a.subscribe(type_subscription(ctx.unique("s"), topic, type_b))
+    await c.subscribe(type_subscription(ctx.unique("s"), topic, type_c))
+    publisher = await ctx.connect("p")
+    sent = event(topic, "k", "x")
+    await publisher.publish(sent)
+    await c.data.expect(f"event {sent.id}", event_with_id(sent.id))
+    rest = [f for f in await b.data.settle(0.2) if is_event(f)]
+    ctx.check(
+        not rest,
+        "B received an event through a subscription that A owns for B's agent type (AWP-SUB-013)",
+    )
+    rest = [f for f in await a.data.settle(0.0) if is_event(f)]
+    ctx.check(not rest, f"A received {len(rest)} events")

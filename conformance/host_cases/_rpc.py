@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from agentworker.v1 import agentworker_pb2 as pb
-from conformance._builders import json_payload, rpc_request
+from conformance._builders import json_payload, rpc_request, type_subscription
 from conformance._host_context import HostContext
 from conformance.host_cases._registry import host_case
 
@@ -237,3 +237,49 @@ async def target_disconnects(ctx: HostContext) -> None:
     await target.disconnect()
     resp = await caller.expect_response("r", within=2.0)
     ctx.check_error(resp, pb.ERROR_CODE_TARGET_UNAVAILABLE, "target disconnected")
+
+
+@host_case(
+    "host/rpc/caller-gone",
+    requirements=["AWP-RPC-025", "AWP-RPC-005", "AWP-CONN-018"],
+    v1_only=True,
+)
+async def caller_gone(ctx: HostContext) -> None:
+    """Procedure: T serves X; caller C adds a subscription S and sends request `r` to X
+    (timeout 30 s); once T has it, C's data channel is cancelled and an observer waits until
+    S is no longer listed (the host cleaned C up). T then answers `r`, and then sends a
+    response for an id nobody used.
+
+    Asserts: the first notice T receives names the unknown id with
+    ERROR_CODE_INVALID_REQUEST: T's answer to the departed caller was dropped without an
+    INVALID_REQUEST notice (any notice for it carries ERROR_CODE_TARGET_UNAVAILABLE)."""
+    agent_type = ctx.unique("orphan")
+    target = await ctx.serving("t", agent_type)
+    caller = await ctx.connect("c")
+    sub = type_subscription(ctx.unique("s"), ctx.unique("topic"), ctx.unique("x"))
+    await caller.subscribe(sub)
+    await caller.request(rpc_request("r", agent_type, "k", "x", timeout_ms=30_000))
+    got = await target.expect_request()
+    await caller.disconnect()
+    observer = await ctx.connect("observer")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.seconds(2.0)
+    while any(s.id == sub.id for s in await observer.subscriptions()):
+        ctx.check(loop.time() < deadline, "C's subscription is still listed 2 s after it left")
+        await asyncio.sleep(0.05)
+    await target.respond(pb.RpcResponse(request_id=got.request_id, payload=got.payload))
+    bogus = ctx.unique("bogus")
+    await target.respond(pb.RpcResponse(request_id=bogus, payload=got.payload))
+    while True:
+        notice = await target.expect_notice("the notice for the unknown id")
+        if notice.request_id == bogus:
+            ctx.check(
+                notice.code == pb.ERROR_CODE_INVALID_REQUEST,
+                f"the unknown id's notice has {pb.ErrorCode.Name(notice.code)} (AWP-RPC-005)",
+            )
+            break
+        ctx.check(
+            notice.code != pb.ERROR_CODE_INVALID_REQUEST,
+            "T was told ERROR_CODE_INVALID_REQUEST for answering a caller that had left "
+            "(AWP-RPC-025)",
+        )

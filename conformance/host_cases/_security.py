@@ -6,6 +6,7 @@ and stops it. Without the command the case is not claimed."""
 from __future__ import annotations
 
 import grpc
+from grpc_health.v1 import health_pb2
 
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._cases import Level
@@ -44,9 +45,15 @@ def _on(
     )
 
 
-async def _open_ok(ctx: HostContext, worker: RawWorker, *capabilities: int) -> None:
+async def _open_ok(
+    ctx: HostContext,
+    worker: RawWorker,
+    *capabilities: int,
+    mechanisms: tuple[int, ...] | None = None,
+) -> None:
     """Open ``worker``'s data channel and fail unless it gets a welcome listing
-    ``capabilities`` and the channel stays open."""
+    ``capabilities`` (and exactly the security ``mechanisms``, when given) and the channel
+    stays open."""
     await worker.open()
     ctx.check(
         worker.welcome is not None,
@@ -59,6 +66,14 @@ async def _open_ok(ctx: HostContext, worker: RawWorker, *capabilities: int) -> N
         ctx.check(
             capability in worker.welcome.capabilities,
             f"{worker.label}: the welcome does not list {pb.Capability.Name(capability)}",
+        )
+    if mechanisms is not None:
+        listed = sorted(pb.SecurityMechanism.Name(m) for m in worker.welcome.security_mechanisms)
+        wanted = sorted(pb.SecurityMechanism.Name(m) for m in mechanisms)
+        ctx.check(
+            listed == wanted,
+            f"{worker.label}: the welcome's security_mechanisms are {listed}, expected {wanted} "
+            "(AWP-VER-017)",
         )
     ctx.check(not worker.data.ended, f"{worker.label}: the host ended the data channel")
 
@@ -78,7 +93,7 @@ async def _refused(ctx: HostContext, worker: RawWorker, expected: grpc.StatusCod
 
 @host_case(
     "host/security/tls",
-    requirements=["AWP-SEC-001", "AWP-CNF-020"],
+    requirements=["AWP-SEC-001", "AWP-CNF-020", "AWP-VER-017"],
     level=Level.CAPABILITY,
     capability=pb.CAPABILITY_TLS,
     v1_only=True,
@@ -89,12 +104,22 @@ async def tls(ctx: HostContext) -> None:
     harness CA, with a hello listing CAPABILITY_TLS, and register a type; then call
     RegisterAgent over a plaintext connection.
 
-    Asserts: the TLS handshake succeeds, the welcome lists CAPABILITY_TLS and the
-    registration succeeds; the plaintext call fails."""
+    Asserts: the TLS handshake succeeds, the welcome lists CAPABILITY_TLS, its
+    security_mechanisms list exactly SECURITY_MECHANISM_TLS, and the registration succeeds;
+    a second TLS channel whose hello lists no capability gets a welcome without CAPABILITY_TLS
+    but still with SECURITY_MECHANISM_TLS; the plaintext call fails."""
     host = await ctx.secure_host(pb.CAPABILITY_TLS)
     worker = _on(ctx, host, "tls", client=None, capabilities=(pb.CAPABILITY_TLS,))
-    await _open_ok(ctx, worker, pb.CAPABILITY_TLS)
+    tls_only = (pb.SECURITY_MECHANISM_TLS,)
+    await _open_ok(ctx, worker, pb.CAPABILITY_TLS, mechanisms=tls_only)
     await worker.register(ctx.unique("tls"))
+    quiet = _on(ctx, host, "tls-no-caps", client=None)
+    await _open_ok(ctx, quiet, mechanisms=tls_only)
+    assert quiet.welcome is not None
+    ctx.check(
+        pb.CAPABILITY_TLS not in quiet.welcome.capabilities,
+        "the welcome lists CAPABILITY_TLS although the hello did not (AWP-VER-017, AWP-VER-012)",
+    )
     plain = _on(ctx, host, "plaintext", plaintext=True)
     code, _ = await plain.register_status(ctx.unique("plain"))
     ctx.check(
@@ -140,7 +165,7 @@ async def tls_version(ctx: HostContext) -> None:
 
 @host_case(
     "host/security/mutual-tls",
-    requirements=["AWP-SEC-003", "AWP-CNF-020"],
+    requirements=["AWP-SEC-003", "AWP-CNF-020", "AWP-VER-017"],
     level=Level.CAPABILITY,
     capability=pb.CAPABILITY_MUTUAL_TLS,
     v1_only=True,
@@ -150,7 +175,8 @@ async def mutual_tls(ctx: HostContext) -> None:
     CA; connect over TLS without a client certificate, then with one another CA signed (a
     raw TLS connection sending the HTTP/2 preface, and a RegisterAgent call, each); then with
     a certificate the client CA signed, open a data channel listing CAPABILITY_TLS and
-    CAPABILITY_MUTUAL_TLS and register a type.
+    CAPABILITY_MUTUAL_TLS and register a type (its welcome's security_mechanisms list exactly
+    TLS and MUTUAL_TLS).
 
     Asserts: without a certificate and with the foreign one the raw connection gets no
     HTTP/2 bytes and the call fails with UNAVAILABLE (the host refused the TLS handshake, not
@@ -173,13 +199,14 @@ async def mutual_tls(ctx: HostContext) -> None:
         ctx.check_status(result, grpc.StatusCode.UNAVAILABLE, f"{label}: RegisterAgent")
     both = (pb.CAPABILITY_TLS, pb.CAPABILITY_MUTUAL_TLS)
     worker = _on(ctx, host, "client-cert", capabilities=both)
-    await _open_ok(ctx, worker, *both)
+    mutual = (pb.SECURITY_MECHANISM_TLS, pb.SECURITY_MECHANISM_MUTUAL_TLS)
+    await _open_ok(ctx, worker, *both, mechanisms=mutual)
     await worker.register(ctx.unique("mtls"))
 
 
 @host_case(
     "host/security/bearer-token",
-    requirements=["AWP-SEC-005", "AWP-CNF-020"],
+    requirements=["AWP-SEC-005", "AWP-CNF-020", "AWP-SEC-008", "AWP-VER-017"],
     level=Level.CAPABILITY,
     capability=pb.CAPABILITY_BEARER_TOKEN,
     v1_only=True,
@@ -193,7 +220,9 @@ async def bearer_token(ctx: HostContext) -> None:
 
     Asserts: the missing and the unknown token are refused with UNAUTHENTICATED, the token
     bound to another client-id with PERMISSION_DENIED (OpenChannel and RegisterAgent each);
-    the right token gets a welcome and both calls succeed."""
+    the right token gets a welcome whose security_mechanisms list exactly BEARER_TOKEN, and
+    both calls succeed; a health check without a token and without a client-id is answered
+    SERVING."""
     client_a, client_b = ctx.unique("client-a"), ctx.unique("client-b")
     token_a, token_b = ctx.unique("token-a"), ctx.unique("token-b")
     host = await ctx.secure_host(
@@ -212,7 +241,7 @@ async def bearer_token(ctx: HostContext) -> None:
         ctx, host, "token-a", client_id=client_a, token=token_a,
         capabilities=(pb.CAPABILITY_BEARER_TOKEN,),
     )  # fmt: skip
-    await _open_ok(ctx, worker)
+    await _open_ok(ctx, worker, mechanisms=(pb.SECURITY_MECHANISM_BEARER_TOKEN,))
     agent_type = ctx.unique("token")
     await worker.register(agent_type)
     topic = ctx.unique("topic")
@@ -221,6 +250,20 @@ async def bearer_token(ctx: HostContext) -> None:
             id=ctx.unique("sub"),
             type_subscription=pb.TypeSubscription(topic_type=topic, agent_type=agent_type),
         )
+    )
+    probe = _on(ctx, host, "probe", plaintext=True)
+    code, details, health = await probe.unary(
+        "",
+        health_pb2.HealthCheckRequest(service=""),
+        health_pb2.HealthCheckResponse,
+        metadata=[],
+        path="/grpc.health.v1.Health/Check",
+    )
+    ctx.check(
+        code is grpc.StatusCode.OK
+        and health is not None
+        and health.status == health_pb2.HealthCheckResponse.SERVING,
+        f"a health check without token or client-id got {code.name} {details!r} (AWP-SEC-008)",
     )
 
 

@@ -99,8 +99,9 @@ async def concurrent_calls(ctx: WorkerContext) -> None:
     ctx.check(len(set(ids)) == len(ids), f"outbound request ids repeat: {ids} (AWP-RPC-001)")
     for request in requests:
         ctx.check(
-            request.timeout_ms > 0,
-            f"request {request.request_id!r} has no timeout_ms (AWP-CNF-011)",
+            0 < request.timeout_ms <= 5000,
+            f"request {request.request_id!r} has timeout_ms {request.timeout_ms}; a conformance "
+            "agent's call carries the CallAction's timeout_ms, here 5000 (AWP-CNF-011)",
         )
     for request in reversed(requests):
         ping, problem = decode_payload(request.payload, cp.Ping)
@@ -229,4 +230,29 @@ async def not_a_pong(ctx: WorkerContext) -> None:
         got.error_code == pb.ERROR_CODE_HANDLER_FAILED and not got.HasField("pong"),
         f"outcome {pb.ErrorCode.Name(got.error_code)} / pong {got.HasField('pong')}, expected "
         "ERROR_CODE_HANDLER_FAILED (AWP-CNF-011)",
+    )
+
+
+@worker_case("worker/call/notice-naming-call", requirements=["AWP-ERR-022", "AWP-ERR-011"])
+async def notice_naming_call(ctx: WorkerContext) -> None:
+    """Procedure: Command.call to harness/nt-…; once the outbound request arrives, send a
+    Notice (ERROR_CODE_INVALID_REQUEST) whose request_id is that request's id, then answer
+    the request with a Pong.
+
+    Asserts: the CallOutcome holds the Pong: a notice names a frame the worker sent, never
+    ends one of its pending calls."""
+    conn = await ctx.ready()
+    rid, request, ping = await start_call(ctx, conn, call_command(ctx.unique("nt"), "nt", 4))
+    notice = pb.Notice(
+        code=pb.ERROR_CODE_INVALID_REQUEST,
+        message="a notice that names the pending call",
+        request_id=request.request_id,
+    )
+    await conn.write(pb.OpenChannelResponse(notice=notice))
+    await conn.write(pb.OpenChannelResponse(response=pong_response(request, ping)))
+    got = await outcome(ctx, rid)
+    ctx.check(
+        got.HasField("pong") and got.error_code == pb.ERROR_CODE_UNSPECIFIED,
+        f"the call ended with {pb.ErrorCode.Name(got.error_code)} {got.error_message!r} after a "
+        "Notice named it; notices never fail a pending call (AWP-ERR-022)",
     )

@@ -7,7 +7,7 @@ import time
 from agentworker.cloudevents.v1 import cloudevents_pb2 as ce
 from agentworker.conformance.v1 import contract_pb2 as cp
 from agentworker.v1 import agentworker_pb2 as pb
-from conformance._payloads import ping_event
+from conformance._payloads import pack, ping_event
 from conformance._worker_context import BROADCAST_TOPIC, PREFIX_TOPIC, WorkerContext
 from conformance.worker_cases._registry import worker_case
 
@@ -43,8 +43,13 @@ async def deliver_and_check(
         f"expected {(text, 5, cp.Encoding.Name(expected))} (AWP-PUB-022)",
     )
     ctx.check(
+        receipt.HasField("sender"),
+        "EventReceipt.sender is not set; it is REQUIRED when the event names its sender "
+        "(agagentsendertype/agagentsenderkey), here harness/sender (AWP-CNF-005)",
+    )
+    ctx.check(
         (receipt.sender.type, receipt.sender.key) == ("harness", "sender"),
-        f"receipt sender {receipt.sender}, expected harness/sender",
+        f"receipt sender {receipt.sender}, expected harness/sender (AWP-CNF-005)",
     )
     ctx.check(
         item.frame.cloud_event.source == source,
@@ -229,3 +234,61 @@ async def agents_independent(ctx: WorkerContext) -> None:
         f"the receipt for an unstalled agent arrived after that of another agent stalled "
         f"{stall_ms} ms: one agent's handler held up another's (AWP-CONN-041)",
     )
+
+
+@worker_case("worker/events/own-subscriptions-only", requirements=["AWP-SUB-012", "AWP-SUB-010"])
+async def own_subscriptions_only(ctx: WorkerContext) -> None:
+    """Procedure: deliver a JSON Ping event on a topic type no subscription of the worker
+    matches (`conformance.unsubscribed…`), then one on `conformance.broadcast`, both with
+    source `src-…` (one agent).
+
+    Asserts: the worker publishes an EventReceipt for the second event only: it matches
+    events against its own subscriptions, whatever the host sent (the host delivers only
+    matches the worker owns, AWP-SUB-013)."""
+    conn = await ctx.ready()
+    source = ctx.unique("src")
+    stray = ping_event(ctx.unique("conformance.unsubscribed"), source, "stray", 1, protobuf=False)
+    matched = ping_event(BROADCAST_TOPIC, source, "matched", 2, protobuf=False)
+    await conn.write(pb.OpenChannelResponse(cloud_event=stray))
+    await conn.write(pb.OpenChannelResponse(cloud_event=matched))
+    await ctx.expect_receipt(matched.id)
+    late = ctx.host.pending(
+        lambda i: (
+            not i.connection.control
+            and i.frame.WhichOneof("message") == "cloud_event"
+            and i.frame.cloud_event.type == "conformance.receipts"
+            and i.frame.cloud_event.source == source
+        )
+    )
+    ctx.check(
+        not late,
+        f"the worker handled an event on {stray.type!r}, which none of its subscriptions "
+        "matches (AWP-SUB-012)",
+    )
+
+
+@worker_case("worker/events/unhandled-type", requirements=["AWP-PUB-025", "AWP-PUB-022"])
+async def unhandled_type(ctx: WorkerContext) -> None:
+    """Procedure: deliver on `conformance.broadcast` a protobuf event that decodes but is a
+    `Pong`, which the conformance agent has no handler for; then a JSON Ping event; both with
+    source `src-…`.
+
+    Asserts: the worker stays connected and publishes an EventReceipt for the Ping only."""
+    conn = await ctx.ready()
+    source = ctx.unique("src")
+    unhandled = ping_event(BROADCAST_TOPIC, source, "x", 1, protobuf=True)
+    unhandled.proto_data.CopyFrom(pack(cp.Pong(text="x", seq=1, agent_key="k")))
+    unhandled.attributes["dataschema"].ce_string = cp.Pong.DESCRIPTOR.full_name
+    handled = ping_event(BROADCAST_TOPIC, source, "y", 2, protobuf=False)
+    await conn.write(pb.OpenChannelResponse(cloud_event=unhandled))
+    await conn.write(pb.OpenChannelResponse(cloud_event=handled))
+    await ctx.expect_receipt(handled.id)
+    late = ctx.host.pending(
+        lambda i: (
+            not i.connection.control
+            and i.frame.WhichOneof("message") == "cloud_event"
+            and i.frame.cloud_event.type == "conformance.receipts"
+            and i.frame.cloud_event.source == source
+        )
+    )
+    ctx.check(not late, f"{len(late)} receipts for an event of a type no handler takes")

@@ -125,19 +125,10 @@ async def registration(ctx: WorkerContext) -> None:
     ctx.check(not shared, f"one id names different subscriptions: {shared}")
 
 
-@worker_case(
-    "worker/handshake/legacy-host",
-    requirements=["AWP-VER-015", "AWP-VER-012", "AWP-BAT-001"],
-)
-async def legacy_host(ctx: WorkerContext) -> None:
-    """Procedure: (spawn mode) start a second instance of the worker against a harness host
-    that plays a legacy host: it answers OpenChannel with no `agentworker-welcome-bin`. Send
-    a Ping, then Command.publish of 200 protobuf Pings.
-
-    Asserts: the worker does not wait for a welcome forever: it registers and subscribes
-    within 10 s (scaled) and answers the Ping; with no capability in force it sends no batch
-    frame, even when many publishes are queued."""
-    extra = await second_worker(ctx, {}, None, host=HarnessHost(scale=ctx.scale, welcome=False))
+async def _no_batches_without_welcome(ctx: WorkerContext, host: HarnessHost, why: str) -> None:
+    """Start a second worker against ``host``, ping it, have it publish 200 protobuf Pings and
+    fail if it sent any batch frame (no capability is in force)."""
+    extra = await second_worker(ctx, {}, None, host=host)
     conn = await ready_and_ping(ctx, extra)
     sub = WorkerContext(subject=extra, scale=ctx.scale, trace=ctx.trace)
     action = cp.PublishAction(
@@ -162,8 +153,38 @@ async def legacy_host(ctx: WorkerContext) -> None:
         ),
         10.0,
     )
-    ctx.check(
-        conn.batches == 0,
-        f"the worker sent {conn.batches} batch frames to a host that sent no welcome "
-        "(AWP-VER-015, AWP-BAT-001)",
+    ctx.check(conn.batches == 0, f"the worker sent {conn.batches} batch frames to {why}")
+
+
+@worker_case(
+    "worker/handshake/legacy-host",
+    requirements=["AWP-VER-015", "AWP-VER-012", "AWP-BAT-001", "AWP-VER-020"],
+)
+async def legacy_host(ctx: WorkerContext) -> None:
+    """Procedure: (spawn mode) start a second instance of the worker against a harness host
+    that plays a legacy host: it answers OpenChannel with no `agentworker-welcome-bin`. Send
+    a Ping, then Command.publish of 200 protobuf Pings.
+
+    Asserts: the worker does not wait for a welcome forever: it registers and subscribes
+    within 10 s (scaled) and answers the Ping; with no capability in force it sends no batch
+    frame, even when many publishes are queued."""
+    await _no_batches_without_welcome(
+        ctx,
+        HarnessHost(scale=ctx.scale, welcome=False),
+        "a host that sent no welcome (AWP-VER-020, AWP-BAT-001)",
+    )
+
+
+@worker_case("worker/handshake/later-major-version", requirements=["AWP-VER-018"])
+async def later_major_version(ctx: WorkerContext) -> None:
+    """Procedure: (spawn mode) start a second instance of the worker against a harness host
+    whose welcome says protocol_version 2 and lists every capability the hello offered
+    (batching included). Send a Ping, then Command.publish of 200 protobuf Pings.
+
+    Asserts: the worker registers and answers the Ping, and sends no batch frame: a welcome
+    of another major version puts no capability in force."""
+    await _no_batches_without_welcome(
+        ctx,
+        HarnessHost(scale=ctx.scale, welcome_version=2),
+        "a host whose welcome has protocol_version 2 (AWP-VER-018)",
     )

@@ -21,7 +21,7 @@ __all__: list[str] = []
 
 @worker_case(
     "worker/lifecycle/sigterm-drains",
-    requirements=["AWP-CONN-017", "AWP-CONN-023", "AWP-RPC-006"],
+    requirements=["AWP-CONN-017", "AWP-CONN-023", "AWP-RPC-006", "AWP-CNF-022"],
 )
 async def sigterm(ctx: WorkerContext) -> None:
     """Procedure: (spawn mode) send Command.stall 1500 ms; 300 ms later send SIGTERM to the
@@ -53,7 +53,10 @@ async def sigterm(ctx: WorkerContext) -> None:
     )
     status = await ctx.subject.wait_exit(10.0)
     ctx.check(status is not None, "the worker did not exit within 10 s of SIGTERM (AWP-CONN-017)")
-    ctx.check(status == 0, f"the worker exited with status {status} after SIGTERM, expected 0")
+    ctx.check(
+        status == 0,
+        f"the worker exited with status {status} after SIGTERM, expected 0 (AWP-CNF-022)",
+    )
 
 
 def _subscription_ids(ctx: WorkerContext, conn: Connection, after: float = 0.0) -> set[str]:

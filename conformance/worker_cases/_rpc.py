@@ -198,20 +198,25 @@ async def instance_per_key(ctx: WorkerContext) -> None:
 
 
 @worker_case(
-    "worker/rpc/command-deadline", requirements=["AWP-CNF-015", "AWP-CNF-013", "AWP-RPC-021"]
+    "worker/rpc/command-deadline",
+    requirements=["AWP-CNF-015", "AWP-CNF-013", "AWP-RPC-021", "AWP-CNF-021", "AWP-CNF-023"],
 )
 async def command_deadline(ctx: WorkerContext) -> None:
-    """Procedure: send Command{stall: 200 ms} and check its answer; then
-    Command{deadline_ms: 300, stall: 5000 ms}.
+    """Procedure: send Command{stall: 200 ms} (deadline_ms 0: no bound of its own) and check
+    its answer; then Command{deadline_ms: 300, stall: 5000 ms}.
 
-    Asserts: the first answer is CommandResult.stalled_ms 200; the second is an error
+    Asserts: the first answer is a protobuf CommandResult.stalled_ms 200; the second is an error
     response (non-empty `error` containing the word `deadline`, error_code HANDLER_FAILED)
     arriving within 300 ms plus 2 s of slack (scaled), not after the
     stall."""
     conn = await ctx.ready()
-    result = await ctx.command(conn, cp.Command(stall=cp.StallAction(duration_ms=200)))
+    result = await ctx.command(
+        conn, cp.Command(deadline_ms=0, stall=cp.StallAction(duration_ms=200))
+    )
     ctx.check(
-        result.stalled_ms == 200, f"stalled_ms {result.stalled_ms}, expected 200 (AWP-CNF-013)"
+        result.stalled_ms == 200,
+        f"stalled_ms {result.stalled_ms}, expected 200; deadline_ms 0 sets no bound "
+        "(AWP-CNF-013, AWP-CNF-021)",
     )
     command = cp.Command(
         case_id=ctx.unique("c"), deadline_ms=300, stall=cp.StallAction(duration_ms=5000)
@@ -250,4 +255,41 @@ async def unknown_agent_type(ctx: WorkerContext) -> None:
         response.error_code == pb.ERROR_CODE_UNKNOWN_TARGET,
         f"error_code {pb.ErrorCode.Name(response.error_code)}, expected "
         "ERROR_CODE_UNKNOWN_TARGET (AWP-RPC-021)",
+    )
+
+
+@worker_case(
+    "worker/rpc/payload-reading",
+    requirements=["AWP-CNF-024", "AWP-RPC-026", "AWP-RPC-021", "AWP-VER-001"],
+)
+async def payload_reading(ctx: WorkerContext) -> None:
+    """Procedure: send conformance/key-num a JSON Ping `{"text": "n", "seq": 7.0, "note":
+    "x"}` whose request names method `ignored.method`; then a JSON Ping whose seq is
+    4294967296 (outside int32).
+
+    Asserts: the first is answered with a JSON Pong with seq 7 (an integral number written
+    with a fraction, an unknown field and a method name change nothing); the second with
+    ERROR_CODE_UNSUPPORTED_MESSAGE (it does not decode as a Ping)."""
+    conn = await ctx.ready()
+    rid = ctx.unique("h")
+    request = pb.RpcRequest(
+        request_id=rid,
+        target=pb.AgentId(type="conformance", key="key-num"),
+        method="ignored.method",
+        payload=pb.Payload(
+            data_type="Ping",
+            data_content_type=JSON,
+            data=b'{"text": "n", "seq": 7.0, "note": "x"}',
+        ),
+    )
+    await conn.write(pb.OpenChannelResponse(request=request))
+    check_pong(ctx, await ctx.expect_response(rid), JSON, "n", 7, "key-num")
+    big = pb.Payload(
+        data_type="Ping", data_content_type=JSON, data=b'{"text": "n", "seq": 4294967296}'
+    )
+    response = await ctx.rpc(conn, big, key="key-num")
+    ctx.check(
+        response.error_code == pb.ERROR_CODE_UNSUPPORTED_MESSAGE and response.error != "",
+        f"a Ping whose seq is outside int32 got {pb.ErrorCode.Name(response.error_code)} "
+        f"{response.error!r}, expected ERROR_CODE_UNSUPPORTED_MESSAGE (AWP-CNF-024)",
     )

@@ -181,3 +181,34 @@ async def bearer_token(ctx: WorkerContext) -> None:
     ]
     ctx.check(not wrong, f"calls without `authorization: Bearer <token>`: {wrong} (AWP-SEC-005)")
     announced(ctx, conn, pb.CAPABILITY_BEARER_TOKEN)
+
+
+@worker_case(
+    "worker/security/certificate-without-key",
+    requirements=["AWP-CNF-025", "AWP-CNF-001"],
+)
+async def certificate_without_key(ctx: WorkerContext) -> None:
+    """Procedure: (spawn mode) start a second worker with AGENTWORKER_TLS_CERT (a valid client
+    certificate) but no AGENTWORKER_TLS_KEY, against a plaintext harness host; wait up to
+    20 s (scaled) for a call or an exit (a correct worker exits at once: the wait only
+    bounds a worker that hangs).
+
+    Asserts: the worker makes no call and exits with a non-zero status on its own (it refuses
+    to start rather than connect without its certificate)."""
+    certs = certificates(ctx)
+    try:
+        env = {"AGENTWORKER_TLS_CERT": str(certs.client_cert)}
+        try:
+            extra = await second_worker(ctx, env, None, connect_timeout_s=20.0, strict=False)
+        except SubjectError as exc:
+            ctx.check(
+                "before connecting" in str(exc) and "status 0 " not in str(exc),
+                f"the worker did not refuse to start on its own: {exc} (AWP-CNF-025)",
+            )
+            return
+        calls = [call.method for call in extra.host.calls]
+        raise CaseFailure(
+            f"the worker started without AGENTWORKER_TLS_KEY and made calls {calls} (AWP-CNF-025)"
+        )
+    finally:
+        certs.cleanup()

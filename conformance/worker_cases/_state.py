@@ -132,7 +132,7 @@ async def round_trip(ctx: WorkerContext, prefix: str) -> None:
 
 @worker_case(
     "worker/state/save-load",
-    requirements=["AWP-CTL-001", "AWP-CNF-014", "AWP-CONN-009", "AWP-CTL-003"],
+    requirements=["AWP-CTL-001", "AWP-CNF-014", "AWP-CONN-009", "AWP-CTL-003", "AWP-CTL-008"],
     level=Level.CAPABILITY,
     capability=pb.CAPABILITY_STATE,
 )
@@ -140,11 +140,24 @@ async def save_load(ctx: WorkerContext) -> None:
     """Procedure: (CAPABILITY_STATE) Command.remember a fresh value at conformance/x-…; on the
     worker's control channel send SaveStateRequest for x (type URL
     `type.googleapis.com/agentworker.v1.SaveStateRequest`), then LoadStateRequest with that
-    state into conformance/y-…; Command.recall at y.
+    state into conformance/y-…; Command.recall at y. Then send SaveStateRequest for
+    conformance/z-…, a key no message has reached yet.
 
     Asserts: the worker has a control channel; both answers carry the same rpc_id, the
-    matching response type (with the v1 type URL) and no error; y recalls the value."""
+    matching response type (with the v1 type URL) and no error; y recalls the value; the
+    save for z is answered without an error (the agent is created, AWP-CTL-008)."""
     await round_trip(ctx, V1)
+    conn = await ctx.ready()
+    control = await find_control(ctx, conn)
+    fresh = ctx.unique("z")
+    request = pb.SaveStateRequest(agent_id=pb.AgentId(type=AGENT_TYPE, key=fresh))
+    answer = await control_call(ctx, control, fresh, request, V1)
+    saved = pb.SaveStateResponse.FromString(answer.value)
+    ctx.check(
+        not saved.error,
+        f"saving a key never seen answered error {saved.error!r}; the agent is created as for "
+        "any message (AWP-CTL-008)",
+    )
 
 
 @worker_case(

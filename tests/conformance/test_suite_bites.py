@@ -15,6 +15,7 @@ TARGETED = {
         "host/rpc/response-from-wrong-connection": "AWP-RPC-005",
     },
     "fanout-to-all": {"host/publish/fan-out-exactness": "AWP-PUB-010"},
+    "route-by-type": {"host/publish/foreign-subscription": "AWP-SUB-013"},
     "batch-any-size": {"host/batching/frame-count-limits": "AWP-BAT-005"},
     "unbounded-queues": {"host/flow/overloaded": "AWP-FLOW-002"},
     "no-drain": {"host/lifecycle/drain": "AWP-CONN-015"},

@@ -42,6 +42,7 @@ TARGETED = {
         "worker/events/per-agent-order": "AWP-CONN-040",
         "worker/flow/deadline-passes-in-mailbox": "AWP-CONN-040",
     },
+    "anonymous-receipts": {"worker/events/broadcast/json": "AWP-CNF-005"},
 }
 # Workers with these defects never get ready, so no other case can pass.
 STARTUP_DEFECTS = {"no-client-id-unary", "register-first"}
@@ -52,6 +53,7 @@ MESSAGES = {
     "silent-errors": "no response to request",
     "register-first": "before opening the data channel",
     "overlap-agents": "AWP-CONN-040",
+    "anonymous-receipts": "arrived with an empty event_id",
     # A worker that ignores SIGTERM keeps answering requests instead of refusing them.
     "ignore-sigterm": "expected ERROR_CODE_SHUTTING_DOWN",
 }

@@ -130,6 +130,9 @@ async def test_welcome_lists_negotiated_capabilities_and_limits(
     assert welcome.max_batch_messages == 1024
     assert welcome.max_message_bytes == 16 * 1024 * 1024
     assert welcome.connection_id
+    assert welcome.channel_wait_ms == host.config.channel_wait_ms
+    assert welcome.max_rpc_timeout_ms == host.config.max_rpc_timeout_ms == 3_600_000
+    assert list(welcome.security_mechanisms) == []
 
 
 @pytest.mark.asyncio

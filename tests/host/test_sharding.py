@@ -107,8 +107,9 @@ async def test_events_for_a_shared_type_go_to_the_member_of_their_source(
     first = await _shared(connect, "member-1")
     second = await _shared(connect, "member-2")
     publisher = await connect("publisher", hello())
-    await first.subscribe(type_sub("pool-topic", "jobs", "pool"))
+    # Each member owns its subscriptions: a match counts only at its owner (AWP-SUB-013).
     for worker in (first, second):
+        await worker.subscribe(type_sub(f"{worker.client_id}-jobs", "jobs", "pool"))
         await worker.subscribe(type_sub(f"{worker.client_id}-m", "marker", "pool"))
     for key in KEYS:
         await publisher.publish(event("jobs", key, event_id=f"job-{key}"))

@@ -10,6 +10,8 @@ import pytest
 
 from agentworker.v1 import agentworker_pb2 as pb
 from reference_host import HostConfig, Metrics, TokenPolicy, _errors, _wire, load_tokens
+from reference_host._config import TlsConfig
+from reference_host._handshake import security_mechanisms, worker_max_message_bytes
 from reference_host._subscriptions import SubscriptionTable
 from tests.host._raw import event, prefix_sub, type_sub
 
@@ -125,19 +127,47 @@ def test_metrics_render_and_snapshot() -> None:
 
 
 @pytest.mark.requirement("AWP-SUB-010")
+@pytest.mark.requirement("AWP-SUB-013")
 def test_subscription_matching_and_cache_invalidation() -> None:
     table = SubscriptionTable()
     table.add("w1", type_sub("1", "news", "reader"))
     table.add("w1", type_sub("2", "news", "reader"))
+    table.add("w3", type_sub("5", "news", "reader"))
     table.add("w2", prefix_sub("3", "ne", "prefixed"))
     table.add("w2", prefix_sub("4", "news.", "deep"))
-    assert set(table.agent_types_for("news")) == {"reader", "prefixed"}
-    assert set(table.agent_types_for("news.x")) == {"prefixed", "deep"}
+
+    def types(topic: str) -> dict[str, frozenset[str]]:
+        return dict(table.agent_types_for(topic))
+
+    assert types("news") == {"reader": {"w1", "w3"}, "prefixed": {"w2"}}
+    assert types("news.x") == {"prefixed": {"w2"}, "deep": {"w2"}}
     assert table.agent_types_for("other") == ()
     table.remove("w1", "1")
-    assert set(table.agent_types_for("news")) == {"reader", "prefixed"}
+    assert types("news") == {"reader": {"w1", "w3"}, "prefixed": {"w2"}}
     table.remove("w1", "2")
-    assert table.agent_types_for("news") == ("prefixed",)
+    assert types("news") == {"reader": {"w3"}, "prefixed": {"w2"}}
+    table.remove("w3", "5")
+    assert types("news") == {"prefixed": {"w2"}}
     assert table.remove_owner("w2") == 2
     assert table.agent_types_for("news.x") == ()
     assert len(table) == 0
+
+
+@pytest.mark.requirement("AWP-BAT-006", "AWP-CONN-029")
+def test_worker_frame_limit_defaults_to_four_mib() -> None:
+    assert worker_max_message_bytes(pb.ChannelHello()) == 4 * 1024 * 1024
+    assert worker_max_message_bytes(pb.ChannelHello(max_message_bytes=1024)) == 4 * 1024 * 1024
+    big = pb.ChannelHello(max_message_bytes=64 * 1024 * 1024)
+    assert worker_max_message_bytes(big) == 64 * 1024 * 1024
+
+
+@pytest.mark.requirement("AWP-VER-017")
+def test_security_mechanisms_follow_the_configuration() -> None:
+    assert security_mechanisms(HostConfig()) == []
+    tls = TlsConfig(certificate_chain=b"c", private_key=b"k", client_ca=b"ca")
+    tokens = (TokenPolicy(token="t", client_id="c"),)
+    assert security_mechanisms(HostConfig(tls=tls, tokens=tokens)) == [
+        pb.SECURITY_MECHANISM_TLS,
+        pb.SECURITY_MECHANISM_MUTUAL_TLS,
+        pb.SECURITY_MECHANISM_BEARER_TOKEN,
+    ]

@@ -86,6 +86,9 @@ func parseWelcome(md metadata.MD) (*pb.ChannelWelcome, error) {
 	if err := proto.Unmarshal([]byte(vals[0]), &w); err != nil {
 		return nil, fmt.Errorf("welcome does not decode: %w", err)
 	}
+	if w.GetProtocolVersion() != 1 {
+		return nil, nil // another major version: a legacy host (AWP-VER-018)
+	}
 	return &w, nil
 }
 

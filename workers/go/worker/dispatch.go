@@ -63,27 +63,14 @@ func (w *Worker) onResponse(r *pb.RpcResponse) {
 	p.ch <- r
 }
 
-// onNotice logs a notice, never fatal (AWP-ERR-011), and fails the call it
-// names, if any.
+// onNotice logs a notice, never fatal (AWP-ERR-011). A notice's request_id is
+// the host's id of a request it delivered to us (AWP-RPC-005), not one of our
+// own calls, so it never ends a pending call (AWP-ERR-022).
 func (w *Worker) onNotice(n *pb.Notice) {
 	w.log.Warn("host notice", "code", n.GetCode().String(), "message", n.GetMessage(),
 		"event_id", n.GetEventId(), "request_id", n.GetRequestId())
 	if w.cfg.OnNotice != nil {
 		w.cfg.OnNotice(n)
-	}
-	if n.GetRequestId() == "" {
-		return
-	}
-	w.mu.Lock()
-	p, ok := w.pending[n.GetRequestId()]
-	delete(w.pending, n.GetRequestId())
-	w.mu.Unlock()
-	if ok {
-		msg := n.GetMessage()
-		if msg == "" {
-			msg = "rejected by the host"
-		}
-		p.ch <- &pb.RpcResponse{RequestId: n.GetRequestId(), Error: msg, ErrorCode: normalizeCode(n.GetCode())}
 	}
 }
 

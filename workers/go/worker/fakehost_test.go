@@ -425,13 +425,16 @@ func TestCallErrors(t *testing.T) {
 		t.Fatalf("silent host: %v after %v", err, time.Since(start))
 	}
 
-	// A notice naming the request fails it with the notice's code.
+	// A notice naming the request's id leaves the call pending (AWP-ERR-022):
+	// notice ids are host ids of requests delivered to this worker.
 	go call(5 * time.Second)
 	r = ch.next(t).GetRequest()
 	ch.send(t, &pb.OpenChannelResponse{Message: &pb.OpenChannelResponse_Notice{Notice: &pb.Notice{
 		Code: pb.ErrorCode_ERROR_CODE_INVALID_REQUEST, Message: "bad", RequestId: r.GetRequestId()}}})
-	if err := <-errs; !errors.Is(err, ErrInvalidRequest) {
-		t.Fatalf("notice surfaced as %v", err)
+	ch.send(t, &pb.OpenChannelResponse{Message: &pb.OpenChannelResponse_Response{Response: &pb.RpcResponse{
+		RequestId: r.GetRequestId(), Payload: r.GetPayload()}}})
+	if err := <-errs; err != nil {
+		t.Fatalf("a notice ended the call: %v", err)
 	}
 
 	// The channel ends: calls in flight fail at once with TARGET_UNAVAILABLE.

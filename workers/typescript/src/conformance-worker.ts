@@ -19,7 +19,14 @@ function pingOf(body: aw.Body): PingData | undefined {
   }
   if (body.encoding !== "json" || body.dataType !== "Ping") return undefined;
   const { text = "", seq = 0 } = (body.value ?? {}) as { text?: unknown; seq?: unknown };
-  if (typeof text !== "string" || typeof seq !== "number" || !Number.isInteger(seq)) {
+  // seq is an int32; 7.0 reads as 7, anything else does not decode (AWP-CNF-024).
+  if (
+    typeof text !== "string" ||
+    typeof seq !== "number" ||
+    !Number.isInteger(seq) ||
+    seq < -2147483648 ||
+    seq > 2147483647
+  ) {
     throw new aw.UnsupportedMessageError("malformed JSON Ping");
   }
   return { text, seq, encoding: C.Encoding.JSON, stallMs: 0 };

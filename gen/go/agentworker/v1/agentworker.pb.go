@@ -40,10 +40,13 @@ type ErrorCode int32
 const (
 	// Means success, or a legacy peer that sent only the `error` string.
 	ErrorCode_ERROR_CODE_UNSPECIFIED ErrorCode = 0
-	// Means no worker serves the target agent type (set by the host).
+	// Means no worker serves the target agent type: set by the host when no
+	// worker registered it (AWP-RPC-003), or by a worker delivered a request for
+	// a type it does not serve (AWP-RPC-021).
 	ErrorCode_ERROR_CODE_UNKNOWN_TARGET ErrorCode = 1
-	// Means the worker serving the target disconnected before answering (set
-	// by the host).
+	// Means the worker serving the target disconnected before answering: set by
+	// the host (AWP-CONN-018), or reported locally by the caller's runtime when
+	// its own channel ended (AWP-CONN-019); never sent by a worker on the wire.
 	ErrorCode_ERROR_CODE_TARGET_UNAVAILABLE ErrorCode = 2
 	// Means the request's deadline passed before a response arrived (set by
 	// the host or by the caller's runtime).
@@ -138,11 +141,14 @@ const (
 	// (worker; AWP-CONN-020).
 	Capability_CAPABILITY_RECONNECT Capability = 3
 	// Connects over TLS when given a CA (worker) or serves TLS (host)
-	// (AWP-SEC-001).
+	// (AWP-SEC-001). Describes the connection rather than a negotiated feature;
+	// ChannelWelcome.security_mechanisms is the authoritative statement
+	// (AWP-VER-017).
 	Capability_CAPABILITY_TLS Capability = 4
-	// Presents or verifies client certificates (AWP-SEC-003).
+	// Presents or verifies client certificates (AWP-SEC-003); see
+	// CAPABILITY_TLS.
 	Capability_CAPABILITY_MUTUAL_TLS Capability = 5
-	// Sends or checks bearer tokens (AWP-SEC-005).
+	// Sends or checks bearer tokens (AWP-SEC-005); see CAPABILITY_TLS.
 	Capability_CAPABILITY_BEARER_TOKEN Capability = 6
 	// Lets several workers register the same agent type (host; AWP-SHR-001).
 	Capability_CAPABILITY_SHARED_AGENT_TYPES Capability = 7
@@ -201,6 +207,66 @@ func (x Capability) Number() protoreflect.EnumNumber {
 // Deprecated: Use Capability.Descriptor instead.
 func (Capability) EnumDescriptor() ([]byte, []int) {
 	return file_agentworker_v1_agentworker_proto_rawDescGZIP(), []int{1}
+}
+
+// SecurityMechanism names a security mechanism protecting one connection.
+// Unlike a Capability it is not negotiated: it is a fact about the
+// connection the host reports in its welcome (AWP-VER-017).
+type SecurityMechanism int32
+
+const (
+	// Is never sent; receivers ignore it.
+	SecurityMechanism_SECURITY_MECHANISM_UNSPECIFIED SecurityMechanism = 0
+	// Means the connection is TLS (AWP-SEC-001).
+	SecurityMechanism_SECURITY_MECHANISM_TLS SecurityMechanism = 1
+	// Means the host verified a client certificate on the connection
+	// (AWP-SEC-003).
+	SecurityMechanism_SECURITY_MECHANISM_MUTUAL_TLS SecurityMechanism = 2
+	// Means the host checked a bearer token on the call (AWP-SEC-005).
+	SecurityMechanism_SECURITY_MECHANISM_BEARER_TOKEN SecurityMechanism = 3
+)
+
+// Enum value maps for SecurityMechanism.
+var (
+	SecurityMechanism_name = map[int32]string{
+		0: "SECURITY_MECHANISM_UNSPECIFIED",
+		1: "SECURITY_MECHANISM_TLS",
+		2: "SECURITY_MECHANISM_MUTUAL_TLS",
+		3: "SECURITY_MECHANISM_BEARER_TOKEN",
+	}
+	SecurityMechanism_value = map[string]int32{
+		"SECURITY_MECHANISM_UNSPECIFIED":  0,
+		"SECURITY_MECHANISM_TLS":          1,
+		"SECURITY_MECHANISM_MUTUAL_TLS":   2,
+		"SECURITY_MECHANISM_BEARER_TOKEN": 3,
+	}
+)
+
+func (x SecurityMechanism) Enum() *SecurityMechanism {
+	p := new(SecurityMechanism)
+	*p = x
+	return p
+}
+
+func (x SecurityMechanism) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SecurityMechanism) Descriptor() protoreflect.EnumDescriptor {
+	return file_agentworker_v1_agentworker_proto_enumTypes[2].Descriptor()
+}
+
+func (SecurityMechanism) Type() protoreflect.EnumType {
+	return &file_agentworker_v1_agentworker_proto_enumTypes[2]
+}
+
+func (x SecurityMechanism) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SecurityMechanism.Descriptor instead.
+func (SecurityMechanism) EnumDescriptor() ([]byte, []int) {
+	return file_agentworker_v1_agentworker_proto_rawDescGZIP(), []int{2}
 }
 
 // AgentId names one agent instance: its type and a key within the type.
@@ -539,8 +605,12 @@ type ChannelHello struct {
 	// Limits the messages per Batch frame the worker accepts (OPTIONAL; 0
 	// means the default of 1024). Ignored without CAPABILITY_BATCHING.
 	MaxBatchMessages uint32 `protobuf:"varint,4,opt,name=max_batch_messages,json=maxBatchMessages,proto3" json:"max_batch_messages,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// States the largest frame the worker accepts, in bytes after
+	// decompression (OPTIONAL; 0 means 4 MiB, the minimum of AWP-CONN-003). The
+	// host never sends a Batch frame larger than this (AWP-BAT-006).
+	MaxMessageBytes uint64 `protobuf:"varint,5,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ChannelHello) Reset() {
@@ -601,6 +671,13 @@ func (x *ChannelHello) GetMaxBatchMessages() uint32 {
 	return 0
 }
 
+func (x *ChannelHello) GetMaxMessageBytes() uint64 {
+	if x != nil {
+		return x.MaxMessageBytes
+	}
+	return 0
+}
+
 // ChannelWelcome is the host's half of the v1 handshake, sent serialized in
 // the `agentworker-welcome-bin` initial response metadata of OpenChannel,
 // only to workers that sent a ChannelHello (AWP-VER-013).
@@ -617,15 +694,27 @@ type ChannelWelcome struct {
 	// States the deadline the host applies to requests that carry none, in
 	// milliseconds (REQUIRED, greater than 0).
 	DefaultRpcTimeoutMs uint64 `protobuf:"varint,4,opt,name=default_rpc_timeout_ms,json=defaultRpcTimeoutMs,proto3" json:"default_rpc_timeout_ms,omitempty"`
-	// Limits the messages per Batch frame the host accepts (REQUIRED when
-	// batching is in force).
+	// Limits the messages per Batch frame the host accepts (OPTIONAL; 0 means
+	// 1024, AWP-BAT-002). Meaningful only while batching is in force.
 	MaxBatchMessages uint32 `protobuf:"varint,5,opt,name=max_batch_messages,json=maxBatchMessages,proto3" json:"max_batch_messages,omitempty"`
 	// States the largest frame the host accepts, in bytes (REQUIRED).
 	MaxMessageBytes uint64 `protobuf:"varint,6,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
 	// Identifies this connection in host logs and notices (OPTIONAL).
-	ConnectionId  string `protobuf:"bytes,7,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ConnectionId string `protobuf:"bytes,7,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// Lists the security mechanisms in force on this connection, whatever the
+	// hello listed (REQUIRED; empty on a plaintext connection without tokens;
+	// AWP-VER-017).
+	SecurityMechanisms []SecurityMechanism `protobuf:"varint,9,rep,packed,name=security_mechanisms,json=securityMechanisms,proto3,enum=agentworker.v1.SecurityMechanism" json:"security_mechanisms,omitempty"`
+	// States how long the host waits for a data channel before it fails a
+	// unary call that needs one, in milliseconds (REQUIRED, at least 5000;
+	// AWP-CONN-008).
+	ChannelWaitMs uint64 `protobuf:"varint,10,opt,name=channel_wait_ms,json=channelWaitMs,proto3" json:"channel_wait_ms,omitempty"`
+	// States the largest timeout_ms the host honours, in milliseconds; a
+	// larger value is treated as this one (OPTIONAL; 0 means no cap;
+	// AWP-RPC-024).
+	MaxRpcTimeoutMs uint64 `protobuf:"varint,11,opt,name=max_rpc_timeout_ms,json=maxRpcTimeoutMs,proto3" json:"max_rpc_timeout_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ChannelWelcome) Reset() {
@@ -705,6 +794,27 @@ func (x *ChannelWelcome) GetConnectionId() string {
 		return x.ConnectionId
 	}
 	return ""
+}
+
+func (x *ChannelWelcome) GetSecurityMechanisms() []SecurityMechanism {
+	if x != nil {
+		return x.SecurityMechanisms
+	}
+	return nil
+}
+
+func (x *ChannelWelcome) GetChannelWaitMs() uint64 {
+	if x != nil {
+		return x.ChannelWaitMs
+	}
+	return 0
+}
+
+func (x *ChannelWelcome) GetMaxRpcTimeoutMs() uint64 {
+	if x != nil {
+		return x.MaxRpcTimeoutMs
+	}
+	return 0
 }
 
 // OpenChannelRequest is one frame from a worker to the host on the data
@@ -2095,12 +2205,13 @@ const file_agentworker_v1_agentworker_proto_rawDesc = "" +
 	"error_code\x18\x05 \x01(\x0e2\x19.agentworker.v1.ErrorCodeR\terrorCode\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcf\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfb\x01\n" +
 	"\fChannelHello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12>\n" +
 	"\fcapabilities\x18\x02 \x03(\x0e2\x1a.agentworker.v1.CapabilityR\fcapabilities\x12&\n" +
 	"\x0eimplementation\x18\x03 \x01(\tR\x0eimplementation\x12,\n" +
-	"\x12max_batch_messages\x18\x04 \x01(\rR\x10maxBatchMessages\"\xd7\x02\n" +
+	"\x12max_batch_messages\x18\x04 \x01(\rR\x10maxBatchMessages\x12*\n" +
+	"\x11max_message_bytes\x18\x05 \x01(\x04R\x0fmaxMessageBytes\"\x80\x04\n" +
 	"\x0eChannelWelcome\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12>\n" +
 	"\fcapabilities\x18\x02 \x03(\x0e2\x1a.agentworker.v1.CapabilityR\fcapabilities\x12&\n" +
@@ -2108,7 +2219,11 @@ const file_agentworker_v1_agentworker_proto_rawDesc = "" +
 	"\x16default_rpc_timeout_ms\x18\x04 \x01(\x04R\x13defaultRpcTimeoutMs\x12,\n" +
 	"\x12max_batch_messages\x18\x05 \x01(\rR\x10maxBatchMessages\x12*\n" +
 	"\x11max_message_bytes\x18\x06 \x01(\x04R\x0fmaxMessageBytes\x12#\n" +
-	"\rconnection_id\x18\a \x01(\tR\fconnectionId\"\xdf\x02\n" +
+	"\rconnection_id\x18\a \x01(\tR\fconnectionId\x12R\n" +
+	"\x13security_mechanisms\x18\t \x03(\x0e2!.agentworker.v1.SecurityMechanismR\x12securityMechanisms\x12&\n" +
+	"\x0fchannel_wait_ms\x18\n" +
+	" \x01(\x04R\rchannelWaitMs\x12+\n" +
+	"\x12max_rpc_timeout_ms\x18\v \x01(\x04R\x0fmaxRpcTimeoutMs\"\xdf\x02\n" +
 	"\x12OpenChannelRequest\x126\n" +
 	"\arequest\x18\x01 \x01(\v2\x1a.agentworker.v1.RpcRequestH\x00R\arequest\x129\n" +
 	"\bresponse\x18\x02 \x01(\v2\x1b.agentworker.v1.RpcResponseH\x00R\bresponse\x12@\n" +
@@ -2215,7 +2330,12 @@ const file_agentworker_v1_agentworker_proto_rawDesc = "" +
 	"\x15CAPABILITY_MUTUAL_TLS\x10\x05\x12\x1b\n" +
 	"\x17CAPABILITY_BEARER_TOKEN\x10\x06\x12!\n" +
 	"\x1dCAPABILITY_SHARED_AGENT_TYPES\x10\a\x12\x1c\n" +
-	"\x18CAPABILITY_TRACE_CONTEXT\x10\b2\xf4\x04\n" +
+	"\x18CAPABILITY_TRACE_CONTEXT\x10\b*\x9b\x01\n" +
+	"\x11SecurityMechanism\x12\"\n" +
+	"\x1eSECURITY_MECHANISM_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16SECURITY_MECHANISM_TLS\x10\x01\x12!\n" +
+	"\x1dSECURITY_MECHANISM_MUTUAL_TLS\x10\x02\x12#\n" +
+	"\x1fSECURITY_MECHANISM_BEARER_TOKEN\x10\x032\xf4\x04\n" +
 	"\x0fAgentRpcService\x12Z\n" +
 	"\vOpenChannel\x12\".agentworker.v1.OpenChannelRequest\x1a#.agentworker.v1.OpenChannelResponse(\x010\x01\x12o\n" +
 	"\x12OpenControlChannel\x12).agentworker.v1.OpenControlChannelRequest\x1a*.agentworker.v1.OpenControlChannelResponse(\x010\x01\x12\\\n" +
@@ -2237,93 +2357,95 @@ func file_agentworker_v1_agentworker_proto_rawDescGZIP() []byte {
 	return file_agentworker_v1_agentworker_proto_rawDescData
 }
 
-var file_agentworker_v1_agentworker_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_agentworker_v1_agentworker_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_agentworker_v1_agentworker_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_agentworker_v1_agentworker_proto_goTypes = []any{
 	(ErrorCode)(0),                     // 0: agentworker.v1.ErrorCode
 	(Capability)(0),                    // 1: agentworker.v1.Capability
-	(*AgentId)(nil),                    // 2: agentworker.v1.AgentId
-	(*Payload)(nil),                    // 3: agentworker.v1.Payload
-	(*RpcRequest)(nil),                 // 4: agentworker.v1.RpcRequest
-	(*RpcResponse)(nil),                // 5: agentworker.v1.RpcResponse
-	(*ChannelHello)(nil),               // 6: agentworker.v1.ChannelHello
-	(*ChannelWelcome)(nil),             // 7: agentworker.v1.ChannelWelcome
-	(*OpenChannelRequest)(nil),         // 8: agentworker.v1.OpenChannelRequest
-	(*OpenChannelResponse)(nil),        // 9: agentworker.v1.OpenChannelResponse
-	(*Notice)(nil),                     // 10: agentworker.v1.Notice
-	(*OpenControlChannelRequest)(nil),  // 11: agentworker.v1.OpenControlChannelRequest
-	(*OpenControlChannelResponse)(nil), // 12: agentworker.v1.OpenControlChannelResponse
-	(*SaveStateRequest)(nil),           // 13: agentworker.v1.SaveStateRequest
-	(*SaveStateResponse)(nil),          // 14: agentworker.v1.SaveStateResponse
-	(*LoadStateRequest)(nil),           // 15: agentworker.v1.LoadStateRequest
-	(*LoadStateResponse)(nil),          // 16: agentworker.v1.LoadStateResponse
-	(*TypeSubscription)(nil),           // 17: agentworker.v1.TypeSubscription
-	(*TypePrefixSubscription)(nil),     // 18: agentworker.v1.TypePrefixSubscription
-	(*Subscription)(nil),               // 19: agentworker.v1.Subscription
-	(*RegisterAgentRequest)(nil),       // 20: agentworker.v1.RegisterAgentRequest
-	(*RegisterAgentResponse)(nil),      // 21: agentworker.v1.RegisterAgentResponse
-	(*AddSubscriptionRequest)(nil),     // 22: agentworker.v1.AddSubscriptionRequest
-	(*AddSubscriptionResponse)(nil),    // 23: agentworker.v1.AddSubscriptionResponse
-	(*RemoveSubscriptionRequest)(nil),  // 24: agentworker.v1.RemoveSubscriptionRequest
-	(*RemoveSubscriptionResponse)(nil), // 25: agentworker.v1.RemoveSubscriptionResponse
-	(*GetSubscriptionsRequest)(nil),    // 26: agentworker.v1.GetSubscriptionsRequest
-	(*GetSubscriptionsResponse)(nil),   // 27: agentworker.v1.GetSubscriptionsResponse
-	nil,                                // 28: agentworker.v1.RpcRequest.MetadataEntry
-	nil,                                // 29: agentworker.v1.RpcResponse.MetadataEntry
-	(*OpenChannelRequest_Batch)(nil),   // 30: agentworker.v1.OpenChannelRequest.Batch
-	(*OpenChannelResponse_Batch)(nil),  // 31: agentworker.v1.OpenChannelResponse.Batch
-	(*v1.CloudEvent)(nil),              // 32: io.cloudevents.v1.CloudEvent
-	(*anypb.Any)(nil),                  // 33: google.protobuf.Any
+	(SecurityMechanism)(0),             // 2: agentworker.v1.SecurityMechanism
+	(*AgentId)(nil),                    // 3: agentworker.v1.AgentId
+	(*Payload)(nil),                    // 4: agentworker.v1.Payload
+	(*RpcRequest)(nil),                 // 5: agentworker.v1.RpcRequest
+	(*RpcResponse)(nil),                // 6: agentworker.v1.RpcResponse
+	(*ChannelHello)(nil),               // 7: agentworker.v1.ChannelHello
+	(*ChannelWelcome)(nil),             // 8: agentworker.v1.ChannelWelcome
+	(*OpenChannelRequest)(nil),         // 9: agentworker.v1.OpenChannelRequest
+	(*OpenChannelResponse)(nil),        // 10: agentworker.v1.OpenChannelResponse
+	(*Notice)(nil),                     // 11: agentworker.v1.Notice
+	(*OpenControlChannelRequest)(nil),  // 12: agentworker.v1.OpenControlChannelRequest
+	(*OpenControlChannelResponse)(nil), // 13: agentworker.v1.OpenControlChannelResponse
+	(*SaveStateRequest)(nil),           // 14: agentworker.v1.SaveStateRequest
+	(*SaveStateResponse)(nil),          // 15: agentworker.v1.SaveStateResponse
+	(*LoadStateRequest)(nil),           // 16: agentworker.v1.LoadStateRequest
+	(*LoadStateResponse)(nil),          // 17: agentworker.v1.LoadStateResponse
+	(*TypeSubscription)(nil),           // 18: agentworker.v1.TypeSubscription
+	(*TypePrefixSubscription)(nil),     // 19: agentworker.v1.TypePrefixSubscription
+	(*Subscription)(nil),               // 20: agentworker.v1.Subscription
+	(*RegisterAgentRequest)(nil),       // 21: agentworker.v1.RegisterAgentRequest
+	(*RegisterAgentResponse)(nil),      // 22: agentworker.v1.RegisterAgentResponse
+	(*AddSubscriptionRequest)(nil),     // 23: agentworker.v1.AddSubscriptionRequest
+	(*AddSubscriptionResponse)(nil),    // 24: agentworker.v1.AddSubscriptionResponse
+	(*RemoveSubscriptionRequest)(nil),  // 25: agentworker.v1.RemoveSubscriptionRequest
+	(*RemoveSubscriptionResponse)(nil), // 26: agentworker.v1.RemoveSubscriptionResponse
+	(*GetSubscriptionsRequest)(nil),    // 27: agentworker.v1.GetSubscriptionsRequest
+	(*GetSubscriptionsResponse)(nil),   // 28: agentworker.v1.GetSubscriptionsResponse
+	nil,                                // 29: agentworker.v1.RpcRequest.MetadataEntry
+	nil,                                // 30: agentworker.v1.RpcResponse.MetadataEntry
+	(*OpenChannelRequest_Batch)(nil),   // 31: agentworker.v1.OpenChannelRequest.Batch
+	(*OpenChannelResponse_Batch)(nil),  // 32: agentworker.v1.OpenChannelResponse.Batch
+	(*v1.CloudEvent)(nil),              // 33: io.cloudevents.v1.CloudEvent
+	(*anypb.Any)(nil),                  // 34: google.protobuf.Any
 }
 var file_agentworker_v1_agentworker_proto_depIdxs = []int32{
-	2,  // 0: agentworker.v1.RpcRequest.source:type_name -> agentworker.v1.AgentId
-	2,  // 1: agentworker.v1.RpcRequest.target:type_name -> agentworker.v1.AgentId
-	3,  // 2: agentworker.v1.RpcRequest.payload:type_name -> agentworker.v1.Payload
-	28, // 3: agentworker.v1.RpcRequest.metadata:type_name -> agentworker.v1.RpcRequest.MetadataEntry
-	3,  // 4: agentworker.v1.RpcResponse.payload:type_name -> agentworker.v1.Payload
-	29, // 5: agentworker.v1.RpcResponse.metadata:type_name -> agentworker.v1.RpcResponse.MetadataEntry
+	3,  // 0: agentworker.v1.RpcRequest.source:type_name -> agentworker.v1.AgentId
+	3,  // 1: agentworker.v1.RpcRequest.target:type_name -> agentworker.v1.AgentId
+	4,  // 2: agentworker.v1.RpcRequest.payload:type_name -> agentworker.v1.Payload
+	29, // 3: agentworker.v1.RpcRequest.metadata:type_name -> agentworker.v1.RpcRequest.MetadataEntry
+	4,  // 4: agentworker.v1.RpcResponse.payload:type_name -> agentworker.v1.Payload
+	30, // 5: agentworker.v1.RpcResponse.metadata:type_name -> agentworker.v1.RpcResponse.MetadataEntry
 	0,  // 6: agentworker.v1.RpcResponse.error_code:type_name -> agentworker.v1.ErrorCode
 	1,  // 7: agentworker.v1.ChannelHello.capabilities:type_name -> agentworker.v1.Capability
 	1,  // 8: agentworker.v1.ChannelWelcome.capabilities:type_name -> agentworker.v1.Capability
-	4,  // 9: agentworker.v1.OpenChannelRequest.request:type_name -> agentworker.v1.RpcRequest
-	5,  // 10: agentworker.v1.OpenChannelRequest.response:type_name -> agentworker.v1.RpcResponse
-	32, // 11: agentworker.v1.OpenChannelRequest.cloud_event:type_name -> io.cloudevents.v1.CloudEvent
-	30, // 12: agentworker.v1.OpenChannelRequest.batch:type_name -> agentworker.v1.OpenChannelRequest.Batch
-	4,  // 13: agentworker.v1.OpenChannelResponse.request:type_name -> agentworker.v1.RpcRequest
-	5,  // 14: agentworker.v1.OpenChannelResponse.response:type_name -> agentworker.v1.RpcResponse
-	32, // 15: agentworker.v1.OpenChannelResponse.cloud_event:type_name -> io.cloudevents.v1.CloudEvent
-	31, // 16: agentworker.v1.OpenChannelResponse.batch:type_name -> agentworker.v1.OpenChannelResponse.Batch
-	10, // 17: agentworker.v1.OpenChannelResponse.notice:type_name -> agentworker.v1.Notice
-	0,  // 18: agentworker.v1.Notice.code:type_name -> agentworker.v1.ErrorCode
-	33, // 19: agentworker.v1.OpenControlChannelRequest.rpc_message:type_name -> google.protobuf.Any
-	33, // 20: agentworker.v1.OpenControlChannelResponse.rpc_message:type_name -> google.protobuf.Any
-	2,  // 21: agentworker.v1.SaveStateRequest.agent_id:type_name -> agentworker.v1.AgentId
-	0,  // 22: agentworker.v1.SaveStateResponse.error_code:type_name -> agentworker.v1.ErrorCode
-	2,  // 23: agentworker.v1.LoadStateRequest.agent_id:type_name -> agentworker.v1.AgentId
-	0,  // 24: agentworker.v1.LoadStateResponse.error_code:type_name -> agentworker.v1.ErrorCode
-	17, // 25: agentworker.v1.Subscription.type_subscription:type_name -> agentworker.v1.TypeSubscription
-	18, // 26: agentworker.v1.Subscription.type_prefix_subscription:type_name -> agentworker.v1.TypePrefixSubscription
-	19, // 27: agentworker.v1.AddSubscriptionRequest.subscription:type_name -> agentworker.v1.Subscription
-	19, // 28: agentworker.v1.GetSubscriptionsResponse.subscriptions:type_name -> agentworker.v1.Subscription
-	8,  // 29: agentworker.v1.OpenChannelRequest.Batch.messages:type_name -> agentworker.v1.OpenChannelRequest
-	9,  // 30: agentworker.v1.OpenChannelResponse.Batch.messages:type_name -> agentworker.v1.OpenChannelResponse
-	8,  // 31: agentworker.v1.AgentRpcService.OpenChannel:input_type -> agentworker.v1.OpenChannelRequest
-	11, // 32: agentworker.v1.AgentRpcService.OpenControlChannel:input_type -> agentworker.v1.OpenControlChannelRequest
-	20, // 33: agentworker.v1.AgentRpcService.RegisterAgent:input_type -> agentworker.v1.RegisterAgentRequest
-	22, // 34: agentworker.v1.AgentRpcService.AddSubscription:input_type -> agentworker.v1.AddSubscriptionRequest
-	24, // 35: agentworker.v1.AgentRpcService.RemoveSubscription:input_type -> agentworker.v1.RemoveSubscriptionRequest
-	26, // 36: agentworker.v1.AgentRpcService.GetSubscriptions:input_type -> agentworker.v1.GetSubscriptionsRequest
-	9,  // 37: agentworker.v1.AgentRpcService.OpenChannel:output_type -> agentworker.v1.OpenChannelResponse
-	12, // 38: agentworker.v1.AgentRpcService.OpenControlChannel:output_type -> agentworker.v1.OpenControlChannelResponse
-	21, // 39: agentworker.v1.AgentRpcService.RegisterAgent:output_type -> agentworker.v1.RegisterAgentResponse
-	23, // 40: agentworker.v1.AgentRpcService.AddSubscription:output_type -> agentworker.v1.AddSubscriptionResponse
-	25, // 41: agentworker.v1.AgentRpcService.RemoveSubscription:output_type -> agentworker.v1.RemoveSubscriptionResponse
-	27, // 42: agentworker.v1.AgentRpcService.GetSubscriptions:output_type -> agentworker.v1.GetSubscriptionsResponse
-	37, // [37:43] is the sub-list for method output_type
-	31, // [31:37] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	2,  // 9: agentworker.v1.ChannelWelcome.security_mechanisms:type_name -> agentworker.v1.SecurityMechanism
+	5,  // 10: agentworker.v1.OpenChannelRequest.request:type_name -> agentworker.v1.RpcRequest
+	6,  // 11: agentworker.v1.OpenChannelRequest.response:type_name -> agentworker.v1.RpcResponse
+	33, // 12: agentworker.v1.OpenChannelRequest.cloud_event:type_name -> io.cloudevents.v1.CloudEvent
+	31, // 13: agentworker.v1.OpenChannelRequest.batch:type_name -> agentworker.v1.OpenChannelRequest.Batch
+	5,  // 14: agentworker.v1.OpenChannelResponse.request:type_name -> agentworker.v1.RpcRequest
+	6,  // 15: agentworker.v1.OpenChannelResponse.response:type_name -> agentworker.v1.RpcResponse
+	33, // 16: agentworker.v1.OpenChannelResponse.cloud_event:type_name -> io.cloudevents.v1.CloudEvent
+	32, // 17: agentworker.v1.OpenChannelResponse.batch:type_name -> agentworker.v1.OpenChannelResponse.Batch
+	11, // 18: agentworker.v1.OpenChannelResponse.notice:type_name -> agentworker.v1.Notice
+	0,  // 19: agentworker.v1.Notice.code:type_name -> agentworker.v1.ErrorCode
+	34, // 20: agentworker.v1.OpenControlChannelRequest.rpc_message:type_name -> google.protobuf.Any
+	34, // 21: agentworker.v1.OpenControlChannelResponse.rpc_message:type_name -> google.protobuf.Any
+	3,  // 22: agentworker.v1.SaveStateRequest.agent_id:type_name -> agentworker.v1.AgentId
+	0,  // 23: agentworker.v1.SaveStateResponse.error_code:type_name -> agentworker.v1.ErrorCode
+	3,  // 24: agentworker.v1.LoadStateRequest.agent_id:type_name -> agentworker.v1.AgentId
+	0,  // 25: agentworker.v1.LoadStateResponse.error_code:type_name -> agentworker.v1.ErrorCode
+	18, // 26: agentworker.v1.Subscription.type_subscription:type_name -> agentworker.v1.TypeSubscription
+	19, // 27: agentworker.v1.Subscription.type_prefix_subscription:type_name -> agentworker.v1.TypePrefixSubscription
+	20, // 28: agentworker.v1.AddSubscriptionRequest.subscription:type_name -> agentworker.v1.Subscription
+	20, // 29: agentworker.v1.GetSubscriptionsResponse.subscriptions:type_name -> agentworker.v1.Subscription
+	9,  // 30: agentworker.v1.OpenChannelRequest.Batch.messages:type_name -> agentworker.v1.OpenChannelRequest
+	10, // 31: agentworker.v1.OpenChannelResponse.Batch.messages:type_name -> agentworker.v1.OpenChannelResponse
+	9,  // 32: agentworker.v1.AgentRpcService.OpenChannel:input_type -> agentworker.v1.OpenChannelRequest
+	12, // 33: agentworker.v1.AgentRpcService.OpenControlChannel:input_type -> agentworker.v1.OpenControlChannelRequest
+	21, // 34: agentworker.v1.AgentRpcService.RegisterAgent:input_type -> agentworker.v1.RegisterAgentRequest
+	23, // 35: agentworker.v1.AgentRpcService.AddSubscription:input_type -> agentworker.v1.AddSubscriptionRequest
+	25, // 36: agentworker.v1.AgentRpcService.RemoveSubscription:input_type -> agentworker.v1.RemoveSubscriptionRequest
+	27, // 37: agentworker.v1.AgentRpcService.GetSubscriptions:input_type -> agentworker.v1.GetSubscriptionsRequest
+	10, // 38: agentworker.v1.AgentRpcService.OpenChannel:output_type -> agentworker.v1.OpenChannelResponse
+	13, // 39: agentworker.v1.AgentRpcService.OpenControlChannel:output_type -> agentworker.v1.OpenControlChannelResponse
+	22, // 40: agentworker.v1.AgentRpcService.RegisterAgent:output_type -> agentworker.v1.RegisterAgentResponse
+	24, // 41: agentworker.v1.AgentRpcService.AddSubscription:output_type -> agentworker.v1.AddSubscriptionResponse
+	26, // 42: agentworker.v1.AgentRpcService.RemoveSubscription:output_type -> agentworker.v1.RemoveSubscriptionResponse
+	28, // 43: agentworker.v1.AgentRpcService.GetSubscriptions:output_type -> agentworker.v1.GetSubscriptionsResponse
+	38, // [38:44] is the sub-list for method output_type
+	32, // [32:38] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_agentworker_v1_agentworker_proto_init() }
@@ -2358,7 +2480,7 @@ func file_agentworker_v1_agentworker_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agentworker_v1_agentworker_proto_rawDesc), len(file_agentworker_v1_agentworker_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -33,6 +33,13 @@ class Capability(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CAPABILITY_BEARER_TOKEN: _ClassVar[Capability]
     CAPABILITY_SHARED_AGENT_TYPES: _ClassVar[Capability]
     CAPABILITY_TRACE_CONTEXT: _ClassVar[Capability]
+
+class SecurityMechanism(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SECURITY_MECHANISM_UNSPECIFIED: _ClassVar[SecurityMechanism]
+    SECURITY_MECHANISM_TLS: _ClassVar[SecurityMechanism]
+    SECURITY_MECHANISM_MUTUAL_TLS: _ClassVar[SecurityMechanism]
+    SECURITY_MECHANISM_BEARER_TOKEN: _ClassVar[SecurityMechanism]
 ERROR_CODE_UNSPECIFIED: ErrorCode
 ERROR_CODE_UNKNOWN_TARGET: ErrorCode
 ERROR_CODE_TARGET_UNAVAILABLE: ErrorCode
@@ -52,6 +59,10 @@ CAPABILITY_MUTUAL_TLS: Capability
 CAPABILITY_BEARER_TOKEN: Capability
 CAPABILITY_SHARED_AGENT_TYPES: Capability
 CAPABILITY_TRACE_CONTEXT: Capability
+SECURITY_MECHANISM_UNSPECIFIED: SecurityMechanism
+SECURITY_MECHANISM_TLS: SecurityMechanism
+SECURITY_MECHANISM_MUTUAL_TLS: SecurityMechanism
+SECURITY_MECHANISM_BEARER_TOKEN: SecurityMechanism
 
 class AgentId(_message.Message):
     __slots__ = ("type", "key")
@@ -118,19 +129,21 @@ class RpcResponse(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., error: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., error_code: _Optional[_Union[ErrorCode, str]] = ...) -> None: ...
 
 class ChannelHello(_message.Message):
-    __slots__ = ("protocol_version", "capabilities", "implementation", "max_batch_messages")
+    __slots__ = ("protocol_version", "capabilities", "implementation", "max_batch_messages", "max_message_bytes")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     IMPLEMENTATION_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     capabilities: _containers.RepeatedScalarFieldContainer[Capability]
     implementation: str
     max_batch_messages: int
-    def __init__(self, protocol_version: _Optional[int] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., implementation: _Optional[str] = ..., max_batch_messages: _Optional[int] = ...) -> None: ...
+    max_message_bytes: int
+    def __init__(self, protocol_version: _Optional[int] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., implementation: _Optional[str] = ..., max_batch_messages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
 
 class ChannelWelcome(_message.Message):
-    __slots__ = ("protocol_version", "capabilities", "implementation", "default_rpc_timeout_ms", "max_batch_messages", "max_message_bytes", "connection_id")
+    __slots__ = ("protocol_version", "capabilities", "implementation", "default_rpc_timeout_ms", "max_batch_messages", "max_message_bytes", "connection_id", "security_mechanisms", "channel_wait_ms", "max_rpc_timeout_ms")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     IMPLEMENTATION_FIELD_NUMBER: _ClassVar[int]
@@ -138,6 +151,9 @@ class ChannelWelcome(_message.Message):
     MAX_BATCH_MESSAGES_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    SECURITY_MECHANISMS_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RPC_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     capabilities: _containers.RepeatedScalarFieldContainer[Capability]
     implementation: str
@@ -145,7 +161,10 @@ class ChannelWelcome(_message.Message):
     max_batch_messages: int
     max_message_bytes: int
     connection_id: str
-    def __init__(self, protocol_version: _Optional[int] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., implementation: _Optional[str] = ..., default_rpc_timeout_ms: _Optional[int] = ..., max_batch_messages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., connection_id: _Optional[str] = ...) -> None: ...
+    security_mechanisms: _containers.RepeatedScalarFieldContainer[SecurityMechanism]
+    channel_wait_ms: int
+    max_rpc_timeout_ms: int
+    def __init__(self, protocol_version: _Optional[int] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., implementation: _Optional[str] = ..., default_rpc_timeout_ms: _Optional[int] = ..., max_batch_messages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., connection_id: _Optional[str] = ..., security_mechanisms: _Optional[_Iterable[_Union[SecurityMechanism, str]]] = ..., channel_wait_ms: _Optional[int] = ..., max_rpc_timeout_ms: _Optional[int] = ...) -> None: ...
 
 class OpenChannelRequest(_message.Message):
     __slots__ = ("request", "response", "cloud_event", "batch")

@@ -23,7 +23,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentworker/v1/agentworker.proto.
  */
 export const file_agentworker_v1_agentworker: GenFile = /*@__PURE__*/
-  fileDesc("CiBhZ2VudHdvcmtlci92MS9hZ2VudHdvcmtlci5wcm90bxIOYWdlbnR3b3JrZXIudjEiJAoHQWdlbnRJZBIMCgR0eXBlGAEgASgJEgsKA2tleRgCIAEoCSJFCgdQYXlsb2FkEhEKCWRhdGFfdHlwZRgBIAEoCRIZChFkYXRhX2NvbnRlbnRfdHlwZRgCIAEoCRIMCgRkYXRhGAMgASgMIr0CCgpScGNSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSLAoGc291cmNlGAIgASgLMhcuYWdlbnR3b3JrZXIudjEuQWdlbnRJZEgAiAEBEicKBnRhcmdldBgDIAEoCzIXLmFnZW50d29ya2VyLnYxLkFnZW50SWQSDgoGbWV0aG9kGAQgASgJEigKB3BheWxvYWQYBSABKAsyFy5hZ2VudHdvcmtlci52MS5QYXlsb2FkEjoKCG1ldGFkYXRhGAYgAygLMiguYWdlbnR3b3JrZXIudjEuUnBjUmVxdWVzdC5NZXRhZGF0YUVudHJ5EhIKCnRpbWVvdXRfbXMYByABKAQaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB19zb3VyY2Ui9wEKC1JwY1Jlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSKAoHcGF5bG9hZBgCIAEoCzIXLmFnZW50d29ya2VyLnYxLlBheWxvYWQSDQoFZXJyb3IYAyABKAkSOwoIbWV0YWRhdGEYBCADKAsyKS5hZ2VudHdvcmtlci52MS5ScGNSZXNwb25zZS5NZXRhZGF0YUVudHJ5Ei0KCmVycm9yX2NvZGUYBSABKA4yGS5hZ2VudHdvcmtlci52MS5FcnJvckNvZGUaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIo4BCgxDaGFubmVsSGVsbG8SGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoDRIwCgxjYXBhYmlsaXRpZXMYAiADKA4yGi5hZ2VudHdvcmtlci52MS5DYXBhYmlsaXR5EhYKDmltcGxlbWVudGF0aW9uGAMgASgJEhoKEm1heF9iYXRjaF9tZXNzYWdlcxgEIAEoDSLiAQoOQ2hhbm5lbFdlbGNvbWUSGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoDRIwCgxjYXBhYmlsaXRpZXMYAiADKA4yGi5hZ2VudHdvcmtlci52MS5DYXBhYmlsaXR5EhYKDmltcGxlbWVudGF0aW9uGAMgASgJEh4KFmRlZmF1bHRfcnBjX3RpbWVvdXRfbXMYBCABKAQSGgoSbWF4X2JhdGNoX21lc3NhZ2VzGAUgASgNEhkKEW1heF9tZXNzYWdlX2J5dGVzGAYgASgEEhUKDWNvbm5lY3Rpb25faWQYByABKAkirwIKEk9wZW5DaGFubmVsUmVxdWVzdBItCgdyZXF1ZXN0GAEgASgLMhouYWdlbnR3b3JrZXIudjEuUnBjUmVxdWVzdEgAEi8KCHJlc3BvbnNlGAIgASgLMhsuYWdlbnR3b3JrZXIudjEuUnBjUmVzcG9uc2VIABI0CgtjbG91ZF9ldmVudBgDIAEoCzIdLmlvLmNsb3VkZXZlbnRzLnYxLkNsb3VkRXZlbnRIABI5CgViYXRjaBgKIAEoCzIoLmFnZW50d29ya2VyLnYxLk9wZW5DaGFubmVsUmVxdWVzdC5CYXRjaEgAGj0KBUJhdGNoEjQKCG1lc3NhZ2VzGAEgAygLMiIuYWdlbnR3b3JrZXIudjEuT3BlbkNoYW5uZWxSZXF1ZXN0QgkKB21lc3NhZ2Ui3AIKE09wZW5DaGFubmVsUmVzcG9uc2USLQoHcmVxdWVzdBgBIAEoCzIaLmFnZW50d29ya2VyLnYxLlJwY1JlcXVlc3RIABIvCghyZXNwb25zZRgCIAEoCzIbLmFnZW50d29ya2VyLnYxLlJwY1Jlc3BvbnNlSAASNAoLY2xvdWRfZXZlbnQYAyABKAsyHS5pby5jbG91ZGV2ZW50cy52MS5DbG91ZEV2ZW50SAASOgoFYmF0Y2gYCiABKAsyKS5hZ2VudHdvcmtlci52MS5PcGVuQ2hhbm5lbFJlc3BvbnNlLkJhdGNoSAASKAoGbm90aWNlGAsgASgLMhYuYWdlbnR3b3JrZXIudjEuTm90aWNlSAAaPgoFQmF0Y2gSNQoIbWVzc2FnZXMYASADKAsyIy5hZ2VudHdvcmtlci52MS5PcGVuQ2hhbm5lbFJlc3BvbnNlQgkKB21lc3NhZ2UiaAoGTm90aWNlEicKBGNvZGUYASABKA4yGS5hZ2VudHdvcmtlci52MS5FcnJvckNvZGUSDwoHbWVzc2FnZRgCIAEoCRIQCghldmVudF9pZBgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIpMBChlPcGVuQ29udHJvbENoYW5uZWxSZXF1ZXN0Eg4KBnJwY19pZBgBIAEoCRITCgtkZXN0aW5hdGlvbhgCIAEoCRIXCgpyZXNwb25kX3RvGAMgASgJSACIAQESKQoLcnBjX21lc3NhZ2UYBCABKAsyFC5nb29nbGUucHJvdG9idWYuQW55Qg0KC19yZXNwb25kX3RvIpQBChpPcGVuQ29udHJvbENoYW5uZWxSZXNwb25zZRIOCgZycGNfaWQYASABKAkSEwoLZGVzdGluYXRpb24YAiABKAkSFwoKcmVzcG9uZF90bxgDIAEoCUgAiAEBEikKC3JwY19tZXNzYWdlGAQgASgLMhQuZ29vZ2xlLnByb3RvYnVmLkFueUINCgtfcmVzcG9uZF90byI9ChBTYXZlU3RhdGVSZXF1ZXN0EikKCGFnZW50X2lkGAEgASgLMhcuYWdlbnR3b3JrZXIudjEuQWdlbnRJZCJvChFTYXZlU3RhdGVSZXNwb25zZRINCgVzdGF0ZRgBIAEoCRISCgVlcnJvchgCIAEoCUgAiAEBEi0KCmVycm9yX2NvZGUYAyABKA4yGS5hZ2VudHdvcmtlci52MS5FcnJvckNvZGVCCAoGX2Vycm9yIkwKEExvYWRTdGF0ZVJlcXVlc3QSKQoIYWdlbnRfaWQYASABKAsyFy5hZ2VudHdvcmtlci52MS5BZ2VudElkEg0KBXN0YXRlGAIgASgJImAKEUxvYWRTdGF0ZVJlc3BvbnNlEhIKBWVycm9yGAEgASgJSACIAQESLQoKZXJyb3JfY29kZRgCIAEoDjIZLmFnZW50d29ya2VyLnYxLkVycm9yQ29kZUIICgZfZXJyb3IiOgoQVHlwZVN1YnNjcmlwdGlvbhISCgp0b3BpY190eXBlGAEgASgJEhIKCmFnZW50X3R5cGUYAiABKAkiRwoWVHlwZVByZWZpeFN1YnNjcmlwdGlvbhIZChF0b3BpY190eXBlX3ByZWZpeBgBIAEoCRISCgphZ2VudF90eXBlGAIgASgJIrUBCgxTdWJzY3JpcHRpb24SCgoCaWQYASABKAkSPQoRdHlwZV9zdWJzY3JpcHRpb24YAiABKAsyIC5hZ2VudHdvcmtlci52MS5UeXBlU3Vic2NyaXB0aW9uSAASSgoYdHlwZV9wcmVmaXhfc3Vic2NyaXB0aW9uGAMgASgLMiYuYWdlbnR3b3JrZXIudjEuVHlwZVByZWZpeFN1YnNjcmlwdGlvbkgAQg4KDHN1YnNjcmlwdGlvbiIkChRSZWdpc3RlckFnZW50UmVxdWVzdBIMCgR0eXBlGAEgASgJIhcKFVJlZ2lzdGVyQWdlbnRSZXNwb25zZSJMChZBZGRTdWJzY3JpcHRpb25SZXF1ZXN0EjIKDHN1YnNjcmlwdGlvbhgBIAEoCzIcLmFnZW50d29ya2VyLnYxLlN1YnNjcmlwdGlvbiIZChdBZGRTdWJzY3JpcHRpb25SZXNwb25zZSInChlSZW1vdmVTdWJzY3JpcHRpb25SZXF1ZXN0EgoKAmlkGAEgASgJIhwKGlJlbW92ZVN1YnNjcmlwdGlvblJlc3BvbnNlIhkKF0dldFN1YnNjcmlwdGlvbnNSZXF1ZXN0Ik8KGEdldFN1YnNjcmlwdGlvbnNSZXNwb25zZRIzCg1zdWJzY3JpcHRpb25zGAEgAygLMhwuYWdlbnR3b3JrZXIudjEuU3Vic2NyaXB0aW9uKskCCglFcnJvckNvZGUSGgoWRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEh0KGUVSUk9SX0NPREVfVU5LTk9XTl9UQVJHRVQQARIhCh1FUlJPUl9DT0RFX1RBUkdFVF9VTkFWQUlMQUJMRRACEiAKHEVSUk9SX0NPREVfREVBRExJTkVfRVhDRUVERUQQAxIZChVFUlJPUl9DT0RFX09WRVJMT0FERUQQBBIdChlFUlJPUl9DT0RFX0hBTkRMRVJfRkFJTEVEEAUSIgoeRVJST1JfQ09ERV9VTlNVUFBPUlRFRF9NRVNTQUdFEAYSHgoaRVJST1JfQ09ERV9JTlZBTElEX1JFUVVFU1QQBxIgChxFUlJPUl9DT0RFX1BFUk1JU1NJT05fREVOSUVEEAgSHAoYRVJST1JfQ09ERV9TSFVUVElOR19ET1dOEAkq/gEKCkNhcGFiaWxpdHkSGgoWQ0FQQUJJTElUWV9VTlNQRUNJRklFRBAAEhcKE0NBUEFCSUxJVFlfQkFUQ0hJTkcQARIUChBDQVBBQklMSVRZX1NUQVRFEAISGAoUQ0FQQUJJTElUWV9SRUNPTk5FQ1QQAxISCg5DQVBBQklMSVRZX1RMUxAEEhkKFUNBUEFCSUxJVFlfTVVUVUFMX1RMUxAFEhsKF0NBUEFCSUxJVFlfQkVBUkVSX1RPS0VOEAYSIQodQ0FQQUJJTElUWV9TSEFSRURfQUdFTlRfVFlQRVMQBxIcChhDQVBBQklMSVRZX1RSQUNFX0NPTlRFWFQQCDL0BAoPQWdlbnRScGNTZXJ2aWNlEloKC09wZW5DaGFubmVsEiIuYWdlbnR3b3JrZXIudjEuT3BlbkNoYW5uZWxSZXF1ZXN0GiMuYWdlbnR3b3JrZXIudjEuT3BlbkNoYW5uZWxSZXNwb25zZSgBMAESbwoST3BlbkNvbnRyb2xDaGFubmVsEikuYWdlbnR3b3JrZXIudjEuT3BlbkNvbnRyb2xDaGFubmVsUmVxdWVzdBoqLmFnZW50d29ya2VyLnYxLk9wZW5Db250cm9sQ2hhbm5lbFJlc3BvbnNlKAEwARJcCg1SZWdpc3RlckFnZW50EiQuYWdlbnR3b3JrZXIudjEuUmVnaXN0ZXJBZ2VudFJlcXVlc3QaJS5hZ2VudHdvcmtlci52MS5SZWdpc3RlckFnZW50UmVzcG9uc2USYgoPQWRkU3Vic2NyaXB0aW9uEiYuYWdlbnR3b3JrZXIudjEuQWRkU3Vic2NyaXB0aW9uUmVxdWVzdBonLmFnZW50d29ya2VyLnYxLkFkZFN1YnNjcmlwdGlvblJlc3BvbnNlEmsKElJlbW92ZVN1YnNjcmlwdGlvbhIpLmFnZW50d29ya2VyLnYxLlJlbW92ZVN1YnNjcmlwdGlvblJlcXVlc3QaKi5hZ2VudHdvcmtlci52MS5SZW1vdmVTdWJzY3JpcHRpb25SZXNwb25zZRJlChBHZXRTdWJzY3JpcHRpb25zEicuYWdlbnR3b3JrZXIudjEuR2V0U3Vic2NyaXB0aW9uc1JlcXVlc3QaKC5hZ2VudHdvcmtlci52MS5HZXRTdWJzY3JpcHRpb25zUmVzcG9uc2VCxwEKEmNvbS5hZ2VudHdvcmtlci52MUIQQWdlbnR3b3JrZXJQcm90b1ABWkZnaXRodWIuY29tL2FnZW50d29ya2VyL2FnZW50d29ya2VyL2dlbi9nby9hZ2VudHdvcmtlci92MTthZ2VudHdvcmtlcnYxogIDQVhYqgIOQWdlbnR3b3JrZXIuVjHKAg5BZ2VudHdvcmtlclxWMeICGkFnZW50d29ya2VyXFYxXEdQQk1ldGFkYXRh6gIPQWdlbnR3b3JrZXI6OlYxYgZwcm90bzM", [file_agentworker_cloudevents_v1_cloudevents, file_google_protobuf_any]);
+  fileDesc("CiBhZ2VudHdvcmtlci92MS9hZ2VudHdvcmtlci5wcm90bxIOYWdlbnR3b3JrZXIudjEiJAoHQWdlbnRJZBIMCgR0eXBlGAEgASgJEgsKA2tleRgCIAEoCSJFCgdQYXlsb2FkEhEKCWRhdGFfdHlwZRgBIAEoCRIZChFkYXRhX2NvbnRlbnRfdHlwZRgCIAEoCRIMCgRkYXRhGAMgASgMIr0CCgpScGNSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSLAoGc291cmNlGAIgASgLMhcuYWdlbnR3b3JrZXIudjEuQWdlbnRJZEgAiAEBEicKBnRhcmdldBgDIAEoCzIXLmFnZW50d29ya2VyLnYxLkFnZW50SWQSDgoGbWV0aG9kGAQgASgJEigKB3BheWxvYWQYBSABKAsyFy5hZ2VudHdvcmtlci52MS5QYXlsb2FkEjoKCG1ldGFkYXRhGAYgAygLMiguYWdlbnR3b3JrZXIudjEuUnBjUmVxdWVzdC5NZXRhZGF0YUVudHJ5EhIKCnRpbWVvdXRfbXMYByABKAQaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB19zb3VyY2Ui9wEKC1JwY1Jlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSKAoHcGF5bG9hZBgCIAEoCzIXLmFnZW50d29ya2VyLnYxLlBheWxvYWQSDQoFZXJyb3IYAyABKAkSOwoIbWV0YWRhdGEYBCADKAsyKS5hZ2VudHdvcmtlci52MS5ScGNSZXNwb25zZS5NZXRhZGF0YUVudHJ5Ei0KCmVycm9yX2NvZGUYBSABKA4yGS5hZ2VudHdvcmtlci52MS5FcnJvckNvZGUaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqkBCgxDaGFubmVsSGVsbG8SGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoDRIwCgxjYXBhYmlsaXRpZXMYAiADKA4yGi5hZ2VudHdvcmtlci52MS5DYXBhYmlsaXR5EhYKDmltcGxlbWVudGF0aW9uGAMgASgJEhoKEm1heF9iYXRjaF9tZXNzYWdlcxgEIAEoDRIZChFtYXhfbWVzc2FnZV9ieXRlcxgFIAEoBCLXAgoOQ2hhbm5lbFdlbGNvbWUSGAoQcHJvdG9jb2xfdmVyc2lvbhgBIAEoDRIwCgxjYXBhYmlsaXRpZXMYAiADKA4yGi5hZ2VudHdvcmtlci52MS5DYXBhYmlsaXR5EhYKDmltcGxlbWVudGF0aW9uGAMgASgJEh4KFmRlZmF1bHRfcnBjX3RpbWVvdXRfbXMYBCABKAQSGgoSbWF4X2JhdGNoX21lc3NhZ2VzGAUgASgNEhkKEW1heF9tZXNzYWdlX2J5dGVzGAYgASgEEhUKDWNvbm5lY3Rpb25faWQYByABKAkSPgoTc2VjdXJpdHlfbWVjaGFuaXNtcxgJIAMoDjIhLmFnZW50d29ya2VyLnYxLlNlY3VyaXR5TWVjaGFuaXNtEhcKD2NoYW5uZWxfd2FpdF9tcxgKIAEoBBIaChJtYXhfcnBjX3RpbWVvdXRfbXMYCyABKAQirwIKEk9wZW5DaGFubmVsUmVxdWVzdBItCgdyZXF1ZXN0GAEgASgLMhouYWdlbnR3b3JrZXIudjEuUnBjUmVxdWVzdEgAEi8KCHJlc3BvbnNlGAIgASgLMhsuYWdlbnR3b3JrZXIudjEuUnBjUmVzcG9uc2VIABI0CgtjbG91ZF9ldmVudBgDIAEoCzIdLmlvLmNsb3VkZXZlbnRzLnYxLkNsb3VkRXZlbnRIABI5CgViYXRjaBgKIAEoCzIoLmFnZW50d29ya2VyLnYxLk9wZW5DaGFubmVsUmVxdWVzdC5CYXRjaEgAGj0KBUJhdGNoEjQKCG1lc3NhZ2VzGAEgAygLMiIuYWdlbnR3b3JrZXIudjEuT3BlbkNoYW5uZWxSZXF1ZXN0QgkKB21lc3NhZ2Ui3AIKE09wZW5DaGFubmVsUmVzcG9uc2USLQoHcmVxdWVzdBgBIAEoCzIaLmFnZW50d29ya2VyLnYxLlJwY1JlcXVlc3RIABIvCghyZXNwb25zZRgCIAEoCzIbLmFnZW50d29ya2VyLnYxLlJwY1Jlc3BvbnNlSAASNAoLY2xvdWRfZXZlbnQYAyABKAsyHS5pby5jbG91ZGV2ZW50cy52MS5DbG91ZEV2ZW50SAASOgoFYmF0Y2gYCiABKAsyKS5hZ2VudHdvcmtlci52MS5PcGVuQ2hhbm5lbFJlc3BvbnNlLkJhdGNoSAASKAoGbm90aWNlGAsgASgLMhYuYWdlbnR3b3JrZXIudjEuTm90aWNlSAAaPgoFQmF0Y2gSNQoIbWVzc2FnZXMYASADKAsyIy5hZ2VudHdvcmtlci52MS5PcGVuQ2hhbm5lbFJlc3BvbnNlQgkKB21lc3NhZ2UiaAoGTm90aWNlEicKBGNvZGUYASABKA4yGS5hZ2VudHdvcmtlci52MS5FcnJvckNvZGUSDwoHbWVzc2FnZRgCIAEoCRIQCghldmVudF9pZBgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIpMBChlPcGVuQ29udHJvbENoYW5uZWxSZXF1ZXN0Eg4KBnJwY19pZBgBIAEoCRITCgtkZXN0aW5hdGlvbhgCIAEoCRIXCgpyZXNwb25kX3RvGAMgASgJSACIAQESKQoLcnBjX21lc3NhZ2UYBCABKAsyFC5nb29nbGUucHJvdG9idWYuQW55Qg0KC19yZXNwb25kX3RvIpQBChpPcGVuQ29udHJvbENoYW5uZWxSZXNwb25zZRIOCgZycGNfaWQYASABKAkSEwoLZGVzdGluYXRpb24YAiABKAkSFwoKcmVzcG9uZF90bxgDIAEoCUgAiAEBEikKC3JwY19tZXNzYWdlGAQgASgLMhQuZ29vZ2xlLnByb3RvYnVmLkFueUINCgtfcmVzcG9uZF90byI9ChBTYXZlU3RhdGVSZXF1ZXN0EikKCGFnZW50X2lkGAEgASgLMhcuYWdlbnR3b3JrZXIudjEuQWdlbnRJZCJvChFTYXZlU3RhdGVSZXNwb25zZRINCgVzdGF0ZRgBIAEoCRISCgVlcnJvchgCIAEoCUgAiAEBEi0KCmVycm9yX2NvZGUYAyABKA4yGS5hZ2VudHdvcmtlci52MS5FcnJvckNvZGVCCAoGX2Vycm9yIkwKEExvYWRTdGF0ZVJlcXVlc3QSKQoIYWdlbnRfaWQYASABKAsyFy5hZ2VudHdvcmtlci52MS5BZ2VudElkEg0KBXN0YXRlGAIgASgJImAKEUxvYWRTdGF0ZVJlc3BvbnNlEhIKBWVycm9yGAEgASgJSACIAQESLQoKZXJyb3JfY29kZRgCIAEoDjIZLmFnZW50d29ya2VyLnYxLkVycm9yQ29kZUIICgZfZXJyb3IiOgoQVHlwZVN1YnNjcmlwdGlvbhISCgp0b3BpY190eXBlGAEgASgJEhIKCmFnZW50X3R5cGUYAiABKAkiRwoWVHlwZVByZWZpeFN1YnNjcmlwdGlvbhIZChF0b3BpY190eXBlX3ByZWZpeBgBIAEoCRISCgphZ2VudF90eXBlGAIgASgJIrUBCgxTdWJzY3JpcHRpb24SCgoCaWQYASABKAkSPQoRdHlwZV9zdWJzY3JpcHRpb24YAiABKAsyIC5hZ2VudHdvcmtlci52MS5UeXBlU3Vic2NyaXB0aW9uSAASSgoYdHlwZV9wcmVmaXhfc3Vic2NyaXB0aW9uGAMgASgLMiYuYWdlbnR3b3JrZXIudjEuVHlwZVByZWZpeFN1YnNjcmlwdGlvbkgAQg4KDHN1YnNjcmlwdGlvbiIkChRSZWdpc3RlckFnZW50UmVxdWVzdBIMCgR0eXBlGAEgASgJIhcKFVJlZ2lzdGVyQWdlbnRSZXNwb25zZSJMChZBZGRTdWJzY3JpcHRpb25SZXF1ZXN0EjIKDHN1YnNjcmlwdGlvbhgBIAEoCzIcLmFnZW50d29ya2VyLnYxLlN1YnNjcmlwdGlvbiIZChdBZGRTdWJzY3JpcHRpb25SZXNwb25zZSInChlSZW1vdmVTdWJzY3JpcHRpb25SZXF1ZXN0EgoKAmlkGAEgASgJIhwKGlJlbW92ZVN1YnNjcmlwdGlvblJlc3BvbnNlIhkKF0dldFN1YnNjcmlwdGlvbnNSZXF1ZXN0Ik8KGEdldFN1YnNjcmlwdGlvbnNSZXNwb25zZRIzCg1zdWJzY3JpcHRpb25zGAEgAygLMhwuYWdlbnR3b3JrZXIudjEuU3Vic2NyaXB0aW9uKskCCglFcnJvckNvZGUSGgoWRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEh0KGUVSUk9SX0NPREVfVU5LTk9XTl9UQVJHRVQQARIhCh1FUlJPUl9DT0RFX1RBUkdFVF9VTkFWQUlMQUJMRRACEiAKHEVSUk9SX0NPREVfREVBRExJTkVfRVhDRUVERUQQAxIZChVFUlJPUl9DT0RFX09WRVJMT0FERUQQBBIdChlFUlJPUl9DT0RFX0hBTkRMRVJfRkFJTEVEEAUSIgoeRVJST1JfQ09ERV9VTlNVUFBPUlRFRF9NRVNTQUdFEAYSHgoaRVJST1JfQ09ERV9JTlZBTElEX1JFUVVFU1QQBxIgChxFUlJPUl9DT0RFX1BFUk1JU1NJT05fREVOSUVEEAgSHAoYRVJST1JfQ09ERV9TSFVUVElOR19ET1dOEAkq/gEKCkNhcGFiaWxpdHkSGgoWQ0FQQUJJTElUWV9VTlNQRUNJRklFRBAAEhcKE0NBUEFCSUxJVFlfQkFUQ0hJTkcQARIUChBDQVBBQklMSVRZX1NUQVRFEAISGAoUQ0FQQUJJTElUWV9SRUNPTk5FQ1QQAxISCg5DQVBBQklMSVRZX1RMUxAEEhkKFUNBUEFCSUxJVFlfTVVUVUFMX1RMUxAFEhsKF0NBUEFCSUxJVFlfQkVBUkVSX1RPS0VOEAYSIQodQ0FQQUJJTElUWV9TSEFSRURfQUdFTlRfVFlQRVMQBxIcChhDQVBBQklMSVRZX1RSQUNFX0NPTlRFWFQQCCqbAQoRU2VjdXJpdHlNZWNoYW5pc20SIgoeU0VDVVJJVFlfTUVDSEFOSVNNX1VOU1BFQ0lGSUVEEAASGgoWU0VDVVJJVFlfTUVDSEFOSVNNX1RMUxABEiEKHVNFQ1VSSVRZX01FQ0hBTklTTV9NVVRVQUxfVExTEAISIwofU0VDVVJJVFlfTUVDSEFOSVNNX0JFQVJFUl9UT0tFThADMvQECg9BZ2VudFJwY1NlcnZpY2USWgoLT3BlbkNoYW5uZWwSIi5hZ2VudHdvcmtlci52MS5PcGVuQ2hhbm5lbFJlcXVlc3QaIy5hZ2VudHdvcmtlci52MS5PcGVuQ2hhbm5lbFJlc3BvbnNlKAEwARJvChJPcGVuQ29udHJvbENoYW5uZWwSKS5hZ2VudHdvcmtlci52MS5PcGVuQ29udHJvbENoYW5uZWxSZXF1ZXN0GiouYWdlbnR3b3JrZXIudjEuT3BlbkNvbnRyb2xDaGFubmVsUmVzcG9uc2UoATABElwKDVJlZ2lzdGVyQWdlbnQSJC5hZ2VudHdvcmtlci52MS5SZWdpc3RlckFnZW50UmVxdWVzdBolLmFnZW50d29ya2VyLnYxLlJlZ2lzdGVyQWdlbnRSZXNwb25zZRJiCg9BZGRTdWJzY3JpcHRpb24SJi5hZ2VudHdvcmtlci52MS5BZGRTdWJzY3JpcHRpb25SZXF1ZXN0GicuYWdlbnR3b3JrZXIudjEuQWRkU3Vic2NyaXB0aW9uUmVzcG9uc2USawoSUmVtb3ZlU3Vic2NyaXB0aW9uEikuYWdlbnR3b3JrZXIudjEuUmVtb3ZlU3Vic2NyaXB0aW9uUmVxdWVzdBoqLmFnZW50d29ya2VyLnYxLlJlbW92ZVN1YnNjcmlwdGlvblJlc3BvbnNlEmUKEEdldFN1YnNjcmlwdGlvbnMSJy5hZ2VudHdvcmtlci52MS5HZXRTdWJzY3JpcHRpb25zUmVxdWVzdBooLmFnZW50d29ya2VyLnYxLkdldFN1YnNjcmlwdGlvbnNSZXNwb25zZULHAQoSY29tLmFnZW50d29ya2VyLnYxQhBBZ2VudHdvcmtlclByb3RvUAFaRmdpdGh1Yi5jb20vYWdlbnR3b3JrZXIvYWdlbnR3b3JrZXIvZ2VuL2dvL2FnZW50d29ya2VyL3YxO2FnZW50d29ya2VydjGiAgNBWFiqAg5BZ2VudHdvcmtlci5WMcoCDkFnZW50d29ya2VyXFYx4gIaQWdlbnR3b3JrZXJcVjFcR1BCTWV0YWRhdGHqAg9BZ2VudHdvcmtlcjo6VjFiBnByb3RvMw", [file_agentworker_cloudevents_v1_cloudevents, file_google_protobuf_any]);
 
 /**
  * AgentId names one agent instance: its type and a key within the type.
@@ -257,6 +257,15 @@ export type ChannelHello = Message<"agentworker.v1.ChannelHello"> & {
    * @generated from field: uint32 max_batch_messages = 4;
    */
   maxBatchMessages: number;
+
+  /**
+   * States the largest frame the worker accepts, in bytes after
+   * decompression (OPTIONAL; 0 means 4 MiB, the minimum of AWP-CONN-003). The
+   * host never sends a Batch frame larger than this (AWP-BAT-006).
+   *
+   * @generated from field: uint64 max_message_bytes = 5;
+   */
+  maxMessageBytes: bigint;
 };
 
 /**
@@ -306,8 +315,8 @@ export type ChannelWelcome = Message<"agentworker.v1.ChannelWelcome"> & {
   defaultRpcTimeoutMs: bigint;
 
   /**
-   * Limits the messages per Batch frame the host accepts (REQUIRED when
-   * batching is in force).
+   * Limits the messages per Batch frame the host accepts (OPTIONAL; 0 means
+   * 1024, AWP-BAT-002). Meaningful only while batching is in force.
    *
    * @generated from field: uint32 max_batch_messages = 5;
    */
@@ -326,6 +335,33 @@ export type ChannelWelcome = Message<"agentworker.v1.ChannelWelcome"> & {
    * @generated from field: string connection_id = 7;
    */
   connectionId: string;
+
+  /**
+   * Lists the security mechanisms in force on this connection, whatever the
+   * hello listed (REQUIRED; empty on a plaintext connection without tokens;
+   * AWP-VER-017).
+   *
+   * @generated from field: repeated agentworker.v1.SecurityMechanism security_mechanisms = 9;
+   */
+  securityMechanisms: SecurityMechanism[];
+
+  /**
+   * States how long the host waits for a data channel before it fails a
+   * unary call that needs one, in milliseconds (REQUIRED, at least 5000;
+   * AWP-CONN-008).
+   *
+   * @generated from field: uint64 channel_wait_ms = 10;
+   */
+  channelWaitMs: bigint;
+
+  /**
+   * States the largest timeout_ms the host honours, in milliseconds; a
+   * larger value is treated as this one (OPTIONAL; 0 means no cap;
+   * AWP-RPC-024).
+   *
+   * @generated from field: uint64 max_rpc_timeout_ms = 11;
+   */
+  maxRpcTimeoutMs: bigint;
 };
 
 /**
@@ -1012,15 +1048,18 @@ export enum ErrorCode {
   UNSPECIFIED = 0,
 
   /**
-   * Means no worker serves the target agent type (set by the host).
+   * Means no worker serves the target agent type: set by the host when no
+   * worker registered it (AWP-RPC-003), or by a worker delivered a request for
+   * a type it does not serve (AWP-RPC-021).
    *
    * @generated from enum value: ERROR_CODE_UNKNOWN_TARGET = 1;
    */
   UNKNOWN_TARGET = 1,
 
   /**
-   * Means the worker serving the target disconnected before answering (set
-   * by the host).
+   * Means the worker serving the target disconnected before answering: set by
+   * the host (AWP-CONN-018), or reported locally by the caller's runtime when
+   * its own channel ended (AWP-CONN-019); never sent by a worker on the wire.
    *
    * @generated from enum value: ERROR_CODE_TARGET_UNAVAILABLE = 2;
    */
@@ -1127,21 +1166,24 @@ export enum Capability {
 
   /**
    * Connects over TLS when given a CA (worker) or serves TLS (host)
-   * (AWP-SEC-001).
+   * (AWP-SEC-001). Describes the connection rather than a negotiated feature;
+   * ChannelWelcome.security_mechanisms is the authoritative statement
+   * (AWP-VER-017).
    *
    * @generated from enum value: CAPABILITY_TLS = 4;
    */
   TLS = 4,
 
   /**
-   * Presents or verifies client certificates (AWP-SEC-003).
+   * Presents or verifies client certificates (AWP-SEC-003); see
+   * CAPABILITY_TLS.
    *
    * @generated from enum value: CAPABILITY_MUTUAL_TLS = 5;
    */
   MUTUAL_TLS = 5,
 
   /**
-   * Sends or checks bearer tokens (AWP-SEC-005).
+   * Sends or checks bearer tokens (AWP-SEC-005); see CAPABILITY_TLS.
    *
    * @generated from enum value: CAPABILITY_BEARER_TOKEN = 6;
    */
@@ -1167,6 +1209,50 @@ export enum Capability {
  */
 export const CapabilitySchema: GenEnum<Capability> = /*@__PURE__*/
   enumDesc(file_agentworker_v1_agentworker, 1);
+
+/**
+ * SecurityMechanism names a security mechanism protecting one connection.
+ * Unlike a Capability it is not negotiated: it is a fact about the
+ * connection the host reports in its welcome (AWP-VER-017).
+ *
+ * @generated from enum agentworker.v1.SecurityMechanism
+ */
+export enum SecurityMechanism {
+  /**
+   * Is never sent; receivers ignore it.
+   *
+   * @generated from enum value: SECURITY_MECHANISM_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Means the connection is TLS (AWP-SEC-001).
+   *
+   * @generated from enum value: SECURITY_MECHANISM_TLS = 1;
+   */
+  TLS = 1,
+
+  /**
+   * Means the host verified a client certificate on the connection
+   * (AWP-SEC-003).
+   *
+   * @generated from enum value: SECURITY_MECHANISM_MUTUAL_TLS = 2;
+   */
+  MUTUAL_TLS = 2,
+
+  /**
+   * Means the host checked a bearer token on the call (AWP-SEC-005).
+   *
+   * @generated from enum value: SECURITY_MECHANISM_BEARER_TOKEN = 3;
+   */
+  BEARER_TOKEN = 3,
+}
+
+/**
+ * Describes the enum agentworker.v1.SecurityMechanism.
+ */
+export const SecurityMechanismSchema: GenEnum<SecurityMechanism> = /*@__PURE__*/
+  enumDesc(file_agentworker_v1_agentworker, 2);
 
 /**
  * AgentRpcService is served by the host and called by workers. The host also

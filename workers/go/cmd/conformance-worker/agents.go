@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -15,16 +16,32 @@ import (
 
 // jsonPing is the JSON encoding of Ping and Pong (AWP-CNF-004).
 type jsonPing struct {
-	Text     string `json:"text"`
-	Seq      int32  `json:"seq"`
-	AgentKey string `json:"agent_key,omitempty"`
+	Text     string    `json:"text"`
+	Seq      jsonInt32 `json:"seq"`
+	AgentKey string    `json:"agent_key,omitempty"`
+}
+
+// jsonInt32 reads a JSON number with an integral int32 value, also when it is
+// written with a fraction or exponent such as 7.0 (AWP-CNF-024).
+type jsonInt32 int32
+
+func (n *jsonInt32) UnmarshalJSON(data []byte) error {
+	var f float64
+	if err := json.Unmarshal(data, &f); err != nil {
+		return err
+	}
+	if f != math.Trunc(f) || f < math.MinInt32 || f > math.MaxInt32 {
+		return fmt.Errorf("seq %s is not an int32 integer", data)
+	}
+	*n = jsonInt32(f)
+	return nil
 }
 
 // encode encodes a Ping (name "Ping") or a Pong (name "Pong") held in m.
 func encode(enc cpb.Encoding, name string, m *cpb.Pong) (worker.Payload, error) {
 	switch {
 	case enc != cpb.Encoding_ENCODING_PROTOBUF:
-		return worker.JSON(name, jsonPing{Text: m.Text, Seq: m.Seq, AgentKey: m.AgentKey})
+		return worker.JSON(name, jsonPing{Text: m.Text, Seq: jsonInt32(m.Seq), AgentKey: m.AgentKey})
 	case name == "Ping":
 		return worker.Proto(&cpb.Ping{Text: m.Text, Seq: m.Seq})
 	}
@@ -37,7 +54,7 @@ func decode(p worker.Payload, name string) (*cpb.Pong, cpb.Encoding, error) {
 	if p.IsJSON(name) {
 		var v jsonPing
 		err := p.DecodeJSON(&v)
-		return &cpb.Pong{Text: v.Text, Seq: v.Seq, AgentKey: v.AgentKey}, cpb.Encoding_ENCODING_JSON, err
+		return &cpb.Pong{Text: v.Text, Seq: int32(v.Seq), AgentKey: v.AgentKey}, cpb.Encoding_ENCODING_JSON, err
 	}
 	if name == "Ping" {
 		var ping cpb.Ping

@@ -366,8 +366,15 @@ export class Worker {
       call.on("metadata", (metadata: Metadata) => {
         clearTimeout(timer);
         const raw = metadata.get(WELCOME_KEY)[0];
-        if (raw instanceof Buffer) {
-          conn.welcome = fromBinary(ChannelWelcomeSchema, raw);
+        const welcome = raw instanceof Buffer ? fromBinary(ChannelWelcomeSchema, raw) : undefined;
+        if (welcome !== undefined && welcome.protocolVersion !== 1) {
+          // Another major version: treat the host as a legacy host (AWP-VER-018).
+          this.log.warn(
+            `welcome speaks protocol_version ${welcome.protocolVersion}: no capabilities`,
+          );
+          resolve();
+        } else if (welcome !== undefined) {
+          conn.welcome = welcome;
           this.log.debug(`welcome: capabilities ${conn.welcome.capabilities.join(",")}`);
           this.configure(conn); // also when the welcome comes after the wait
           resolve();

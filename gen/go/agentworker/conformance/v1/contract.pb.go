@@ -242,10 +242,12 @@ type EventReceipt struct {
 	Seq int32 `protobuf:"varint,5,opt,name=seq,proto3" json:"seq,omitempty"`
 	// States how the Ping was encoded (REQUIRED).
 	Encoding Encoding `protobuf:"varint,6,opt,name=encoding,proto3,enum=agentworker.conformance.v1.Encoding" json:"encoding,omitempty"`
-	// Names the sender the worker's runtime reported, if any (OPTIONAL).
+	// Names the sender the worker's runtime reported: the event's
+	// agagentsendertype and agagentsenderkey (REQUIRED when the event names a
+	// sender; unset otherwise; AWP-CNF-005).
 	Sender *v1.AgentId `protobuf:"bytes,7,opt,name=sender,proto3" json:"sender,omitempty"`
-	// Repeats the CloudEvent id the runtime reported (OPTIONAL; empty when the
-	// runtime does not expose it).
+	// Repeats the CloudEvent id of the event (REQUIRED, non-empty; the harness
+	// matches receipts to events by it; AWP-CNF-005).
 	EventId       string `protobuf:"bytes,8,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -344,7 +346,9 @@ type Command struct {
 	// Identifies the conformance case, for the worker's logs (REQUIRED).
 	CaseId string `protobuf:"bytes,1,opt,name=case_id,json=caseId,proto3" json:"case_id,omitempty"`
 	// Bounds the work, in milliseconds; the agent gives up and fails the
-	// command when it passes (REQUIRED, greater than 0).
+	// command when it passes, with ERROR_CODE_HANDLER_FAILED (AWP-CNF-015).
+	// 0 means no bound of its own: the request's timeout_ms still applies
+	// (OPTIONAL; AWP-CNF-021).
 	DeadlineMs uint32 `protobuf:"varint,2,opt,name=deadline_ms,json=deadlineMs,proto3" json:"deadline_ms,omitempty"`
 	// Holds what to do (REQUIRED).
 	//
@@ -615,7 +619,7 @@ type CallAction struct {
 	// States the encoding of the Ping (REQUIRED).
 	Encoding Encoding `protobuf:"varint,3,opt,name=encoding,proto3,enum=agentworker.conformance.v1.Encoding" json:"encoding,omitempty"`
 	// Limits the call, in milliseconds; the worker's runtime puts it in
-	// RpcRequest.timeout_ms (REQUIRED, greater than 0).
+	// RpcRequest.timeout_ms (REQUIRED, greater than 0; AWP-CNF-011).
 	TimeoutMs     uint32 `protobuf:"varint,4,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

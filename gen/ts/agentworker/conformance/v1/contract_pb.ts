@@ -155,15 +155,17 @@ export type EventReceipt = Message<"agentworker.conformance.v1.EventReceipt"> & 
   encoding: Encoding;
 
   /**
-   * Names the sender the worker's runtime reported, if any (OPTIONAL).
+   * Names the sender the worker's runtime reported: the event's
+   * agagentsendertype and agagentsenderkey (REQUIRED when the event names a
+   * sender; unset otherwise; AWP-CNF-005).
    *
    * @generated from field: agentworker.v1.AgentId sender = 7;
    */
   sender?: AgentId | undefined;
 
   /**
-   * Repeats the CloudEvent id the runtime reported (OPTIONAL; empty when the
-   * runtime does not expose it).
+   * Repeats the CloudEvent id of the event (REQUIRED, non-empty; the harness
+   * matches receipts to events by it; AWP-CNF-005).
    *
    * @generated from field: string event_id = 8;
    */
@@ -193,7 +195,9 @@ export type Command = Message<"agentworker.conformance.v1.Command"> & {
 
   /**
    * Bounds the work, in milliseconds; the agent gives up and fails the
-   * command when it passes (REQUIRED, greater than 0).
+   * command when it passes, with ERROR_CODE_HANDLER_FAILED (AWP-CNF-015).
+   * 0 means no bound of its own: the request's timeout_ms still applies
+   * (OPTIONAL; AWP-CNF-021).
    *
    * @generated from field: uint32 deadline_ms = 2;
    */
@@ -349,7 +353,7 @@ export type CallAction = Message<"agentworker.conformance.v1.CallAction"> & {
 
   /**
    * Limits the call, in milliseconds; the worker's runtime puts it in
-   * RpcRequest.timeout_ms (REQUIRED, greater than 0).
+   * RpcRequest.timeout_ms (REQUIRED, greater than 0; AWP-CNF-011).
    *
    * @generated from field: uint32 timeout_ms = 4;
    */
