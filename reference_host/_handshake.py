@@ -76,5 +76,6 @@ def welcome(config: HostConfig, capabilities: frozenset[int], connection_id: str
         max_batch_messages=config.max_batch_messages,
         max_message_bytes=config.max_message_bytes,
         connection_id=connection_id,
+        max_calls_in_flight=config.max_calls_in_flight,
     )
     return message.SerializeToString()

@@ -623,9 +623,14 @@ type ChannelWelcome struct {
 	// States the largest frame the host accepts, in bytes (REQUIRED).
 	MaxMessageBytes uint64 `protobuf:"varint,6,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
 	// Identifies this connection in host logs and notices (OPTIONAL).
-	ConnectionId  string `protobuf:"bytes,7,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ConnectionId string `protobuf:"bytes,7,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// Limits the RPCs (and control-channel requests) this connection may have
+	// in flight at once; the host answers a request past it with
+	// ERROR_CODE_OVERLOADED (REQUIRED for v1 hosts, greater than 0; 0 from an
+	// older host means not stated; AWP-FLOW-005).
+	MaxCallsInFlight uint32 `protobuf:"varint,8,opt,name=max_calls_in_flight,json=maxCallsInFlight,proto3" json:"max_calls_in_flight,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ChannelWelcome) Reset() {
@@ -705,6 +710,13 @@ func (x *ChannelWelcome) GetConnectionId() string {
 		return x.ConnectionId
 	}
 	return ""
+}
+
+func (x *ChannelWelcome) GetMaxCallsInFlight() uint32 {
+	if x != nil {
+		return x.MaxCallsInFlight
+	}
+	return 0
 }
 
 // OpenChannelRequest is one frame from a worker to the host on the data
@@ -2100,7 +2112,7 @@ const file_agentworker_v1_agentworker_proto_rawDesc = "" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12>\n" +
 	"\fcapabilities\x18\x02 \x03(\x0e2\x1a.agentworker.v1.CapabilityR\fcapabilities\x12&\n" +
 	"\x0eimplementation\x18\x03 \x01(\tR\x0eimplementation\x12,\n" +
-	"\x12max_batch_messages\x18\x04 \x01(\rR\x10maxBatchMessages\"\xd7\x02\n" +
+	"\x12max_batch_messages\x18\x04 \x01(\rR\x10maxBatchMessages\"\x86\x03\n" +
 	"\x0eChannelWelcome\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12>\n" +
 	"\fcapabilities\x18\x02 \x03(\x0e2\x1a.agentworker.v1.CapabilityR\fcapabilities\x12&\n" +
@@ -2108,7 +2120,8 @@ const file_agentworker_v1_agentworker_proto_rawDesc = "" +
 	"\x16default_rpc_timeout_ms\x18\x04 \x01(\x04R\x13defaultRpcTimeoutMs\x12,\n" +
 	"\x12max_batch_messages\x18\x05 \x01(\rR\x10maxBatchMessages\x12*\n" +
 	"\x11max_message_bytes\x18\x06 \x01(\x04R\x0fmaxMessageBytes\x12#\n" +
-	"\rconnection_id\x18\a \x01(\tR\fconnectionId\"\xdf\x02\n" +
+	"\rconnection_id\x18\a \x01(\tR\fconnectionId\x12-\n" +
+	"\x13max_calls_in_flight\x18\b \x01(\rR\x10maxCallsInFlight\"\xdf\x02\n" +
 	"\x12OpenChannelRequest\x126\n" +
 	"\arequest\x18\x01 \x01(\v2\x1a.agentworker.v1.RpcRequestH\x00R\arequest\x129\n" +
 	"\bresponse\x18\x02 \x01(\v2\x1b.agentworker.v1.RpcResponseH\x00R\bresponse\x12@\n" +

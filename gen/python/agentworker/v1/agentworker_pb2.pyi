@@ -130,7 +130,7 @@ class ChannelHello(_message.Message):
     def __init__(self, protocol_version: _Optional[int] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., implementation: _Optional[str] = ..., max_batch_messages: _Optional[int] = ...) -> None: ...
 
 class ChannelWelcome(_message.Message):
-    __slots__ = ("protocol_version", "capabilities", "implementation", "default_rpc_timeout_ms", "max_batch_messages", "max_message_bytes", "connection_id")
+    __slots__ = ("protocol_version", "capabilities", "implementation", "default_rpc_timeout_ms", "max_batch_messages", "max_message_bytes", "connection_id", "max_calls_in_flight")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     IMPLEMENTATION_FIELD_NUMBER: _ClassVar[int]
@@ -138,6 +138,7 @@ class ChannelWelcome(_message.Message):
     MAX_BATCH_MESSAGES_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_CALLS_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     capabilities: _containers.RepeatedScalarFieldContainer[Capability]
     implementation: str
@@ -145,7 +146,8 @@ class ChannelWelcome(_message.Message):
     max_batch_messages: int
     max_message_bytes: int
     connection_id: str
-    def __init__(self, protocol_version: _Optional[int] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., implementation: _Optional[str] = ..., default_rpc_timeout_ms: _Optional[int] = ..., max_batch_messages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., connection_id: _Optional[str] = ...) -> None: ...
+    max_calls_in_flight: int
+    def __init__(self, protocol_version: _Optional[int] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., implementation: _Optional[str] = ..., default_rpc_timeout_ms: _Optional[int] = ..., max_batch_messages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., connection_id: _Optional[str] = ..., max_calls_in_flight: _Optional[int] = ...) -> None: ...
 
 class OpenChannelRequest(_message.Message):
     __slots__ = ("request", "response", "cloud_event", "batch")
