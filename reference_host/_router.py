@@ -39,6 +39,8 @@ from ._subscriptions import SubscriptionTable
 _logger = logging.getLogger("reference_host.router")
 
 SPEC_VERSION: Final = "1.0"
+# Frames of one Batch routed before the reader lets other tasks run.
+_BATCH_SLICE: Final = 128
 
 # A frame that could not be enqueued without waiting: (recipient, encoded frame, is an event).
 Blocked = tuple[DataConnection, bytes, bool]
@@ -268,6 +270,9 @@ class Router:
             return None
         dispatch = self._dispatch
         for index, inner in enumerate(messages):
+            if index == _BATCH_SLICE:
+                # Let other channels in between slices of a large batch.
+                return self._batch_rest(conn, messages, index, None)
             blocked = dispatch(conn, inner, inner.WhichOneof("message"), True)
             if blocked is not None:
                 return self._batch_rest(conn, messages, index + 1, blocked)
@@ -278,14 +283,20 @@ class Router:
         conn: DataConnection,
         messages: Sequence[pb.OpenChannelRequest],
         start: int,
-        blocked: list[Blocked],
+        blocked: list[Blocked] | None,
     ) -> None:
-        """Wait for room for ``blocked``, then route the rest of a batch, waiting as needed."""
-        await self._deliver_blocked(blocked)
+        """Wait for room for ``blocked`` (or yield), then route the rest of a batch."""
+        if blocked is not None:
+            await self._deliver_blocked(blocked)
+        else:
+            await asyncio.sleep(0)
         dispatch = self._dispatch
-        for inner in messages[start:]:
+        for index in range(start, len(messages)):
             if conn.is_closed():
                 return
+            if (index - start) % _BATCH_SLICE == _BATCH_SLICE - 1:
+                await asyncio.sleep(0)
+            inner = messages[index]
             more = dispatch(conn, inner, inner.WhichOneof("message"), True)
             if more is not None:
                 await self._deliver_blocked(more)
