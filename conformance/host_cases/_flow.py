@@ -9,7 +9,7 @@ import grpc
 
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._builders import event, rpc_request, type_subscription
-from conformance._host_context import HostContext
+from conformance._host_context import DEFAULT, HostContext
 from conformance._predicates import is_event
 from conformance._worker import RawWorker
 from conformance.host_cases._registry import host_case
@@ -192,15 +192,16 @@ _MAX_LIMIT_EXERCISED = 50_000
 @host_case("host/flow/calls-in-flight-limit", requirements=["AWP-FLOW-005", "AWP-ERR-004"])
 async def calls_in_flight_limit(ctx: HostContext) -> None:
     """Procedure: caller C reads the welcome's max_calls_in_flight F. Worker T serves a type,
-    reads every frame and answers none. C sends T F requests (timeout 300 s) in slices, each
-    sent once T has received the previous ones (T's queue never fills), then one more request.
+    reads every frame and answers none. C sends T F requests (timeout 300 s) in slices of 500
+    (Batch frames when batching is in force), each sent once T has received the previous ones
+    (T's queue never fills), then one more request.
     Then T disconnects.
 
     Asserts: the welcome states F > 0; the extra request is answered at once with
     ERROR_CODE_OVERLOADED; T receives exactly F requests; after T leaves, each of the F requests
     gets exactly one ERROR_CODE_TARGET_UNAVAILABLE and the extra one no second answer."""
     ctx.require_v1("the calls-in-flight limit is announced in the welcome")
-    caller = await ctx.connect("c")
+    caller = await ctx.connect("c", hello=ctx.hello((pb.CAPABILITY_BATCHING,)))
     welcome = caller.welcome
     ctx.check(welcome is not None, "C received no welcome")
     assert welcome is not None
@@ -214,10 +215,11 @@ async def calls_in_flight_limit(ctx: HostContext) -> None:
     received: list[str] = []
     step = 500
     for start in range(0, limit, step):
-        for n in range(start, min(limit, start + step)):
-            await caller.request(
-                rpc_request(f"{ctx.run_id}-{n}", target_type, "k", "x", timeout_ms=300_000)
-            )
+        requests = [
+            rpc_request(f"{ctx.run_id}-{n}", target_type, "k", "x", timeout_ms=300_000)
+            for n in range(start, min(limit, start + step))
+        ]
+        await _send_requests(caller, requests)
         await _collect_requests(ctx, target, received, min(limit, start + step))
     ctx.trace.note("t", f"received {len(received)} requests; C sends one more")
     extra = f"{ctx.run_id}-extra"
@@ -244,6 +246,21 @@ async def calls_in_flight_limit(ctx: HostContext) -> None:
     ctx.check(len(received) == limit, f"T received {len(received)} requests, expected {limit}")
 
 
+async def _send_requests(worker: RawWorker, requests: list[pb.RpcRequest]) -> None:
+    """Send ``requests`` in one Batch frame when batching is in force, else one by one."""
+    welcome = worker.welcome
+    if welcome is not None and pb.CAPABILITY_BATCHING in welcome.capabilities:
+        limit = welcome.max_batch_messages or 1024
+        for start in range(0, len(requests), limit):
+            batch = pb.OpenChannelRequest.Batch(
+                messages=[pb.OpenChannelRequest(request=r) for r in requests[start : start + limit]]
+            )
+            await worker.send(pb.OpenChannelRequest(batch=batch))
+        return
+    for request in requests:
+        await worker.request(request)
+
+
 async def _collect_requests(
     ctx: HostContext, worker: RawWorker, received: list[str], count: int
 ) -> None:
@@ -264,8 +281,9 @@ async def _collect_requests(
 async def owed_errors(ctx: HostContext) -> None:
     """Procedure: worker T serves a type, reads every frame and answers none. Caller C stops
     reading its channel and sends T requests with timeout_ms=1, each with a 1 kB request id, as
-    fast as the host reads them, until its writes have been blocked for 2 s (the host stopped
-    reading it) or it has sent 60,000. C then reads again.
+    fast as the host reads them (50 per Batch frame when batching is in force), until its
+    writes have been blocked for 2 s (the host stopped reading it) or it has sent 60,000. C then
+    reads again.
 
     Asserts: the host stops reading C before 60,000 requests (it does not hold more and more
     error responses for a caller that does not read); once C reads again, within 30 s every
@@ -273,7 +291,9 @@ async def owed_errors(ctx: HostContext) -> None:
     ERROR_CODE_OVERLOADED (no error response was dropped)."""
     target_type = ctx.unique("sink")
     target = await ctx.serving("t", target_type)
-    caller = await ctx.connect("c")
+    caller = await ctx.connect(
+        "c", hello=DEFAULT if ctx.legacy else ctx.hello((pb.CAPABILITY_BATCHING,))
+    )
     for worker in (target, caller):
         worker.data.trace_frames = False
     caller.data.pause()
