@@ -118,7 +118,7 @@ class Outbound:
     @property
     def full(self) -> bool:
         """Return True when an offer would fail now."""
-        return not self._closed and len(self._queue) >= self._limit
+        return not self._closed and (len(self._queue) >= self._limit or bool(self._owed))
 
     @property
     def backlogged(self) -> bool:
