@@ -28,10 +28,10 @@ import grpc
 
 from agentworker.v1 import agentworker_pb2 as pb
 from reference_host import HostConfig
-from reference_host._memory import memory_bound
+from reference_host._memory import K0_BYTES, KC_BYTES, KF_BYTES, KN_BYTES, memory_bound
 
 from .clients import MODE_BATCHED, Worker
-from .subjects import KIND_OURS, REPO, HostProcess, Subject, free_port
+from .subjects import KIND_OURS, REPO, HostProcess, Subject, free_port, make_log_dir
 
 RESULTS: Final = REPO / "bench" / "results"
 _PAYLOAD: Final = pb.Payload(data_type="Ping", data_content_type="application/json", data=b"1")
@@ -656,9 +656,38 @@ def write_report(outcomes: Sequence[Outcome], out_dir: Path, name: str) -> Path:
         *(_row(o) for o in outcomes),
         "",
     ]
+    lines += _summary(outcomes)
     path = out_dir / f"{name}.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _summary(outcomes: Sequence[Outcome]) -> list[str]:
+    """Return the Markdown lines of the headline figures: recovery time by N, memory costs."""
+    leaves = [o for o in outcomes if o.name.startswith("target_leaves_")]
+    lines = [
+        "## Time to answer N calls pending at a target that leaves",
+        "",
+        "| N | recovery s | host memory per call in flight, B | probe max s | peak RSS MiB |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for o in leaves:
+        lines.append(
+            f"| {o.figures['calls']:,} | {o.figures['recovery_s']} | "
+            f"{o.figures['bytes_per_call']} | {o.probe.get('max_s')} | "
+            f"{o.peak_rss / 2**20:.1f} |"
+        )
+    churned = [o for o in outcomes if o.name == "churn"]
+    lines += ["", "## Memory constants (spec 12.3, reference_host/_memory.py)", ""]
+    lines.append(
+        f"Documented: K0 {K0_BYTES // 2**20} MiB, Kc {KC_BYTES // 1024} KiB, "
+        f"Kf {KF_BYTES} B, Kn {KN_BYTES} B."
+    )
+    measured = [f"per call in flight {o.figures['bytes_per_call']} B ({o.name})" for o in leaves]
+    measured += [f"per connection {o.figures['bytes_per_connection']} B (churn)" for o in churned]
+    measured += [f"idle host {o.figures['rss_before_mib']} MiB ({o.name})" for o in leaves[:1]]
+    lines += [f"Measured here: {'; '.join(measured)}.", ""]
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -668,8 +697,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--name", default="pressure", help="results file name")
     args = parser.parse_args(argv)
-    log_dir = Path(args.out) / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = make_log_dir()
+    print(f"host logs in {log_dir}", flush=True)
     outcomes = asyncio.run(run_bench(log_dir, args.quick))
     path = write_report(outcomes, Path(args.out), args.name)
     print(path.read_text())
