@@ -64,8 +64,15 @@ async def test_a_caller_that_stops_reading_its_expiring_calls_is_paused_then_ans
     tmp_path: Path,
 ) -> None:
     calls = 40_000
+    # A slow-consumer timeout well beyond the time the caller takes to notice it is blocked,
+    # so that the host pauses it without ending it.
     outcome = await pressure.run_scenario(
-        HostConfig(), tmp_path, pressure.non_reading_caller, calls, 2048, resume=True
+        HostConfig(slow_consumer_timeout_ms=30_000),
+        tmp_path,
+        pressure.non_reading_caller,
+        calls,
+        2048,
+        resume=True,
     )
     # The host stopped reading the caller long before it had sent everything.
     assert outcome.figures["sent_before_stall"] < calls, outcome.figures
