@@ -152,6 +152,21 @@ class Worker:
         for frame in frames:
             await call.write(frame)
 
+    async def send_raw(self, data: bytes) -> None:
+        """Write ``data`` as one frame, as is (it need not decode)."""
+        assert self._call is not None
+        await self._call.write(data)
+
+    async def end_code(self) -> grpc.StatusCode:
+        """Wait until the data channel ends; return its status code."""
+        assert self._call is not None
+        return await self._call.code()
+
+    async def end_details(self) -> str:
+        """Wait until the data channel ends; return its status details."""
+        assert self._call is not None
+        return str(await self._call.details())
+
     async def read_raw(self) -> bytes | None:
         """Return the next frame's bytes, or None when the channel ended."""
         call = self._call

@@ -22,6 +22,15 @@ NOT_COVERED: dict[str, dict[str, str]] = {
         "AWP-PUB-020": _WORKER_SIDE,
         "AWP-PUB-021": _WORKER_SIDE,
         "AWP-ERR-003": "binds how a receiver reads legacy errors; a host forwards them unchanged",
+        "AWP-FLOW-010": (
+            "a host's memory is not observable over the wire; tests/stress checks the reference "
+            "host's resident memory against the bound"
+        ),
+        "AWP-FLOW-011": "binds a host's documentation, not its behaviour on the wire",
+        "AWP-OBS-020": (
+            "counters have no wire format; tests/host and tests/stress read the reference "
+            "host's through its metrics"
+        ),
     },
     "worker": {
         "AWP-CONN-019": (

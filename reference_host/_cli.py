@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="outbound frames queued per connection (default 10000)",
     )
     parser.add_argument(
+        "--max-calls-in-flight",
+        type=_positive_int,
+        default=10_000,
+        help="RPCs a connection may have in flight before further ones get OVERLOADED "
+        "(default 10000)",
+    )
+    parser.add_argument(
         "--slow-consumer-timeout-ms",
         type=_positive_int,
         default=10_000,
@@ -85,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--metrics-address",
         type=_address,
-        help="HOST:PORT of an HTTP endpoint serving Prometheus text metrics",
+        help="HOST:PORT of an HTTP endpoint serving Prometheus metrics",
     )
     parser.add_argument(
         "--log-format",
@@ -115,6 +122,7 @@ def build_config(args: argparse.Namespace) -> HostConfig:
     return HostConfig(
         default_rpc_timeout_ms=args.default_rpc_timeout_ms,
         queue_limit=args.queue_limit,
+        max_calls_in_flight=args.max_calls_in_flight,
         slow_consumer_timeout_ms=args.slow_consumer_timeout_ms,
         tls=tls,
         tokens=load_tokens(args.tokens) if args.tokens else (),

@@ -56,6 +56,9 @@ class HostConfig:
     max_rpc_timeout_ms: int = 3_600_000
     # Outbound frames a connection may have queued before senders wait (backpressure).
     queue_limit: int = 10_000
+    # RPCs (and control requests) a connection may have in flight before the host answers
+    # further ones with OVERLOADED; announced in the welcome (AWP-FLOW-005).
+    max_calls_in_flight: int = 10_000
     # How long a sender waits for space in a full queue before the consumer is disconnected.
     slow_consumer_timeout_ms: int = 10_000
     # How long RegisterAgent and AddSubscription wait for the caller's data channel to open.
@@ -81,6 +84,7 @@ class HostConfig:
         positive = {
             "default_rpc_timeout_ms": self.default_rpc_timeout_ms,
             "queue_limit": self.queue_limit,
+            "max_calls_in_flight": self.max_calls_in_flight,
             "slow_consumer_timeout_ms": self.slow_consumer_timeout_ms,
             "max_message_bytes": self.max_message_bytes,
             "max_batch_messages": self.max_batch_messages,

@@ -1,182 +1,89 @@
-"""Per-connection state: the bounded outbound queue, its writer, and channel bookkeeping.
+"""Per-connection state: identity, outbound queue, close status, and the calls a connection
+originated or serves.
 
-Each channel has exactly one writer coroutine. Producers call ``Outbound.offer`` (non-blocking;
-it fails when the queue is full) or ``Outbound.offer_wait`` (waits for space up to a timeout).
-When batching is in force, the writer takes everything queued when it wakes (up to the
-worker's batch limit) and writes it as one frame: no timers, no added latency, no reordering.
+A ``PendingCall`` lives in its caller's ``outgoing`` and its target's ``incoming`` tables while
+the target has not answered; when the host must answer it instead (deadline, target gone,
+shutdown), the same object becomes a frame owed to the caller and encodes its error response
+only when the caller's queue has room (see ``_outbound``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import grpc
 
+from agentworker.v1 import agentworker_pb2 as pb
+
 from . import _wire
-from ._metrics import Metrics
-
-if TYPE_CHECKING:
-    from ._rpc import PendingCall
-
-# Upper bound of a Batch frame's encoded size (lowered to the host's message limit when that is
-# smaller). A single larger frame is still sent alone.
-MAX_BATCH_BYTES: Final = 1024 * 1024
-
-Write = Callable[[bytes], Awaitable[None]]
+from ._outbound import Outbound
 
 
-class Outbound:
-    """A bounded FIFO of encoded frames with a single writer."""
+class PendingCall:
+    """One request forwarded to a target and not yet answered; later, possibly, the error
+    response the host owes its caller."""
 
     __slots__ = (
-        "_batching",
-        "_closed",
-        "_finishing",
-        "_limit",
-        "_max_batch",
-        "_max_batch_bytes",
-        "_metrics",
-        "_queue",
-        "_space",
-        "_wakeup",
+        "caller",
+        "caller_request_id",
+        "code",
+        "handle",
+        "host_id",
+        "target",
+        "text",
+        "timeout_ms",
     )
+
+    kind: Final = "response"
 
     def __init__(
         self,
-        limit: int,
-        metrics: Metrics,
-        *,
-        batching: bool = False,
-        max_batch: int = 1,
-        max_batch_bytes: int = MAX_BATCH_BYTES,
+        host_id: str,
+        caller: DataConnection,
+        caller_request_id: str,
+        target: DataConnection,
+        timeout_ms: int,
     ) -> None:
-        self._queue: collections.deque[bytes] = collections.deque()
-        self._limit = limit
-        self._metrics = metrics
-        self._batching = batching and max_batch > 1
-        self._max_batch = max(1, max_batch)
-        self._max_batch_bytes = min(max_batch_bytes, MAX_BATCH_BYTES)
-        self._wakeup: asyncio.Future[None] | None = None
-        self._space: asyncio.Future[None] | None = None
-        self._finishing = False
-        self._closed = False
+        self.host_id = host_id
+        self.caller = caller
+        self.caller_request_id = caller_request_id
+        self.target = target
+        self.timeout_ms = timeout_ms
+        self.handle: asyncio.TimerHandle | None = None
+        # The error the host answers the call with, once it must (0 while pending); an empty
+        # text stands for the deadline message, built only when the frame is encoded.
+        self.code = 0
+        self.text = ""
 
-    def __len__(self) -> int:
-        return len(self._queue)
+    def encode(self) -> bytes:
+        """Return the error response frame owed to the caller."""
+        text = self.text or f"no response within {self.timeout_ms} ms"
+        return _wire.error_response(self.caller_request_id, self.code, text)
 
-    @property
-    def full(self) -> bool:
-        """Return True when an offer would fail now."""
-        return not self._closed and len(self._queue) >= self._limit
 
-    def offer(self, frame: bytes) -> bool:
-        """Queue ``frame`` if there is room; return False when the queue is full.
+class OwedNotice:
+    """A Notice owed to a v1 worker, encoded when its queue has room (AWP-ERR-010)."""
 
-        A closed queue accepts and discards the frame: its connection is going away.
-        """
-        queue = self._queue
-        if len(queue) >= self._limit:
-            return self._closed
-        if self._closed:
-            return True
-        queue.append(frame)
-        depth = len(queue)
-        metrics = self._metrics
-        if depth > metrics.queue_depth_max:
-            metrics.queue_depth_max = depth
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            if not wakeup.done():
-                wakeup.set_result(None)
-        return True
+    __slots__ = ("code", "event_id", "message", "request_id")
 
-    async def offer_wait(self, frame: bytes, timeout_s: float) -> bool:
-        """Queue ``frame``, waiting up to ``timeout_s`` for room; return False on timeout."""
-        if self.offer(frame):
-            return True
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return False
-            if self._space is None or self._space.done():
-                self._space = loop.create_future()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._space), remaining)
-            except TimeoutError:
-                return self.offer(frame)
-            if self.offer(frame):
-                return True
+    kind: Final = "notice"
 
-    def finish(self) -> None:
-        """Let the writer send what is queued, then return."""
-        self._finishing = True
-        self._wake()
+    def __init__(self, code: int, message: str, event_id: str, request_id: str) -> None:
+        self.code = code
+        self.message = message
+        self.event_id = event_id
+        self.request_id = request_id
 
-    def close(self) -> None:
-        """Discard queued frames and stop the writer; later offers are discarded."""
-        self._closed = True
-        self._queue.clear()
-        self._wake()
-        space = self._space
-        if space is not None and not space.done():
-            space.set_result(None)
-
-    def _wake(self) -> None:
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            if not wakeup.done():
-                wakeup.set_result(None)
-
-    async def run(self, write: Write) -> None:
-        """Write queued frames with ``write`` until finished or closed."""
-        loop = asyncio.get_running_loop()
-        queue = self._queue
-        metrics = self._metrics
-        while True:
-            if self._closed:
-                return
-            if not queue:
-                if self._finishing:
-                    return
-                wakeup: asyncio.Future[None] = loop.create_future()
-                self._wakeup = wakeup
-                try:
-                    await wakeup
-                finally:
-                    self._wakeup = None
-                continue
-            if self._batching and len(queue) > 1:
-                first = queue.popleft()
-                frames = [first]
-                size = _wire.batch_overhead(len(first))
-                max_batch = self._max_batch
-                max_bytes = self._max_batch_bytes
-                while queue and len(frames) < max_batch:
-                    added = _wire.batch_overhead(len(queue[0]))
-                    if size + added > max_bytes:
-                        break
-                    frames.append(queue.popleft())
-                    size += added
-                if len(frames) == 1:
-                    data = first
-                else:
-                    data = _wire.batch(frames)
-                    metrics.batches_sent += 1
-            else:
-                data = queue.popleft()
-            space = self._space
-            if space is not None and len(queue) < self._limit:
-                self._space = None
-                if not space.done():
-                    space.set_result(None)
-            await write(data)
+    def encode(self) -> bytes:
+        """Return the Notice frame."""
+        notice = pb.Notice(
+            code=self.code,  # type: ignore[arg-type]
+            message=self.message,
+            event_id=self.event_id,
+            request_id=self.request_id,
+        )
+        return _wire.frame(_wire.TAG_NOTICE, notice.SerializeToString())
 
 
 class Channel:

@@ -24,6 +24,8 @@ from ._connection import ControlConnection
 from ._errors import AlreadyExists
 from ._logging import log
 from ._metrics import Metrics
+from ._outbound import OwedFrame
+from ._reading import read_frames
 from ._registry import Registry
 from ._router import Router
 
@@ -84,8 +86,12 @@ class ControlRouter:
         self._registry = registry
         self._data = data
         self._timeout_s = config.default_rpc_timeout_ms / 1000.0
+        self._slow_timeout_s = config.slow_consumer_timeout_ms / 1000.0
+        self._max_calls = config.max_calls_in_flight
         self._loop = asyncio.get_running_loop()
         self._pending: dict[tuple[str, str], _Pending] = {}
+        # Pending requests per sender, bounded like data-channel calls (AWP-FLOW-005).
+        self._in_flight: dict[str, int] = {}
         self.connections: dict[str, ControlConnection] = {}
         self.draining = False
 
@@ -154,27 +160,32 @@ class ControlRouter:
         self, conn: ControlConnection, frames: AsyncIterator[pb.OpenControlChannelRequest]
     ) -> None:
         """Process ``conn``'s control frames in order until the worker stops sending."""
-        iterator = frames.__aiter__()
-        try:
-            while True:
-                try:
-                    frame = await iterator.__anext__()
-                except StopAsyncIteration:
-                    break
-                except (grpc.RpcError, grpc.aio.BaseError) as exc:
-                    log(
-                        _logger,
-                        logging.DEBUG,
-                        "control.read_failed",
-                        client_id=conn.client_id,
-                        error=repr(exc),
-                    )
-                    break
-                if conn.closed:
-                    break
-                self.handle(conn, frame)
-        finally:
-            conn.end()
+
+        def handle(frame: pb.OpenControlChannelRequest) -> None:
+            self.handle(conn, frame)
+
+        await read_frames(
+            conn,
+            frames,
+            handle,
+            slow_timeout_s=self._slow_timeout_s,
+            on_slow=lambda: self._slow(conn),
+        )
+
+    def _slow(self, conn: ControlConnection) -> None:
+        """End ``conn`` with RESOURCE_EXHAUSTED: it stopped reading what the host owes it."""
+        self._metrics.slow_consumers_disconnected += 1
+        log(
+            _logger,
+            logging.WARNING,
+            "control.slow_consumer",
+            client_id=conn.client_id,
+            connection_id=conn.connection_id,
+            owed=conn.outbound.owed,
+        )
+        conn.terminate(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow consumer")
+        conn.outbound.close()
+        self.detach(conn)
 
     def handle(self, conn: ControlConnection, frame: pb.OpenControlChannelRequest) -> None:
         """Route one control frame from ``conn``."""
@@ -223,6 +234,13 @@ class ControlRouter:
         if self.draining:
             self._fail(pending, pb.ERROR_CODE_SHUTTING_DOWN, "the host is shutting down")
             return
+        if self._in_flight.get(conn.client_id, 0) >= self._max_calls:
+            self._fail(
+                pending,
+                pb.ERROR_CODE_OVERLOADED,
+                f"this client has {self._max_calls} control requests in flight, the limit",
+            )
+            return
         agent_type, _, agent_key = agent.partition("/")
         if not agent_type:
             self._fail(
@@ -259,6 +277,7 @@ class ControlRouter:
         pending.target = target.client_id
         pending.handle = self._loop.call_at(self._loop.time() + self._timeout_s, self._expire, key)
         self._pending[key] = pending
+        self._in_flight[conn.client_id] = self._in_flight.get(conn.client_id, 0) + 1
         target.outbound.offer(forward.SerializeToString())
 
     def _response(
@@ -287,28 +306,31 @@ class ControlRouter:
             destination=frame.destination,
             rpc_message=rewrite_type_url(frame.rpc_message, self.is_v1(client_id)),
         )
-        if sender.outbound.offer(forward.SerializeToString()):
-            self._metrics.control_responses += 1
-        else:
-            self._metrics.control_dropped += 1
-            log(
-                _logger,
-                logging.WARNING,
-                "control.sender_queue_full",
-                client_id=client_id,
-                rpc_id=frame.rpc_id,
-            )
+        # The answer takes the place of the sender's pending request: owed, never dropped.
+        sender.outbound.owe(OwedFrame(forward.SerializeToString(), "control"))
+        self._metrics.control_responses += 1
 
     def _drop(self, key: tuple[str, str]) -> None:
         pending = self._pending.pop(key, None)
-        if pending is not None and pending.handle is not None:
+        if pending is None:
+            return
+        self._release(pending.sender)
+        if pending.handle is not None:
             pending.handle.cancel()
             pending.handle = None
+
+    def _release(self, sender: str) -> None:
+        count = self._in_flight.get(sender, 0) - 1
+        if count > 0:
+            self._in_flight[sender] = count
+        else:
+            self._in_flight.pop(sender, None)
 
     def _expire(self, key: tuple[str, str]) -> None:
         pending = self._pending.pop(key, None)
         if pending is None:
             return
+        self._release(pending.sender)
         pending.handle = None
         self._fail(
             pending,
@@ -321,6 +343,7 @@ class ControlRouter:
         self._metrics.count_rpc_error(code)
         sender = self.connections.get(pending.sender)
         if sender is None:
+            self._metrics.count_undelivered("control")
             return
         body: SaveOrLoad
         if pending.response_name == "SaveStateResponse":
@@ -347,5 +370,4 @@ class ControlRouter:
                 value=body.SerializeToString(),
             ),
         )
-        if not sender.outbound.offer(reply.SerializeToString()):
-            self._metrics.control_dropped += 1
+        sender.outbound.owe(OwedFrame(reply.SerializeToString(), "control"))

@@ -98,5 +98,6 @@ def welcome(config: HostConfig, capabilities: frozenset[int], connection_id: str
         security_mechanisms=security_mechanisms(config),
         channel_wait_ms=config.channel_wait_ms,
         max_rpc_timeout_ms=config.max_rpc_timeout_ms,
+        max_calls_in_flight=config.max_calls_in_flight,
     )
     return message.SerializeToString()

@@ -1,7 +1,7 @@
-"""Host counters, kept in one object and rendered as Prometheus text or a log line.
+"""Host counters, kept in one object: plain attributes the event loop increments without locks.
 
-Counters are plain integer attributes: the host runs on one event loop, so incrementing them
-needs no lock.
+The host runs on one event loop, so incrementing a counter is one attribute store. Exporters
+(``_metrics_export``) read them when scraped; the periodic log line reads ``snapshot()``.
 """
 
 from __future__ import annotations
@@ -10,11 +10,8 @@ from typing import Final
 
 from agentworker.v1 import agentworker_pb2
 
-_PREFIX: Final = "agentworker_host_"
-
-# Counter names and their help text, in rendering order. "connections_open" and
-# "queue_depth_max" are gauges; the rest only grow.
-_COUNTERS: Final[dict[str, str]] = {
+# Counters (they only grow) and their help text, in export order.
+COUNTERS: Final[dict[str, str]] = {
     "connections_total": "Data channels opened since start.",
     "events_received": "CloudEvents received from publishers.",
     "events_delivered": "CloudEvent deliveries enqueued to recipient workers.",
@@ -26,11 +23,13 @@ _COUNTERS: Final[dict[str, str]] = {
     "rpc_late_responses": "RPC responses that arrived after the request was forgotten.",
     "frames_invalid": "Frames rejected as malformed (empty case, bad event, bad response).",
     "batches_sent": "Batch frames written to workers.",
+    "owed_frames": "Host-generated frames (errors, notices) held behind a full queue.",
     "control_requests": "Control-channel requests received.",
     "control_responses": "Control-channel responses forwarded.",
     "control_dropped": "Control-channel frames dropped (unmatched or undeliverable).",
 }
-_GAUGES: Final[dict[str, str]] = {
+# Gauges kept as counters' peers; the live queue gauges come from the router at scrape time.
+GAUGES: Final[dict[str, str]] = {
     "connections_open": "Data channels currently open.",
     "queue_depth_max": "Largest outbound queue depth seen on any connection, in frames.",
 }
@@ -51,6 +50,8 @@ class Metrics:
         "events_received",
         "events_unroutable",
         "frames_invalid",
+        "frames_undelivered",
+        "owed_frames",
         "queue_depth_max",
         "rpc_errors",
         "rpc_late_responses",
@@ -73,43 +74,33 @@ class Metrics:
         self.frames_invalid = 0
         self.queue_depth_max = 0
         self.batches_sent = 0
+        self.owed_frames = 0
         self.control_requests = 0
         self.control_responses = 0
         self.control_dropped = 0
         # Host-generated RPC error responses, by ErrorCode name.
         self.rpc_errors: dict[str, int] = {}
+        # Frames accepted for a connection and never written to it, by kind (AWP-OBS-020).
+        self.frames_undelivered: dict[str, int] = {}
 
-    def count_rpc_error(self, code: int) -> None:
-        """Count one error response the host generated with ErrorCode ``code``."""
+    def count_rpc_error(self, code: int, count: int = 1) -> None:
+        """Count ``count`` error responses the host generated with ErrorCode ``code``."""
         name = _error_code_name(code)
-        self.rpc_errors[name] = self.rpc_errors.get(name, 0) + 1
+        self.rpc_errors[name] = self.rpc_errors.get(name, 0) + count
+
+    def count_undelivered(self, kind: str, count: int = 1) -> None:
+        """Count ``count`` frames of ``kind`` (event, request, response, notice, batch,
+        control) that the host accepted for a connection and could not write."""
+        self.frames_undelivered[kind] = self.frames_undelivered.get(kind, 0) + count
 
     def snapshot(self) -> dict[str, int]:
-        """Return every counter as a flat dict; RPC errors appear as ``rpc_errors.<CODE>``."""
-        values = {name: int(getattr(self, name)) for name in (*_GAUGES, *_COUNTERS)}
-        for code, count in sorted(self.rpc_errors.items()):
+        """Return every counter as a flat dict; labelled ones appear as ``name.<LABEL>``."""
+        values = {name: int(getattr(self, name)) for name in (*GAUGES, *COUNTERS)}
+        for code, count in sorted(dict(self.rpc_errors).items()):
             values[f"rpc_errors.{code}"] = count
+        for kind, count in sorted(dict(self.frames_undelivered).items()):
+            values[f"frames_undelivered.{kind}"] = count
         return values
-
-    def render_prometheus(self) -> str:
-        """Render the counters in the Prometheus text exposition format (version 0.0.4)."""
-        lines: list[str] = []
-        for name, help_text in _GAUGES.items():
-            lines.append(f"# HELP {_PREFIX}{name} {help_text}")
-            lines.append(f"# TYPE {_PREFIX}{name} gauge")
-            lines.append(f"{_PREFIX}{name} {getattr(self, name)}")
-        for name, help_text in _COUNTERS.items():
-            # Counter names get the conventional _total suffix once.
-            metric = f"{_PREFIX}{name.removesuffix('_total')}_total"
-            lines.append(f"# HELP {metric} {help_text}")
-            lines.append(f"# TYPE {metric} counter")
-            lines.append(f"{metric} {getattr(self, name)}")
-        metric = f"{_PREFIX}rpc_errors_total"
-        lines.append(f"# HELP {metric} RPC error responses generated by the host, by code.")
-        lines.append(f"# TYPE {metric} counter")
-        for code, count in sorted(self.rpc_errors.items()):
-            lines.append(f'{metric}{{code="{code}"}} {count}')
-        return "\n".join(lines) + "\n"
 
 
 def _error_code_name(code: int) -> str:

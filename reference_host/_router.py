@@ -1,9 +1,14 @@
 """The data plane: reads worker frames in order, routes events and RPCs, writes to queues.
 
-One reader loop per data channel processes its frames in order. Routing is synchronous and
-enqueues pre-encoded frames without blocking; only when a recipient's queue is full does the
-reader wait for room (backpressure), up to the slow-consumer timeout, after which the slow
-consumer is disconnected with RESOURCE_EXHAUSTED.
+One reader loop per data channel (``_reading``) processes its frames in order. Routing is
+synchronous and enqueues pre-encoded frames without blocking; only when a recipient's queue is
+full does the reader wait for room (backpressure), up to the slow-consumer timeout, after which
+the slow consumer is disconnected with RESOURCE_EXHAUSTED.
+
+Frames the host generates for a connection (error responses, notices) are owed to it, never
+waited for: they queue behind its bounded queue, at most one per call in flight plus the
+notices of one read frame (AWP-FLOW-007). Delivering a frame to a connection goes through
+``deliver`` and ``owe``, the two entry points another transport can use.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Final
 
 import grpc
@@ -21,20 +26,41 @@ from agentworker.v1 import agentworker_pb2 as pb
 
 from . import _wire
 from ._config import HostConfig
-from ._connection import DataConnection
+from ._connection import DataConnection, OwedNotice, PendingCall
 from ._errors import AlreadyExists
 from ._logging import log
 from ._metrics import Metrics
+from ._outbound import Owed
+from ._reading import read_frames
 from ._registry import Registry
-from ._rpc import REASON_DEADLINE, PendingCall, RpcTable
+from ._rpc import REASON_DEADLINE, RpcTable
 from ._subscriptions import SubscriptionTable
 
 _logger = logging.getLogger("reference_host.router")
 
 SPEC_VERSION: Final = "1.0"
+# Frames of one Batch routed before the reader lets other tasks run.
+_BATCH_SLICE: Final = 128
 
 # A frame that could not be enqueued without waiting: (recipient, encoded frame, is an event).
 Blocked = tuple[DataConnection, bytes, bool]
+
+
+class OwedError:
+    """An error response the host owes a caller for a request it refused at once."""
+
+    __slots__ = ("code", "request_id", "text")
+
+    kind: Final = "response"
+
+    def __init__(self, request_id: str, code: int, text: str) -> None:
+        self.request_id = request_id
+        self.code = code
+        self.text = text
+
+    def encode(self) -> bytes:
+        """Return the error response frame."""
+        return _wire.error_response(self.request_id, self.code, self.text)
 
 
 class Router:
@@ -56,11 +82,11 @@ class Router:
         self._slow_timeout_s = config.slow_consumer_timeout_ms / 1000.0
         self._default_timeout_ms = config.default_rpc_timeout_ms
         self._max_timeout_ms = config.max_rpc_timeout_ms
+        self._max_calls = config.max_calls_in_flight
         # The limit the welcome announces (0 there means 1024, as the spec says).
         self._max_batch_in = config.max_batch_messages or 1024
         self._connection_ids = itertools.count(1)
         self._channel_waiters: dict[str, list[asyncio.Future[None]]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self.connections: dict[str, DataConnection] = {}
         self.draining = False
 
@@ -129,17 +155,11 @@ class Router:
         self._registry.remove_connection(conn)
         removed = self._subscriptions.remove_owner(conn.client_id)
         failed = self._rpc.fail_target(conn)
-        for call in failed:
-            caller = call.caller
-            if not caller.closed:
-                self._send_soon(
-                    caller,
-                    self._error_frame(
-                        call.caller_request_id,
-                        pb.ERROR_CODE_TARGET_UNAVAILABLE,
-                        f"worker {call.target.client_id!r} disconnected before answering",
-                    ),
-                )
+        self._answer_calls(
+            failed,
+            pb.ERROR_CODE_TARGET_UNAVAILABLE,
+            f"worker {conn.client_id!r} disconnected before answering",
+        )
         self._rpc.drop_caller(conn)
         log(
             _logger,
@@ -167,8 +187,9 @@ class Router:
             timeout_ms=self._config.slow_consumer_timeout_ms,
         )
         conn.terminate(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow consumer")
-        # Frames still queued for it are not delivered either; count them (AWP-FLOW-003).
-        self._metrics.events_dropped_slow_consumer += len(conn.outbound)
+        # Frames still queued or owed are not delivered either; closing the queue counts them
+        # (AWP-FLOW-003, AWP-OBS-020).
+        self._metrics.events_dropped_slow_consumer += len(conn.outbound) + conn.outbound.owed
         conn.outbound.close()
         self.detach(conn)
 
@@ -184,18 +205,24 @@ class Router:
         """Answer every pending RPC with SHUTTING_DOWN; return how many there were."""
         failed = 0
         for conn in list(self.connections.values()):
-            for call in self._rpc.fail_target(conn):
-                failed += 1
-                if not call.caller.closed:
-                    self._send_soon(
-                        call.caller,
-                        self._error_frame(
-                            call.caller_request_id,
-                            pb.ERROR_CODE_SHUTTING_DOWN,
-                            "the host shut down before the target answered",
-                        ),
-                    )
+            calls = self._rpc.fail_target(conn)
+            failed += len(calls)
+            self._answer_calls(
+                calls,
+                pb.ERROR_CODE_SHUTTING_DOWN,
+                "the host shut down before the target answered",
+            )
         return failed
+
+    def _answer_calls(self, calls: Sequence[PendingCall], code: int, text: str) -> None:
+        """Owe each call's caller an error response; the text object is shared by all."""
+        if not calls:
+            return
+        self._metrics.count_rpc_error(code, len(calls))
+        for call in calls:
+            call.code = code
+            call.text = text
+            self.owe(call.caller, call)
 
     def close_all(self) -> None:
         """End every data channel with UNAVAILABLE after flushing what is queued."""
@@ -206,11 +233,6 @@ class Router:
         """Wait up to ``timeout_s`` until no RPC is pending; return True if none is."""
         return await self._rpc.wait_idle(timeout_s)
 
-    async def wait_tasks(self, timeout_s: float) -> None:
-        """Wait up to ``timeout_s`` for deliveries that were waiting for queue room."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout_s)
-
     # -- reading -------------------------------------------------------------------------
 
     async def read_loop(
@@ -218,49 +240,67 @@ class Router:
     ) -> None:
         """Process ``conn``'s frames in order until the worker stops sending."""
         dispatch = self._dispatch
-        iterator = frames.__aiter__()
-        try:
-            while True:
-                try:
-                    frame = await iterator.__anext__()
-                except StopAsyncIteration:
-                    break
-                except (grpc.RpcError, grpc.aio.BaseError) as exc:
-                    # The peer went away or sent bytes that do not decode (AWP-CONN-014).
-                    log(
-                        _logger,
-                        logging.DEBUG,
-                        "channel.read_failed",
-                        client_id=conn.client_id,
-                        error=repr(exc),
-                    )
-                    break
-                if conn.closed:
-                    break
-                case = frame.WhichOneof("message")
-                if case == "batch":
-                    messages = frame.batch.messages
-                    if not 0 < len(messages) <= self._max_batch_in:
-                        # Not even partly processed: a sender that broke the limit may have
-                        # broken the frames too; the Notice says why (AWP-BAT-005).
-                        self._invalid(
-                            conn,
-                            f"a Batch frame must hold 1 to {self._max_batch_in} frames, "
-                            f"this one holds {len(messages)}; it was skipped",
-                        )
-                        continue
-                    for inner in messages:
-                        blocked = dispatch(conn, inner, inner.WhichOneof("message"), True)
-                        if blocked is not None:
-                            await self._deliver_blocked(blocked)
-                        if conn.is_closed():
-                            break
-                else:
-                    blocked = dispatch(conn, frame, case, False)
-                    if blocked is not None:
-                        await self._deliver_blocked(blocked)
-        finally:
-            conn.end()
+        deliver = self._deliver_blocked
+
+        def handle(frame: pb.OpenChannelRequest) -> Awaitable[None] | None:
+            case = frame.WhichOneof("message")
+            if case == "batch":
+                return self._batch(conn, frame.batch.messages)
+            blocked = dispatch(conn, frame, case, False)
+            return None if blocked is None else deliver(blocked)
+
+        await read_frames(
+            conn,
+            frames,
+            handle,
+            slow_timeout_s=self._slow_timeout_s,
+            on_slow=lambda: self.terminate_slow_consumer(conn),
+        )
+
+    def _batch(
+        self, conn: DataConnection, messages: Sequence[pb.OpenChannelRequest]
+    ) -> Awaitable[None] | None:
+        if not 0 < len(messages) <= self._max_batch_in:
+            # Not even partly processed: a sender that broke the limit may have broken the
+            # frames too; the Notice says why (AWP-BAT-005).
+            self._invalid(
+                conn,
+                f"a Batch frame must hold 1 to {self._max_batch_in} frames, "
+                f"this one holds {len(messages)}; it was skipped",
+            )
+            return None
+        dispatch = self._dispatch
+        for index, inner in enumerate(messages):
+            if index == _BATCH_SLICE:
+                # Let other channels in between slices of a large batch.
+                return self._batch_rest(conn, messages, index, None)
+            blocked = dispatch(conn, inner, inner.WhichOneof("message"), True)
+            if blocked is not None:
+                return self._batch_rest(conn, messages, index + 1, blocked)
+        return None
+
+    async def _batch_rest(
+        self,
+        conn: DataConnection,
+        messages: Sequence[pb.OpenChannelRequest],
+        start: int,
+        blocked: list[Blocked] | None,
+    ) -> None:
+        """Wait for room for ``blocked`` (or yield), then route the rest of a batch."""
+        if blocked is not None:
+            await self._deliver_blocked(blocked)
+        else:
+            await asyncio.sleep(0)
+        dispatch = self._dispatch
+        for index in range(start, len(messages)):
+            if conn.is_closed():
+                return
+            if (index - start) % _BATCH_SLICE == _BATCH_SLICE - 1:
+                await asyncio.sleep(0)
+            inner = messages[index]
+            more = dispatch(conn, inner, inner.WhichOneof("message"), True)
+            if more is not None:
+                await self._deliver_blocked(more)
 
     def _dispatch(
         self, conn: DataConnection, frame: pb.OpenChannelRequest, case: str | None, nested: bool
@@ -290,15 +330,10 @@ class Router:
         event_id: str = "",
         request_id: str = "",
     ) -> None:
-        # Notices go to v1 workers only and never wait: a full queue drops them.
+        # Notices go to v1 workers only; they never wait and are never dropped: a full queue
+        # holds them as owed frames (AWP-FLOW-007). Legacy workers see logs and counters only.
         if conn.v1:
-            notice = pb.Notice(
-                code=code,  # type: ignore[arg-type]
-                message=message,
-                event_id=event_id,
-                request_id=request_id,
-            )
-            conn.outbound.offer(_wire.frame(_wire.TAG_NOTICE, notice.SerializeToString()))
+            self.owe(conn, OwedNotice(code, message, event_id, request_id))
 
     # -- events --------------------------------------------------------------------------
 
@@ -354,6 +389,7 @@ class Router:
         timeout_s = self._slow_timeout_s
         for target, data, is_event in blocked:
             if target.closed:
+                metrics.count_undelivered("event" if is_event else "response")
                 if is_event:
                     metrics.events_dropped_slow_consumer += 1
                 continue
@@ -365,32 +401,24 @@ class Router:
                 metrics.events_dropped_slow_consumer += 1
             self.terminate_slow_consumer(target)
 
-    def _send_soon(self, conn: DataConnection, data: bytes) -> None:
-        """Enqueue ``data`` from a context that cannot wait; wait in a task only if full."""
-        if conn.outbound.offer(data):
-            return
-        task = self._loop.create_task(self._deliver_blocked([(conn, data, False)]))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    # -- delivery to a connection -------------------------------------------------------
+
+    def deliver(self, conn: DataConnection, data: bytes) -> bool:
+        """Queue the encoded frame ``data`` for ``conn``; False when its queue is full."""
+        return conn.outbound.offer(data)
+
+    def owe(self, conn: DataConnection, item: Owed) -> None:
+        """Queue a frame the host owes ``conn`` (an error response, a notice); never waits."""
+        conn.outbound.owe(item)
 
     # -- RPC -----------------------------------------------------------------------------
-
-    def _error_frame(self, request_id: str, code: int, text: str) -> bytes:
-        self._metrics.count_rpc_error(code)
-        response = pb.RpcResponse(
-            request_id=request_id,
-            error=text,
-            error_code=code,  # type: ignore[arg-type]
-        )
-        return _wire.frame(_wire.TAG_RESPONSE, response.SerializeToString())
 
     def _reply_error(
         self, conn: DataConnection, request_id: str, code: int, text: str
     ) -> list[Blocked] | None:
-        data = self._error_frame(request_id, code, text)
-        if conn.outbound.offer(data):
-            return None
-        return [(conn, data, False)]
+        self._metrics.count_rpc_error(code)
+        self.owe(conn, OwedError(request_id, code, text))
+        return None
 
     def _request(self, conn: DataConnection, request: pb.RpcRequest) -> list[Blocked] | None:
         self._metrics.rpc_requests += 1
@@ -418,6 +446,14 @@ class Router:
         if self.draining:
             return self._reply_error(
                 conn, request_id, pb.ERROR_CODE_SHUTTING_DOWN, "the host is shutting down"
+            )
+        if len(conn.outgoing) >= self._max_calls:
+            return self._reply_error(
+                conn,
+                request_id,
+                pb.ERROR_CODE_OVERLOADED,
+                f"this connection has {self._max_calls} calls in flight, the limit its "
+                "welcome announced",
             )
         target = self._registry.lookup(target_type, request.target.key)
         if target is None:
@@ -467,6 +503,7 @@ class Router:
         self._metrics.rpc_responses += 1
         caller = call.caller
         if caller.closed:
+            self._metrics.count_undelivered("response")
             return None
         response.request_id = call.caller_request_id
         data = _wire.frame(_wire.TAG_RESPONSE, response.SerializeToString())
@@ -475,13 +512,7 @@ class Router:
         return [(caller, data, False)]
 
     def _on_expired(self, call: PendingCall) -> None:
-        caller = call.caller
-        if not caller.closed:
-            self._send_soon(
-                caller,
-                self._error_frame(
-                    call.caller_request_id,
-                    pb.ERROR_CODE_DEADLINE_EXCEEDED,
-                    f"no response within {call.timeout_ms} ms",
-                ),
-            )
+        # The text is built when the frame is encoded (PendingCall.encode), not per expiry.
+        self._metrics.count_rpc_error(pb.ERROR_CODE_DEADLINE_EXCEEDED)
+        call.code = pb.ERROR_CODE_DEADLINE_EXCEEDED
+        self.owe(call.caller, call)

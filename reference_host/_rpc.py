@@ -17,34 +17,13 @@ from typing import Final
 
 from agentworker.v1 import agentworker_pb2 as pb
 
-from ._connection import DataConnection
+from ._connection import DataConnection, PendingCall
 
 # How many forgotten (expired or abandoned) host ids are remembered to classify late responses.
 _FORGOTTEN_LIMIT: Final = 8192
 
 REASON_DEADLINE: Final = pb.ERROR_CODE_DEADLINE_EXCEEDED
 REASON_CALLER_GONE: Final = pb.ERROR_CODE_UNSPECIFIED
-
-
-class PendingCall:
-    """One request forwarded to a target and not yet answered."""
-
-    __slots__ = ("caller", "caller_request_id", "handle", "host_id", "target", "timeout_ms")
-
-    def __init__(
-        self,
-        host_id: str,
-        caller: DataConnection,
-        caller_request_id: str,
-        target: DataConnection,
-        timeout_ms: int,
-    ) -> None:
-        self.host_id = host_id
-        self.caller = caller
-        self.caller_request_id = caller_request_id
-        self.target = target
-        self.timeout_ms = timeout_ms
-        self.handle: asyncio.TimerHandle | None = None
 
 
 class RpcTable:

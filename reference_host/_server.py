@@ -18,7 +18,7 @@ from ._config import DEFAULT_ADDRESS, HostConfig
 from ._control import ControlRouter
 from ._logging import log
 from ._metrics import Metrics
-from ._metrics_http import MetricsServer
+from ._metrics_export import HostCollector, MetricsServer, QueueGauges
 from ._registry import Registry
 from ._router import Router
 from ._security import Authenticator, server_credentials
@@ -99,6 +99,21 @@ class Host:
         """Return the bound metrics HTTP port, or None without a metrics endpoint."""
         return self._metrics_server.port if self._metrics_server is not None else None
 
+    def queue_gauges(self) -> QueueGauges:
+        """Return the live queue figures (safe to call from another thread)."""
+        router, control = self._router, self._control
+        if router is None or control is None:
+            return QueueGauges(0, 0, 0, 0)
+        # list() copies in one step, so a concurrent change of the table cannot break it.
+        channels = [*list(router.connections.values()), *list(control.connections.values())]
+        queued = owed = largest = 0
+        for channel in channels:
+            depth = len(channel.outbound)
+            queued += depth
+            owed += channel.outbound.owed
+            largest = max(largest, depth)
+        return QueueGauges(queued, owed, largest, router.pending_rpcs)
+
     async def start(self) -> None:
         """Bind the address and start serving."""
         if self._server is not None:
@@ -145,7 +160,8 @@ class Host:
         self._router, self._control, self._health = router, control, health
         if config.metrics_address is not None:
             metrics_host, metrics_port = split_address(config.metrics_address)
-            self._metrics_server = MetricsServer(self._metrics, metrics_host, metrics_port)
+            collector = HostCollector(self._metrics, self.queue_gauges)
+            self._metrics_server = MetricsServer(collector, metrics_host, metrics_port)
             await self._metrics_server.start()
         if config.metrics_log_interval_s > 0:
             self._metrics_task = asyncio.create_task(self._log_metrics_periodically())
@@ -210,7 +226,6 @@ class Host:
         await router.wait_idle(deadline - loop.time())
         failed = router.fail_pending()
         control.fail_pending()
-        await router.wait_tasks(max(0.0, deadline - loop.time()) if grace else 0.0)
         router.close_all()
         control.close_all()
         health.close()

@@ -17,11 +17,12 @@ from agentworker.v1 import agentworker_pb2 as pb
 
 from . import _handshake
 from ._config import HostConfig
-from ._connection import Channel, ControlConnection, DataConnection, Outbound
+from ._connection import Channel, ControlConnection, DataConnection
 from ._control import ControlRouter
 from ._errors import FailedPrecondition, HostError, Unavailable, status_code
 from ._logging import log
 from ._metrics import Metrics
+from ._outbound import Outbound
 from ._registry import Registry, validate_agent_type
 from ._router import Router
 from ._security import Authenticator, check_agent_type_allowed
@@ -145,7 +146,7 @@ class AgentRpcServicer:
         conn = ControlConnection(
             client_id,
             self._router.next_connection_id(),
-            Outbound(self._config.queue_limit, self._metrics),
+            Outbound(self._config.queue_limit, self._metrics, control=True),
             v1=hello is not None,
         )
         try:

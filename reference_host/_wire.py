@@ -61,3 +61,40 @@ def batch(frames: Sequence[bytes]) -> bytes:
         append(item)
     inner = b"".join(parts)
     return TAG_BATCH + varint(len(inner)) + inner
+
+
+# Tag byte of each host-to-worker frame case, and the kind it is counted as.
+_KINDS: Final = {
+    TAG_REQUEST[0]: "request",
+    TAG_RESPONSE[0]: "response",
+    TAG_CLOUD_EVENT[0]: "event",
+    TAG_BATCH[0]: "batch",
+    TAG_NOTICE[0]: "notice",
+}
+# Tags of RpcResponse fields: request_id (1, LEN), error (3, LEN), error_code (5, VARINT).
+_TAG_RESPONSE_REQUEST_ID: Final = b"\x0a"
+_TAG_RESPONSE_ERROR: Final = b"\x1a"
+_TAG_RESPONSE_ERROR_CODE: Final = b"\x28"
+
+
+def kind_of(data: bytes) -> str:
+    """Return the kind of an encoded host-to-worker frame (event, request, response, ...)."""
+    return _KINDS.get(data[0], "other") if data else "other"
+
+
+def _string_field(tag: bytes, value: str) -> bytes:
+    if not value:
+        return b""
+    raw = value.encode("utf-8")
+    return tag + varint(len(raw)) + raw
+
+
+def error_response(request_id: str, code: int, text: str) -> bytes:
+    """Encode a response frame carrying an error: what ``RpcResponse(request_id=...,
+    error=..., error_code=...)`` serializes to, wrapped as a data-channel frame."""
+    body = _string_field(_TAG_RESPONSE_REQUEST_ID, request_id) + _string_field(
+        _TAG_RESPONSE_ERROR, text
+    )
+    if code:
+        body += _TAG_RESPONSE_ERROR_CODE + varint(code)
+    return frame(TAG_RESPONSE, body)

@@ -171,13 +171,18 @@ async def undecodable_frame(ctx: HostContext) -> None:
     """Procedure: worker B serves type T; B writes bytes that do not decode as a frame (a
     length-delimited field whose length runs past the end). Worker V then registers T.
 
-    Asserts: B's data channel ends (gRPC servers differ in the status they report); V's
-    registration of T succeeds within 2 s (B was cleaned up); V's channel works."""
+    Asserts: B's data channel ends with a status other than OK (gRPC reports INTERNAL), so
+    that B can tell a protocol error from a close; V's registration of T succeeds within 2 s
+    (B was cleaned up); V's channel works."""
     agent_type = ctx.unique("garbled")
     broken = await ctx.serving("b", agent_type)
     await broken.send(b"\x0a\xff\x01\x00")
     code = await broken.data.wait_end()
     ctx.check(code is not None, "B's channel is still open after an undecodable frame")
+    ctx.check(
+        code is not grpc.StatusCode.OK,
+        "B's channel ended with OK after an undecodable frame: indistinguishable from a close",
+    )
     other = await ctx.connect("v")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ctx.seconds(2.0)

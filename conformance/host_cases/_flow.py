@@ -9,7 +9,7 @@ import grpc
 
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._builders import event, rpc_request, type_subscription
-from conformance._host_context import HostContext
+from conformance._host_context import DEFAULT, HostContext
 from conformance._predicates import is_event
 from conformance._worker import RawWorker
 from conformance.host_cases._registry import host_case
@@ -180,3 +180,165 @@ async def overloaded(ctx: HostContext) -> None:
         answer.request_id.startswith(f"{ctx.run_id}-"),
         f"the response names request {answer.request_id!r}, which C did not send",
     )
+
+
+# Requests a case sends before it expects the host to stop reading a caller that does not read
+# (queue limit plus calls-in-flight limit, both RECOMMENDED 10,000, plus gRPC's buffers).
+_MAX_UNREAD_REQUESTS = 60_000
+# A calls-in-flight limit this case exercises at most (it sends that many requests).
+_MAX_LIMIT_EXERCISED = 50_000
+
+
+@host_case(
+    "host/flow/calls-in-flight-limit",
+    requirements=["AWP-FLOW-005", "AWP-ERR-004", "AWP-FLOW-009"],
+)
+async def calls_in_flight_limit(ctx: HostContext) -> None:
+    """Procedure: caller C reads the welcome's max_calls_in_flight F. Worker T serves a type,
+    reads every frame and answers none. C sends T F requests (timeout 300 s) in slices of 500
+    (Batch frames when batching is in force), each sent once T has received the previous ones
+    (T's queue never fills), then one more request.
+    Then T disconnects.
+
+    Asserts: the welcome states F > 0; the extra request is answered at once with
+    ERROR_CODE_OVERLOADED; T receives exactly F requests; after T leaves, within 30 s each of
+    the F requests gets exactly one ERROR_CODE_TARGET_UNAVAILABLE (answering many pending calls
+    does not stall the host) and the extra one no second answer."""
+    ctx.require_v1("the calls-in-flight limit is announced in the welcome")
+    caller = await ctx.connect("c", hello=ctx.hello((pb.CAPABILITY_BATCHING,)))
+    welcome = caller.welcome
+    ctx.check(welcome is not None, "C received no welcome")
+    assert welcome is not None
+    limit = welcome.max_calls_in_flight
+    ctx.check(limit > 0, "the welcome does not state max_calls_in_flight")
+    ctx.check(limit <= _MAX_LIMIT_EXERCISED, f"max_calls_in_flight {limit} is too large to test")
+    target_type = ctx.unique("holder")
+    target = await ctx.serving("t", target_type)
+    for worker in (target, caller):
+        worker.data.trace_frames = False
+    received: list[str] = []
+    step = 500
+    for start in range(0, limit, step):
+        requests = [
+            rpc_request(f"{ctx.run_id}-{n}", target_type, "k", "x", timeout_ms=300_000)
+            for n in range(start, min(limit, start + step))
+        ]
+        await _send_requests(caller, requests)
+        await _collect_requests(ctx, target, received, min(limit, start + step))
+    ctx.trace.note("t", f"received {len(received)} requests; C sends one more")
+    extra = f"{ctx.run_id}-extra"
+    await caller.request(rpc_request(extra, target_type, "k", "x", timeout_ms=300_000))
+    answer = await caller.expect_response(extra, within=10.0)
+    ctx.check_error(answer, pb.ERROR_CODE_OVERLOADED, "the request past the limit")
+    await target.disconnect()
+    codes: dict[str, int] = {}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.seconds(30.0)
+    while len(codes) < limit and loop.time() < deadline:
+        for frame in caller.data.take_all():
+            if frame.HasField("response"):
+                response = frame.response
+                ctx.check(
+                    response.request_id not in codes and response.request_id != extra,
+                    f"request {response.request_id!r} was answered twice",
+                )
+                codes[response.request_id] = response.error_code
+        await asyncio.sleep(0.05)
+    ctx.check(len(codes) == limit, f"{len(codes)} of {limit} pending requests were answered")
+    wrong = {rid: code for rid, code in codes.items() if code != pb.ERROR_CODE_TARGET_UNAVAILABLE}
+    ctx.check(not wrong, f"{len(wrong)} requests ended otherwise than TARGET_UNAVAILABLE")
+    ctx.check(len(received) == limit, f"T received {len(received)} requests, expected {limit}")
+
+
+async def _send_requests(worker: RawWorker, requests: list[pb.RpcRequest]) -> None:
+    """Send ``requests`` in one Batch frame when batching is in force, else one by one."""
+    welcome = worker.welcome
+    if welcome is not None and pb.CAPABILITY_BATCHING in welcome.capabilities:
+        limit = welcome.max_batch_messages or 1024
+        for start in range(0, len(requests), limit):
+            batch = pb.OpenChannelRequest.Batch(
+                messages=[pb.OpenChannelRequest(request=r) for r in requests[start : start + limit]]
+            )
+            await worker.send(pb.OpenChannelRequest(batch=batch))
+        return
+    for request in requests:
+        await worker.request(request)
+
+
+async def _collect_requests(
+    ctx: HostContext, worker: RawWorker, received: list[str], count: int
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.seconds(30.0)
+    while len(received) < count:
+        received += [f.request.request_id for f in worker.data.take_all() if f.HasField("request")]
+        if len(received) >= count:
+            return
+        ctx.check(loop.time() < deadline, f"T received {len(received)} of {count} requests")
+        await asyncio.sleep(0.02)
+
+
+@host_case(
+    "host/flow/owed-errors",
+    requirements=["AWP-FLOW-007", "AWP-FLOW-008", "AWP-ERR-004", "AWP-FLOW-001"],
+)
+async def owed_errors(ctx: HostContext) -> None:
+    """Procedure: worker T serves a type, reads every frame and answers none. Caller C stops
+    reading its channel and sends T requests with timeout_ms=1, each with a 1 kB request id, as
+    fast as the host reads them (50 per Batch frame when batching is in force), until its
+    writes have been blocked for 2 s (the host stopped reading it) or it has sent 60,000. C then
+    reads again.
+
+    Asserts: the host stops reading C before 60,000 requests (it does not hold more and more
+    error responses for a caller that does not read); once C reads again, within 30 s every
+    request C sent has exactly one response, with ERROR_CODE_DEADLINE_EXCEEDED or
+    ERROR_CODE_OVERLOADED (no error response was dropped)."""
+    target_type = ctx.unique("sink")
+    target = await ctx.serving("t", target_type)
+    caller = await ctx.connect(
+        "c", hello=DEFAULT if ctx.legacy else ctx.hello((pb.CAPABILITY_BATCHING,))
+    )
+    for worker in (target, caller):
+        worker.data.trace_frames = False
+    caller.data.pause()
+    state: dict[str, int | bool] = {"sent": 0, "stop": False}
+    pad = "x" * 1000
+
+    async def pump() -> None:
+        while not state["stop"] and int(state["sent"]) < _MAX_UNREAD_REQUESTS:
+            n = int(state["sent"])
+            await caller.request(rpc_request(f"{n:08d}-{pad}", target_type, "k", "x", timeout_ms=1))
+            state["sent"] = n + 1
+
+    task = asyncio.ensure_future(pump())
+    try:
+        blocked = await _wait_for_backpressure(ctx, task, state)
+    except BaseException:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+    ctx.check(blocked, f"C sent {state['sent']} requests without the host ever stopping it")
+    ctx.trace.note("c", f"blocked after {state['sent']} requests; reads again")
+    caller.data.resume()
+    state["stop"] = True
+    await asyncio.wait_for(task, ctx.seconds(30.0))
+    total = int(state["sent"])
+    answered: dict[str, int] = {}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.seconds(30.0)
+    allowed = (pb.ERROR_CODE_DEADLINE_EXCEEDED, pb.ERROR_CODE_OVERLOADED)
+    while len(answered) < total and loop.time() < deadline:
+        for frame in caller.data.take_all():
+            if frame.HasField("response"):
+                response = frame.response
+                ctx.check(
+                    response.request_id not in answered,
+                    f"request {response.request_id[:8]} was answered twice",
+                )
+                answered[response.request_id] = response.error_code
+        await asyncio.sleep(0.05)
+    ctx.check(len(answered) == total, f"{len(answered)} of {total} requests were answered")
+    if not ctx.legacy:
+        wrong = [code for code in answered.values() if code not in allowed]
+        ctx.check(not wrong, f"{len(wrong)} requests ended otherwise than deadline or overload")

@@ -253,3 +253,53 @@ async def test_batches_stay_within_the_message_limit(start_host: StartHost) -> N
         assert all(frame.ByteSize() <= 65_536 for frame in consumer.raw_frames)
         for worker in (publisher, consumer):
             await worker.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.requirement("AWP-FLOW-005", "AWP-VER-013")
+async def test_calls_past_the_announced_in_flight_limit_get_overloaded(
+    start_host: StartHost,
+) -> None:
+    host = await start_host(max_calls_in_flight=3)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+        target = await RawWorker(channel, "target").open(hello())
+        await target.register("holder")
+        caller = await RawWorker(channel, "caller").open(hello())
+        assert caller.welcome is not None
+        assert caller.welcome.max_calls_in_flight == 3
+        for n in range(4):
+            await caller.request(f"r{n}", "holder", timeout_ms=60_000)
+        refused = (await caller.next_of("response")).response
+        assert refused.request_id == "r3"
+        assert refused.error_code == pb.ERROR_CODE_OVERLOADED
+        got = [(await target.next_of("request")).request for _ in range(3)]
+        await target.respond(got[0].request_id)
+        answered = (await caller.next_of("response")).response
+        assert answered.request_id == "r0"
+        assert not answered.error
+        # An answer frees a slot.
+        await caller.request("r4", "holder", timeout_ms=60_000)
+        fourth = (await target.next_of("request")).request
+        assert fourth.request_id not in {g.request_id for g in got}
+        for worker in (caller, target):
+            await worker.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.requirement("AWP-FLOW-007", "AWP-FLOW-008", "AWP-ERR-010")
+async def test_notices_for_a_full_queue_are_owed_not_dropped(start_host: StartHost) -> None:
+    host = await start_host(queue_limit=2)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{host.port}") as channel:
+        worker = await RawWorker(channel, "w").open(hello(), read=False)
+        batches, size = 5, 1000
+        # Frames with no case set, 1000 per Batch: each earns a Notice (AWP-CONN-012), far
+        # more than the queue and gRPC's window hold while the worker does not read.
+        empty = pb.OpenChannelRequest.Batch(messages=[pb.OpenChannelRequest()] * size)
+        for _ in range(batches):
+            await worker.send(pb.OpenChannelRequest(batch=empty))
+        await eventually(lambda: host.metrics.owed_frames > 0)
+        worker.start_reading()
+        notices = [(await worker.next_of("notice")).notice for _ in range(batches * size)]
+        assert all(n.code == pb.ERROR_CODE_INVALID_REQUEST for n in notices)
+        assert host.metrics.frames_invalid == batches * size
+        await worker.close()

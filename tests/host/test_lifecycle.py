@@ -15,6 +15,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
+from prometheus_client.parser import text_string_to_metric_families
 
 import reference_host
 import reference_host._server as server_module
@@ -125,11 +126,17 @@ async def test_metrics_endpoint_serves_prometheus_text(start_host: StartHost) ->
         assert host.metrics_port
         status, body = await _http_get(host.metrics_port, "/metrics")
         assert status == 200
-        assert "agentworker_host_connections_open 1" in body
-        assert "agentworker_host_rpc_requests_total 1" in body
-        assert 'agentworker_host_rpc_errors_total{code="ERROR_CODE_UNKNOWN_TARGET"} 1' in body
-        status, _ = await _http_get(host.metrics_port, "/elsewhere")
-        assert status == 404
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(body)
+            for sample in family.samples
+        }
+        assert samples[("agentworker_host_connections_open", ())] == 1
+        assert samples[("agentworker_host_rpc_requests_total", ())] == 1
+        assert samples[("agentworker_host_calls_in_flight", ())] == 0
+        assert samples[("agentworker_host_queue_depth", ())] == 0
+        code = (("code", "ERROR_CODE_UNKNOWN_TARGET"),)
+        assert samples[("agentworker_host_rpc_errors_total", code)] == 1
         await worker.close()
 
 

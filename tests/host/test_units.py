@@ -7,11 +7,13 @@ from pathlib import Path
 
 import grpc
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from agentworker.v1 import agentworker_pb2 as pb
 from reference_host import HostConfig, Metrics, TokenPolicy, _errors, _wire, load_tokens
 from reference_host._config import TlsConfig
 from reference_host._handshake import security_mechanisms, worker_max_message_bytes
+from reference_host._metrics_export import HostCollector, QueueGauges
 from reference_host._subscriptions import SubscriptionTable
 from tests.host._raw import event, prefix_sub, type_sub
 
@@ -109,21 +111,37 @@ def test_config_rejects_nonsense() -> None:
         HostConfig(tokens=(TokenPolicy("t", "a"), TokenPolicy("t", "b")))
 
 
-def test_metrics_render_and_snapshot() -> None:
+def test_metrics_snapshot_and_collector() -> None:
     metrics = Metrics()
     metrics.events_received = 3
     metrics.count_rpc_error(pb.ERROR_CODE_DEADLINE_EXCEEDED)
     metrics.count_rpc_error(pb.ERROR_CODE_DEADLINE_EXCEEDED)
     metrics.count_rpc_error(99)
+    metrics.count_undelivered("event", 4)
     snapshot = metrics.snapshot()
     assert snapshot["events_received"] == 3
     assert snapshot["rpc_errors.ERROR_CODE_DEADLINE_EXCEEDED"] == 2
     assert snapshot["rpc_errors.ERROR_CODE_99"] == 1
-    text = metrics.render_prometheus()
+    assert snapshot["frames_undelivered.event"] == 4
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HostCollector(metrics, lambda: QueueGauges(7, 2, 5, 1)))
+    text = generate_latest(registry).decode()
     assert "# TYPE agentworker_host_events_received_total counter" in text
-    assert "agentworker_host_events_received_total 3" in text
-    assert 'agentworker_host_rpc_errors_total{code="ERROR_CODE_DEADLINE_EXCEEDED"} 2' in text
-    assert text.endswith("\n")
+    assert registry.get_sample_value("agentworker_host_events_received_total") == 3
+    assert (
+        registry.get_sample_value(
+            "agentworker_host_rpc_errors_total", {"code": "ERROR_CODE_DEADLINE_EXCEEDED"}
+        )
+        == 2
+    )
+    assert registry.get_sample_value("agentworker_host_queue_depth") == 7
+    assert registry.get_sample_value("agentworker_host_owed_frames_queued") == 2
+    assert registry.get_sample_value("agentworker_host_queue_depth_largest") == 5
+    assert registry.get_sample_value("agentworker_host_calls_in_flight") == 1
+    assert (
+        registry.get_sample_value("agentworker_host_frames_undelivered_total", {"kind": "event"})
+        == 4
+    )
 
 
 @pytest.mark.requirement("AWP-SUB-010")
@@ -171,3 +189,15 @@ def test_security_mechanisms_follow_the_configuration() -> None:
         pb.SECURITY_MECHANISM_MUTUAL_TLS,
         pb.SECURITY_MECHANISM_BEARER_TOKEN,
     ]
+
+
+@pytest.mark.parametrize(
+    ("request_id", "code", "text"),
+    [("r1", pb.ERROR_CODE_DEADLINE_EXCEEDED, "late"), ("x" * 2048, 0, ""), ("", 2, "gone é")],
+)
+def test_error_response_encoding_matches_protobuf(request_id: str, code: int, text: str) -> None:
+    expected = pb.OpenChannelResponse(
+        response=pb.RpcResponse(request_id=request_id, error=text, error_code=code)  # type: ignore[arg-type]
+    ).SerializeToString()
+    assert _wire.error_response(request_id, code, text) == expected
+    assert _wire.kind_of(expected) == "response"

@@ -701,6 +701,11 @@ type ChannelWelcome struct {
 	MaxMessageBytes uint64 `protobuf:"varint,6,opt,name=max_message_bytes,json=maxMessageBytes,proto3" json:"max_message_bytes,omitempty"`
 	// Identifies this connection in host logs and notices (OPTIONAL).
 	ConnectionId string `protobuf:"bytes,7,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// Limits the RPCs (and control-channel requests) this connection may have
+	// in flight at once; the host answers a request past it with
+	// ERROR_CODE_OVERLOADED (REQUIRED for v1 hosts, greater than 0; 0 from an
+	// older host means not stated; AWP-FLOW-005).
+	MaxCallsInFlight uint32 `protobuf:"varint,8,opt,name=max_calls_in_flight,json=maxCallsInFlight,proto3" json:"max_calls_in_flight,omitempty"`
 	// Lists the security mechanisms in force on this connection, whatever the
 	// hello listed (REQUIRED; empty on a plaintext connection without tokens;
 	// AWP-VER-017).
@@ -794,6 +799,13 @@ func (x *ChannelWelcome) GetConnectionId() string {
 		return x.ConnectionId
 	}
 	return ""
+}
+
+func (x *ChannelWelcome) GetMaxCallsInFlight() uint32 {
+	if x != nil {
+		return x.MaxCallsInFlight
+	}
+	return 0
 }
 
 func (x *ChannelWelcome) GetSecurityMechanisms() []SecurityMechanism {
@@ -2211,7 +2223,7 @@ const file_agentworker_v1_agentworker_proto_rawDesc = "" +
 	"\fcapabilities\x18\x02 \x03(\x0e2\x1a.agentworker.v1.CapabilityR\fcapabilities\x12&\n" +
 	"\x0eimplementation\x18\x03 \x01(\tR\x0eimplementation\x12,\n" +
 	"\x12max_batch_messages\x18\x04 \x01(\rR\x10maxBatchMessages\x12*\n" +
-	"\x11max_message_bytes\x18\x05 \x01(\x04R\x0fmaxMessageBytes\"\x80\x04\n" +
+	"\x11max_message_bytes\x18\x05 \x01(\x04R\x0fmaxMessageBytes\"\xaf\x04\n" +
 	"\x0eChannelWelcome\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12>\n" +
 	"\fcapabilities\x18\x02 \x03(\x0e2\x1a.agentworker.v1.CapabilityR\fcapabilities\x12&\n" +
@@ -2219,7 +2231,8 @@ const file_agentworker_v1_agentworker_proto_rawDesc = "" +
 	"\x16default_rpc_timeout_ms\x18\x04 \x01(\x04R\x13defaultRpcTimeoutMs\x12,\n" +
 	"\x12max_batch_messages\x18\x05 \x01(\rR\x10maxBatchMessages\x12*\n" +
 	"\x11max_message_bytes\x18\x06 \x01(\x04R\x0fmaxMessageBytes\x12#\n" +
-	"\rconnection_id\x18\a \x01(\tR\fconnectionId\x12R\n" +
+	"\rconnection_id\x18\a \x01(\tR\fconnectionId\x12-\n" +
+	"\x13max_calls_in_flight\x18\b \x01(\rR\x10maxCallsInFlight\x12R\n" +
 	"\x13security_mechanisms\x18\t \x03(\x0e2!.agentworker.v1.SecurityMechanismR\x12securityMechanisms\x12&\n" +
 	"\x0fchannel_wait_ms\x18\n" +
 	" \x01(\x04R\rchannelWaitMs\x12+\n" +

@@ -143,7 +143,7 @@ class ChannelHello(_message.Message):
     def __init__(self, protocol_version: _Optional[int] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., implementation: _Optional[str] = ..., max_batch_messages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ...) -> None: ...
 
 class ChannelWelcome(_message.Message):
-    __slots__ = ("protocol_version", "capabilities", "implementation", "default_rpc_timeout_ms", "max_batch_messages", "max_message_bytes", "connection_id", "security_mechanisms", "channel_wait_ms", "max_rpc_timeout_ms")
+    __slots__ = ("protocol_version", "capabilities", "implementation", "default_rpc_timeout_ms", "max_batch_messages", "max_message_bytes", "connection_id", "max_calls_in_flight", "security_mechanisms", "channel_wait_ms", "max_rpc_timeout_ms")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     IMPLEMENTATION_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +151,7 @@ class ChannelWelcome(_message.Message):
     MAX_BATCH_MESSAGES_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_CALLS_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     SECURITY_MECHANISMS_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_RPC_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
@@ -161,10 +162,11 @@ class ChannelWelcome(_message.Message):
     max_batch_messages: int
     max_message_bytes: int
     connection_id: str
+    max_calls_in_flight: int
     security_mechanisms: _containers.RepeatedScalarFieldContainer[SecurityMechanism]
     channel_wait_ms: int
     max_rpc_timeout_ms: int
-    def __init__(self, protocol_version: _Optional[int] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., implementation: _Optional[str] = ..., default_rpc_timeout_ms: _Optional[int] = ..., max_batch_messages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., connection_id: _Optional[str] = ..., security_mechanisms: _Optional[_Iterable[_Union[SecurityMechanism, str]]] = ..., channel_wait_ms: _Optional[int] = ..., max_rpc_timeout_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, protocol_version: _Optional[int] = ..., capabilities: _Optional[_Iterable[_Union[Capability, str]]] = ..., implementation: _Optional[str] = ..., default_rpc_timeout_ms: _Optional[int] = ..., max_batch_messages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., connection_id: _Optional[str] = ..., max_calls_in_flight: _Optional[int] = ..., security_mechanisms: _Optional[_Iterable[_Union[SecurityMechanism, str]]] = ..., channel_wait_ms: _Optional[int] = ..., max_rpc_timeout_ms: _Optional[int] = ...) -> None: ...
 
 class OpenChannelRequest(_message.Message):
     __slots__ = ("request", "response", "cloud_event", "batch")
