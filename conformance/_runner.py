@@ -4,6 +4,7 @@ the host suite (and later the worker suite) supplies contexts and applicability.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 import time
 import traceback
@@ -30,7 +31,6 @@ class CaseContext(Protocol):
     def trace(self) -> Trace:
         """Return the case's wire trace."""
         ...
-
 
     def verify(self) -> None:
         """Raise CaseFailure for a violation seen in passing (checked after the body)."""
@@ -126,10 +126,8 @@ def _steps_of(context: object) -> StepRecorder:
     steps = getattr(context, "steps", None)
     if not isinstance(steps, StepRecorder):
         steps = StepRecorder()
-        try:
+        with contextlib.suppress(AttributeError):  # a slotted context: its steps stay empty
             context.steps = steps  # type: ignore[attr-defined]
-        except AttributeError:
-            pass  # a slotted context: its steps stay empty
     return steps
 
 

@@ -84,9 +84,7 @@ async def test_steps_decide_requirements_one_by_one() -> None:
     by_id = {r.case_id: r for r in result.results}
 
     def verdicts(case: str) -> list[tuple[str, str, str | None, bool]]:
-        return [
-            (o.requirement, o.verdict.value, o.step, o.by_case) for o in by_id[case].outcomes
-        ]
+        return [(o.requirement, o.verdict.value, o.step, o.by_case) for o in by_id[case].outcomes]
 
     assert by_id["steps/independent"].status is Status.FAIL
     assert verdicts("steps/independent") == [
