@@ -179,12 +179,22 @@ class HostContext(StepsMixin):
         if not condition:
             raise CaseFailure(message)
 
-    @staticmethod
-    def check_status(result: StatusResult, expected: grpc.StatusCode, what: str) -> None:
-        """Fail the case unless a call ended with ``expected``."""
+    def check_status(
+        self,
+        result: StatusResult,
+        expected: grpc.StatusCode,
+        what: str,
+        *,
+        step: tuple[str | tuple[str, ...], str] | None = None,
+    ) -> None:
+        """Fail the case unless a call ended with ``expected``; with ``step`` (requirements,
+        name) record the outcome as that step instead (a failure does not end the case)."""
         code, details = result
-        if code is not expected:
-            raise CaseFailure(f"{what}: expected {expected.name}, got {code.name} {details!r}")
+        message = f"{what}: expected {expected.name}, got {code.name} {details!r}"
+        if step is not None:
+            self.decide(step[0], step[1], code is expected, message)
+        elif code is not expected:
+            raise CaseFailure(message)
 
     def check_error(self, response: pb.RpcResponse, code: pb.ErrorCode, what: str) -> None:
         """Fail the case unless ``response`` is an error with a non-empty ``error`` and, on
