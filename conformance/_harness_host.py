@@ -114,11 +114,19 @@ class HarnessHost:
     """The server, its recorded calls and frames, and waits with deadlines."""
 
     def __init__(
-        self, *, scale: float = 1.0, trace: Trace | None = None, welcome: bool = True
+        self,
+        *,
+        scale: float = 1.0,
+        trace: Trace | None = None,
+        welcome: bool = True,
+        headers_first: bool = True,
     ) -> None:
         self.scale = scale
         # False plays a legacy host: no welcome, so no capability is ever in force.
         self.welcome = welcome
+        # False (with no welcome) plays a legacy host that sends no response headers on a data
+        # channel before its first frame (AWP-VER-015): gRPC then sends them with that frame.
+        self.headers_first = headers_first or welcome
         self.trace = trace if trace is not None else Trace()
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -292,8 +300,10 @@ class HarnessHost:
                 connection_id=f"harness-{conn.number}",
             )
             await context.send_initial_metadata(((WELCOME_KEY, welcome.SerializeToString()),))
-        else:
+        elif self.headers_first:
             await context.send_initial_metadata(())
+        else:
+            self.trace.note("host", f"#{conn.number} no response headers before the first frame")
         async for item in self._serve(conn, requests, context, pb.OpenChannelRequest):
             yield item
 

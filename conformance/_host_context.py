@@ -173,12 +173,6 @@ class HostContext(StepsMixin):
         """Return ``nominal`` seconds scaled by --timeout-scale."""
         return nominal * self.scale
 
-    @staticmethod
-    def check(condition: bool, message: str) -> None:
-        """Fail the case with ``message`` unless ``condition`` holds."""
-        if not condition:
-            raise CaseFailure(message)
-
     def check_status(
         self,
         result: StatusResult,

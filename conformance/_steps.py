@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
+import sys
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 
 from conformance._cases import CaseFailure, CaseSkip
@@ -32,6 +35,9 @@ __all__ = [
     "Verdict",
     "requirement_outcomes",
 ]
+
+
+_REQUIREMENT_ID = re.compile(r"AWP-[A-Z]+-\d{3}")
 
 
 class Verdict(enum.Enum):
@@ -96,6 +102,7 @@ class _Step:
     gate: bool
 
     def __enter__(self) -> _Step:
+        self.recorder.depth += 1
         return self
 
     def __exit__(
@@ -104,6 +111,7 @@ class _Step:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
+        self.recorder.depth -= 1
         if exc is None:
             self.recorder.record(self.requirements, self.name, Verdict.PASS)
             return False
@@ -138,6 +146,7 @@ class StepRecorder:
     """Collects the steps of one case, in the order they ended."""
 
     results: list[StepResult] = field(default_factory=list)
+    depth: int = 0  # how many explicit steps are open
 
     def record(
         self, requirements: tuple[str, ...], name: str, verdict: Verdict, message: str = ""
@@ -170,6 +179,20 @@ class StepRecorder:
         if gate:
             raise StepAbort(f"{name}: {message}")
         return False
+
+    def check(self, condition: object, message: str) -> None:
+        """Raise CaseFailure with ``message`` unless ``condition`` holds. Outside an explicit
+        step, a check whose message names requirement IDs ("... (AWP-RPC-006)") is recorded as
+        a gate step deciding them, named after where it is ("check at _rpc.py:42"): older
+        cases that check with messages get per-requirement verdicts that way."""
+        ids = tuple(dict.fromkeys(_REQUIREMENT_ID.findall(message)))
+        if self.depth or not ids:
+            if not condition:
+                raise CaseFailure(message)
+            return
+        caller = sys._getframe(2)  # the case body (through the context's check)
+        name = f"check at {Path(caller.f_code.co_filename).name}:{caller.f_lineno}"
+        self.decide(ids, name, condition, message, gate=True)
 
     @property
     def failures(self) -> list[StepResult]:
@@ -246,3 +269,7 @@ class StepsMixin:
     ) -> bool:
         """Record a one-line step (see StepRecorder.decide)."""
         return self.steps.decide(requirements, name, condition, message, gate=gate)
+
+    def check(self, condition: object, message: str) -> None:
+        """Fail unless ``condition`` holds (see StepRecorder.check)."""
+        self.steps.check(condition, message)

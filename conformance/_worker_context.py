@@ -108,12 +108,6 @@ class WorkerContext(StepsMixin):
         """Return ``nominal`` seconds scaled by --timeout-scale."""
         return nominal * self.scale
 
-    @staticmethod
-    def check(condition: object, message: str) -> None:
-        """Fail the case with ``message`` unless ``condition`` holds."""
-        if not condition:
-            raise CaseFailure(message)
-
     def need_process_control(self, what: str) -> None:
         """Skip the case as "not applicable" when the harness did not start the worker."""
         if not self.subject.spawned:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from agentworker.conformance.v1 import contract_pb2 as cp
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._harness_host import HarnessHost
-from conformance._payloads import enum_name
+from conformance._payloads import enum_name, json_ping_payload
 from conformance._worker_context import WorkerContext
 from conformance.worker_cases._registry import worker_case
-from conformance.worker_cases._security import ready_and_ping, second_worker
+from conformance.worker_cases._security import second_worker
 
 __all__: list[str] = []
 
@@ -125,21 +125,18 @@ async def registration(ctx: WorkerContext) -> None:
     ctx.check(not shared, f"one id names different subscriptions: {shared}")
 
 
-@worker_case(
-    "worker/handshake/legacy-host",
-    requirements=["AWP-VER-015", "AWP-VER-012", "AWP-BAT-001"],
-)
-async def legacy_host(ctx: WorkerContext) -> None:
-    """Procedure: (spawn mode) start a second instance of the worker against a harness host
-    that plays a legacy host: it answers OpenChannel with no `agentworker-welcome-bin`. Send
-    a Ping, then Command.publish of 200 protobuf Pings.
-
-    Asserts: the worker does not wait for a welcome forever: it registers and subscribes
-    within 10 s (scaled) and answers the Ping; with no capability in force it sends no batch
-    frame, even when many publishes are queued."""
-    extra = await second_worker(ctx, {}, None, host=HarnessHost(scale=ctx.scale, welcome=False))
-    conn = await ready_and_ping(ctx, extra)
+async def _legacy_run(ctx: WorkerContext, host: HarnessHost) -> None:
+    """Start a second worker against ``host`` (a legacy host) and decide, step by step, that
+    it gets ready without a welcome, answers a Ping, and sends no batch frame."""
+    extra = await second_worker(ctx, {}, None, host=host)
     sub = WorkerContext(subject=extra, scale=ctx.scale, trace=ctx.trace)
+    with ctx.step(
+        "AWP-VER-015", "registers and subscribes within 10 s without a welcome", gate=True
+    ):
+        conn = await sub.ready()
+    with ctx.step("AWP-VER-015", "answers a Ping from the legacy host", gate=True):
+        response = await sub.rpc(conn, json_ping_payload("legacy", 1))
+        ctx.check(response.error == "", f"error response {response.error!r}")
     action = cp.PublishAction(
         topic_type=ctx.unique("conformance.legacy"),
         topic_source="s",
@@ -147,23 +144,55 @@ async def legacy_host(ctx: WorkerContext) -> None:
         text="m",
         encoding=cp.ENCODING_PROTOBUF,
     )
-    result = await sub.command(conn, cp.Command(publish=action), key="legacy", within=15.0)
-    ctx.check(result.published == 200, f"published {result.published}")
-    await extra.host.wait_for(
-        "200 published events",
-        lambda: (
-            sum(
-                1
-                for i in extra.host.inbound
-                if i.frame.WhichOneof("message") == "cloud_event"
-                and i.frame.cloud_event.type == action.topic_type
-            )
-            >= 200
-        ),
-        10.0,
-    )
-    ctx.check(
+    with ctx.step("AWP-VER-012", "publishes 200 events to the legacy host", gate=True):
+        result = await sub.command(conn, cp.Command(publish=action), key="legacy", within=15.0)
+        ctx.check(result.published == 200, f"published {result.published}")
+        await extra.host.wait_for(
+            "200 published events",
+            lambda: (
+                sum(
+                    1
+                    for i in extra.host.inbound
+                    if i.frame.WhichOneof("message") == "cloud_event"
+                    and i.frame.cloud_event.type == action.topic_type
+                )
+                >= 200
+            ),
+            10.0,
+        )
+    ctx.decide(
+        ("AWP-VER-015", "AWP-BAT-001"),
+        "no batch frame to a host that sent no welcome",
         conn.batches == 0,
-        f"the worker sent {conn.batches} batch frames to a host that sent no welcome "
-        "(AWP-VER-015, AWP-BAT-001)",
+        f"the worker sent {conn.batches} batch frames to a host that sent no welcome",
     )
+
+
+@worker_case(
+    "worker/handshake/legacy-host",
+    requirements=["AWP-VER-015", "AWP-VER-012", "AWP-BAT-001"],
+)
+async def legacy_host(ctx: WorkerContext) -> None:
+    """Procedure: (spawn mode) start a second instance of the worker against a harness host
+    that plays a legacy host: it answers OpenChannel with response headers that hold no
+    `agentworker-welcome-bin`. Send a Ping, then Command.publish of 200 protobuf Pings.
+
+    Asserts: the worker does not wait for a welcome forever: it registers and subscribes
+    within 10 s (scaled) and answers the Ping; with no capability in force it sends no batch
+    frame, even when many publishes are queued."""
+    await _legacy_run(ctx, HarnessHost(scale=ctx.scale, welcome=False))
+
+
+@worker_case(
+    "worker/handshake/legacy-host-no-headers",
+    requirements=["AWP-VER-015", "AWP-VER-012", "AWP-BAT-001"],
+)
+async def legacy_host_no_headers(ctx: WorkerContext) -> None:
+    """Procedure: as worker/handshake/legacy-host, but the legacy host sends no response
+    headers at all before its first frame (as real legacy hosts may: the headers then come
+    with the first frame, and that frame is a request the harness sends only once the worker
+    is ready).
+
+    Asserts: the worker bounds its wait for the headers: it registers and subscribes within
+    10 s (scaled), answers the Ping and sends no batch frame."""
+    await _legacy_run(ctx, HarnessHost(scale=ctx.scale, welcome=False, headers_first=False))
