@@ -27,7 +27,7 @@ async def add_list_remove(ctx: HostContext) -> None:
     """Procedure: worker A adds a TypeSubscription S1 and a TypePrefixSubscription S2, adds S1
     again with the same content, lists, removes S1, lists.
 
-    Asserts, each in a step of its own (a failed one does not stop the others): the adds
+    Asserts: (each in a step of its own; a failed one does not stop the others) the adds
     succeed; the repeated add succeeds; the first list holds S1 and S2 exactly once each with
     the content sent; RemoveSubscription of S1 succeeds; after it the list holds S2 and not
     S1."""
