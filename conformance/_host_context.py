@@ -190,14 +190,28 @@ class HostContext(StepsMixin):
         elif code is not expected:
             raise CaseFailure(message)
 
-    def check_error(self, response: pb.RpcResponse, code: pb.ErrorCode, what: str) -> None:
-        """Fail the case unless ``response`` is an error with a non-empty ``error`` and, on
-        v1 runs, ``error_code`` equal to ``code`` (AWP-ERR-002)."""
-        self.check(
-            response.error != "", f"{what}: expected an error response, got an empty `error`"
+    def check_error(
+        self,
+        response: pb.RpcResponse,
+        code: pb.ErrorCode,
+        what: str,
+        requirements: str | tuple[str, ...] = (),
+    ) -> None:
+        """Decide that ``response`` is an error with a non-empty ``error`` (AWP-ERR-002) and,
+        on v1 runs, ``error_code`` equal to ``code`` (AWP-ERR-002 and ``requirements``, the
+        requirements that name the code). Each is a step of its own: a failure does not end
+        the case."""
+        self.decide(
+            "AWP-ERR-002",
+            f"{what}: an error response with `error` set",
+            response.error != "",
+            f"{what}: expected an error response, got an empty `error`",
         )
         if not self.legacy:
-            self.check(
+            ids = (requirements,) if isinstance(requirements, str) else requirements
+            self.decide(
+                ("AWP-ERR-002", *ids),
+                f"{what}: error_code {pb.ErrorCode.Name(code)}",
                 response.error_code == code,
                 f"{what}: expected {pb.ErrorCode.Name(code)}, got error_code "
                 f"{pb.ErrorCode.Name(response.error_code)} (error {response.error!r})",
