@@ -231,8 +231,12 @@ def requirement_outcomes(
             outcomes.append(
                 RequirementOutcome(req, Verdict.FAIL, failed[0].name, failed[0].message)
             )
-        elif mine:
-            outcomes.append(RequirementOutcome(req, Verdict.PASS, mine[-1].name, ""))
+        elif passed := [s for s in mine if s.verdict is Verdict.PASS]:
+            outcomes.append(RequirementOutcome(req, Verdict.PASS, passed[-1].name, ""))
+        elif mine:  # only steps that found the requirement does not apply to this subject
+            outcomes.append(
+                RequirementOutcome(req, Verdict.NOT_APPLICABLE, mine[-1].name, mine[-1].message)
+            )
         elif not steps or completed:
             verdict = Verdict.PASS if case_passed or (steps and completed) else Verdict.FAIL
             message = "" if verdict is Verdict.PASS else case_message
@@ -273,3 +277,8 @@ class StepsMixin:
     def check(self, condition: object, message: str) -> None:
         """Fail unless ``condition`` holds (see StepRecorder.check)."""
         self.steps.check(condition, message)
+
+    def not_applicable(self, requirements: str | Sequence[str], name: str, why: str) -> None:
+        """Record that ``requirements`` do not apply to this subject (a capability it does not
+        announce, say): they are reported "not applicable", not passed."""
+        self.steps.record(_ids(requirements), name, Verdict.NOT_APPLICABLE, why)

@@ -43,7 +43,8 @@ async def hello(ctx: WorkerContext) -> None:
     are recorded in the trace (each declared capability makes its cases mandatory). On this
     plaintext, token-less connection the hello announces none of CAPABILITY_TLS,
     CAPABILITY_MUTUAL_TLS, CAPABILITY_BEARER_TOKEN (they describe the connection)."""
-    conn = await ctx.ready()
+    with ctx.step("AWP-CONN-001", "the worker opens a gRPC data channel and registers", gate=True):
+        conn = await ctx.ready()
     ctx.check(conn.hello_present, "OpenChannel carried no agentworker-hello-bin (AWP-VER-010)")
     ctx.check(conn.hello is not None, "agentworker-hello-bin does not decode as ChannelHello")
     assert conn.hello is not None
@@ -114,15 +115,30 @@ async def registration(ctx: WorkerContext) -> None:
     `conformance.broadcast` → `conformance`, a TypePrefixSubscription `conformance.prefix.` →
     `conformance` and the direct-addressing TypePrefixSubscription `conformance:` →
     `conformance`, each with a non-empty id, no two with the same id."""
-    conn = await ctx.ready()
+    with ctx.step(
+        ("AWP-CNF-001", "AWP-CNF-002", "AWP-SUB-011"),
+        "registers `conformance` with its three subscriptions at AGENTWORKER_HOST_ADDRESS",
+        gate=True,
+    ):
+        conn = await ctx.ready()
     by_id: dict[str, set[bytes]] = {}
     for method, request in ctx.session_calls(conn):
         if method == "AddSubscription" and isinstance(request, pb.AddSubscriptionRequest):
             sub = request.subscription
             by_id.setdefault(sub.id, set()).add(sub.SerializeToString(deterministic=True))
-    ctx.check("" not in by_id, "a subscription has an empty id")
+    ctx.decide(
+        "AWP-CNF-002",
+        "every subscription has an id",
+        "" not in by_id,
+        "a subscription has an empty id",
+    )
     shared = [sub_id for sub_id, rules in by_id.items() if len(rules) > 1]
-    ctx.check(not shared, f"one id names different subscriptions: {shared}")
+    ctx.decide(
+        "AWP-CNF-002",
+        "no id names two subscriptions",
+        not shared,
+        f"one id names different subscriptions: {shared}",
+    )
 
 
 async def _legacy_run(ctx: WorkerContext, host: HarnessHost) -> None:
