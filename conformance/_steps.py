@@ -147,6 +147,7 @@ class StepRecorder:
 
     results: list[StepResult] = field(default_factory=list)
     depth: int = 0  # how many explicit steps are open
+    _checked: set[str] = field(default_factory=set)  # names of the checks recorded as steps
 
     def record(
         self, requirements: tuple[str, ...], name: str, verdict: Verdict, message: str = ""
@@ -192,6 +193,9 @@ class StepRecorder:
             return
         caller = sys._getframe(2)  # the case body (through the context's check)
         name = f"check at {Path(caller.f_code.co_filename).name}:{caller.f_lineno}"
+        if condition and name in self._checked:
+            return  # a check in a loop: its first pass stands for the others
+        self._checked.add(name)
         self.decide(ids, name, condition, message, gate=True)
 
     @property

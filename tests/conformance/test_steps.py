@@ -70,6 +70,15 @@ async def _hang(ctx: StepContext) -> None:
         await asyncio.Event().wait()
 
 
+@REGISTRY.case("steps/checks", requirements=["AWP-A", "AWP-B", "AWP-C"])
+async def _checks(ctx: StepContext) -> None:
+    """Checks whose messages name requirements become gate steps, one per place."""
+    for n in range(3):
+        ctx.check(n < 3, "looped (AWP-A)")
+    ctx.check(False, "broken (AWP-B)")
+    ctx.check(True, "never reached (AWP-C)")  # pragma: no cover - not reached
+
+
 @pytest.mark.asyncio
 async def test_steps_decide_requirements_one_by_one() -> None:
     result = await run_cases(
@@ -107,6 +116,15 @@ async def test_steps_decide_requirements_one_by_one() -> None:
         ("AWP-A", "fail", None, True),
         ("AWP-B", "fail", None, True),
     ]
+    checks = by_id["steps/checks"]
+    assert [(o.requirement, o.verdict.value) for o in checks.outcomes] == [
+        ("AWP-A", "pass"),
+        ("AWP-B", "fail"),
+        ("AWP-C", "not_reached"),
+    ]
+    assert len(checks.steps) == 2  # the loop's passing check is recorded once
+    assert checks.outcomes[1].step is not None
+    assert checks.outcomes[1].step.startswith("check at test_steps.py:")
     assert by_id["steps/hang"].status is Status.FAIL
     assert verdicts("steps/hang") == [("AWP-A", "fail", "waits forever", False)]
 
