@@ -70,13 +70,13 @@ async def _hang(ctx: StepContext) -> None:
         await asyncio.Event().wait()
 
 
-@REGISTRY.case("steps/checks", requirements=["AWP-A", "AWP-B", "AWP-C"])
+@REGISTRY.case("steps/checks", requirements=["AWP-TST-001", "AWP-TST-002", "AWP-TST-003"])
 async def _checks(ctx: StepContext) -> None:
     """Checks whose messages name requirements become gate steps, one per place."""
     for n in range(3):
-        ctx.check(n < 3, "looped (AWP-A)")
-    ctx.check(False, "broken (AWP-B)")
-    ctx.check(True, "never reached (AWP-C)")  # pragma: no cover - not reached
+        ctx.check(n < 3, "looped (AWP-TST-001)")
+    ctx.check(False, "broken (AWP-TST-002)")
+    ctx.check(True, "never reached (AWP-TST-003)")  # pragma: no cover - not reached
 
 
 @pytest.mark.asyncio
@@ -118,9 +118,9 @@ async def test_steps_decide_requirements_one_by_one() -> None:
     ]
     checks = by_id["steps/checks"]
     assert [(o.requirement, o.verdict.value) for o in checks.outcomes] == [
-        ("AWP-A", "pass"),
-        ("AWP-B", "fail"),
-        ("AWP-C", "not_reached"),
+        ("AWP-TST-001", "pass"),
+        ("AWP-TST-002", "fail"),
+        ("AWP-TST-003", "not_reached"),
     ]
     assert len(checks.steps) == 2  # the loop's passing check is recorded once
     assert checks.outcomes[1].step is not None
