@@ -234,6 +234,8 @@ async def unknown_target(ctx: HostContext) -> None:
         "request to an unknown type",
         ("AWP-RPC-003", "AWP-ERR-001"),
     )
+    if ctx.legacy:
+        ctx.not_applicable("AWP-ERR-001", "the error code", "a legacy caller reads no error_code")
 
 
 @host_case(
