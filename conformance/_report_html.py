@@ -12,6 +12,7 @@ from conformance._coverage_gaps import NOT_COVERED
 from conformance._matrix import MatrixRow, requirement_matrix
 from conformance._results import CaseResult, Status, SuiteResult
 from conformance._spec import SpecIndex
+from conformance._steps import RequirementOutcome
 
 __all__ = ["html_report"]
 
@@ -83,7 +84,7 @@ def _failure(r: CaseResult, spec: SpecIndex) -> list[str]:
     ]
     for o in r.outcomes:
         req = spec.get(o.requirement)
-        by = f"step: {o.step}" if o.step is not None else "the case (no step of its own)"
+        by = _decided_by(o)
         detail = f"<br><pre>{e(o.message)}</pre>" if o.message and o.verdict.value == "fail" else ""
         parts.append(
             f'<tr class="{e(o.verdict.value)}"><td>{e(o.requirement)}</td>'
@@ -137,7 +138,7 @@ def html_report(result: SuiteResult, spec: SpecIndex) -> str:
         verdict_lines = "<br>".join(
             f'<span class="{e(o.verdict.value)}" title="{e(_text(spec, o.requirement))}">'
             f"{e(o.requirement)}: {e(o.verdict.value)}</span> "
-            f"<small>({e(o.step) if o.step is not None else 'decided by case'})</small>"
+            f"<small>({e(_decided_by(o))})</small>"
             for o in r.outcomes
         )
         parts.append(
@@ -153,8 +154,7 @@ def html_report(result: SuiteResult, spec: SpecIndex) -> str:
     )
     for row in sorted(rows, key=lambda r: r.verdict != "fail"):
         decided = "<br>".join(
-            f"{e(d.case.case_id)}: {e(d.outcome.step or 'decided by case')} "
-            f"({e(d.outcome.verdict.value)})"
+            f"{e(d.case.case_id)}: {e(_decided_by(d.outcome))} ({e(d.outcome.verdict.value)})"
             for d in row.decisions
         )
         verdict = row.verdict + (" (expected)" if row.expected_failure else "")
@@ -176,6 +176,14 @@ def html_report(result: SuiteResult, spec: SpecIndex) -> str:
     ]
     parts.append("</ul></body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _decided_by(o: RequirementOutcome) -> str:
+    if o.step is not None:
+        return f"step: {o.step}"
+    if o.by_case:
+        return "decided by case (no step of its own)"
+    return "no step got to it"
 
 
 def _text(spec: SpecIndex, requirement: str) -> str:

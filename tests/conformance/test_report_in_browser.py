@@ -63,7 +63,7 @@ def test_a_person_sees_the_verdict_failures_and_the_matrix(report: Path) -> None
     assert "<script>alert" not in dom
     # The matrix names requirements with their verdicts, texts and deciding steps, and
     # untested MUSTs say why.
-    assert re.search(r"AWP-RPC-004 MUST fail .+ host/b: one response \(fail\)", text)
+    assert re.search(r"AWP-RPC-004 MUST fail .+ host/b: step: one response \(fail\)", text)
     assert "Untested MUST requirements" in text
     assert "Why untested:" in text
 
