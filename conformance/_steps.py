@@ -21,7 +21,6 @@ import sys
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 
 from conformance._cases import CaseFailure, CaseSkip
@@ -147,7 +146,8 @@ class StepRecorder:
 
     results: list[StepResult] = field(default_factory=list)
     depth: int = 0  # how many explicit steps are open
-    _checked: set[str] = field(default_factory=set)  # names of the checks recorded as steps
+    # The place (file, line) of each check recorded as a step, and the step's name.
+    _checked: dict[tuple[str, int], str] = field(default_factory=dict)
 
     def record(
         self, requirements: tuple[str, ...], name: str, verdict: Verdict, message: str = ""
@@ -184,18 +184,22 @@ class StepRecorder:
     def check(self, condition: object, message: str) -> None:
         """Raise CaseFailure with ``message`` unless ``condition`` holds. Outside an explicit
         step, a check whose message names requirement IDs ("... (AWP-RPC-006)") is recorded as
-        a gate step deciding them, named after where it is ("check at _rpc.py:42"): older
-        cases that check with messages get per-requirement verdicts that way."""
+        a gate step deciding them, named after where it is ("check 2 in unknown_fields()"):
+        older cases that check with messages get per-requirement verdicts that way."""
         ids = tuple(dict.fromkeys(_REQUIREMENT_ID.findall(message)))
         if self.depth or not ids:
             if not condition:
                 raise CaseFailure(message)
             return
         caller = sys._getframe(2)  # the case body (through the context's check)
-        name = f"check at {Path(caller.f_code.co_filename).name}:{caller.f_lineno}"
-        if condition and name in self._checked:
+        site = (caller.f_code.co_filename, caller.f_lineno)
+        if condition and site in self._checked:
             return  # a check in a loop: its first pass stands for the others
-        self._checked.add(name)
+        # Named by function and order of first use, which stay put when the file is edited
+        # elsewhere and are the same from run to run.
+        name = self._checked.setdefault(
+            site, f"check {len(self._checked) + 1} in {caller.f_code.co_name}()"
+        )
         self.decide(ids, name, condition, message, gate=True)
 
     @property

@@ -124,7 +124,7 @@ async def test_steps_decide_requirements_one_by_one() -> None:
     ]
     assert len(checks.steps) == 2  # the loop's passing check is recorded once
     assert checks.outcomes[1].step is not None
-    assert checks.outcomes[1].step.startswith("check at test_steps.py:")
+    assert checks.outcomes[1].step == "check 2 in _checks()"
     assert by_id["steps/hang"].status is Status.FAIL
     assert verdicts("steps/hang") == [("AWP-A", "fail", "waits forever", False)]
 
