@@ -133,8 +133,14 @@ def _parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", help="list the cases")
     _add_filters(listing)
     listing.add_argument("--suite", choices=["host", "worker", "all"], default="all")
-    explain = sub.add_parser("explain", help="describe one case")
-    explain.add_argument("case_id")
+    explain = sub.add_parser("explain", help="describe one case, or every requirement")
+    explain.add_argument(
+        "case_id",
+        nargs="?",
+        help="the case to describe; without it, list the spec's requirements with their "
+        "text and the cases citing each",
+    )
+    explain.add_argument("--suite", choices=["host", "worker", "all"], default="all")
     return parser
 
 
@@ -154,7 +160,21 @@ def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _cmd_requirements(suite: str, out: TextIO) -> int:
+    spec = load_spec_index()
+    cases: list[Case[Any]] = [*HOST_CASES.all(), *WORKER_CASES.all()]
+    reqs = [r for r in spec.requirements if suite == "all" or r.subject in (suite, "peer")]
+    out.write(f"spec {spec.version}: {len(reqs)} requirements\n")
+    for req in reqs:
+        citing = [c.id for c in cases if req.id in c.requirements]
+        out.write(f"{req.id} ({req.subject}, {req.level}, {req.section})\n    {req.text}\n")
+        out.write(f"    cases: {', '.join(citing) if citing else 'none'}\n")
+    return 0 if reqs else 1
+
+
 def _cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
+    if args.case_id is None:
+        return _cmd_requirements(args.suite, out)
     case: Case[Any] | None = HOST_CASES.get(args.case_id) or WORKER_CASES.get(args.case_id)
     if case is None:
         out.write(f"unknown case {args.case_id!r}; see `python -m conformance list`\n")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TextIO
 
 from conformance._results import CaseResult, Status, SuiteResult
+from conformance._steps import Verdict
 
 __all__ = ["print_case", "print_footer", "print_header", "print_summary"]
 
@@ -21,6 +23,9 @@ def print_case(r: CaseResult, out: TextIO) -> None:
     out.write(f"{_label(r):<22} {r.case_id}  [{reqs}] ({r.duration_s:.2f} s)\n")
     if r.status is Status.SKIP or r.status is Status.PASS:
         return
+    for o in r.outcomes:
+        where = f"step {o.step!r}" if o.step is not None else "decided by case"
+        out.write(f"    {o.requirement:<14} {o.verdict.value:<14} {where}\n")
     for line in r.message.splitlines() or [""]:
         out.write(f"    {line}\n")
     if r.counts_as_failure:
@@ -53,6 +58,10 @@ def print_footer(result: SuiteResult, out: TextIO) -> None:
     """Print the run's problems and end with the summary line (then NO RESULT, if so)."""
     for problem in result.problems:
         out.write(f"PROBLEM {problem}\n")
+    verdicts = Counter(o.verdict for r in result.results for o in r.outcomes)
+    if verdicts:
+        counts = ", ".join(f"{verdicts[v]} {v.value}" for v in Verdict if verdicts[v])
+        out.write(f"requirement verdicts over cases: {counts}\n")
     out.write(result.summary_line() + "\n")
     if result.no_result:
         first, *details = result.no_result.splitlines() or [""]

@@ -120,6 +120,7 @@ class HarnessHost:
         trace: Trace | None = None,
         welcome: bool = True,
         welcome_version: int = 1,
+        headers_first: bool = True,
     ) -> None:
         self.scale = scale
         # False plays a legacy host: no welcome, so no capability is ever in force.
@@ -127,6 +128,9 @@ class HarnessHost:
         # Another version plays a host of a later major version: a v1 worker treats it as a
         # legacy host, so no capability is in force either (AWP-VER-018).
         self.welcome_version = welcome_version
+        # False (with no welcome) plays a legacy host that sends no response headers on a data
+        # channel before its first frame (AWP-VER-015): gRPC then sends them with that frame.
+        self.headers_first = headers_first or welcome
         self.trace = trace if trace is not None else Trace()
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -302,8 +306,10 @@ class HarnessHost:
                 channel_wait_ms=5_000,
             )
             await context.send_initial_metadata(((WELCOME_KEY, welcome.SerializeToString()),))
-        else:
+        elif self.headers_first:
             await context.send_initial_metadata(())
+        else:
+            self.trace.note("host", f"#{conn.number} no response headers before the first frame")
         async for item in self._serve(conn, requests, context, pb.OpenChannelRequest):
             yield item
 

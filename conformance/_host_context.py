@@ -13,6 +13,7 @@ import grpc
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._cases import CaseFailure, CaseSkip, SkipReason
 from conformance._secure_host import OPTION_NAMES, SecureHost, TokenEntry
+from conformance._steps import StepRecorder, StepsMixin
 from conformance._subject import SubjectError
 from conformance._trace import Trace
 from conformance._version import HARNESS_VERSION
@@ -30,7 +31,7 @@ DEFAULT = _Default()
 
 
 @dataclass(slots=True)
-class HostContext:
+class HostContext(StepsMixin):
     """Per-case state. ``legacy`` runs talk the legacy path with no handshake.
     ``secure_commands`` holds the host commands given per security capability (spec 16.3)."""
 
@@ -43,6 +44,7 @@ class HostContext:
     # What the subject wrote since the case began ("" for an attached subject).
     subject_output: Callable[[], str] = field(default=lambda: "")
     trace: Trace = field(default_factory=Trace)
+    steps: StepRecorder = field(default_factory=StepRecorder)
     workers: list[RawWorker] = field(default_factory=list)
     secure_hosts: list[SecureHost] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
@@ -115,13 +117,15 @@ class HostContext:
         return worker
 
     def verify(self) -> None:
-        """Fail the case if the host sent any frame with no oneof case (AWP-CONN-010)."""
+        """Record a failed AWP-CONN-010 step if the host sent any frame with no oneof case."""
         for worker in self.workers:
             streams = [s for s in (worker.data_or_none, worker.control) if s is not None]
             caseless = sum(s.caseless_frames for s in streams)
-            self.check(
+            self.decide(
+                "AWP-CONN-010",
+                f"every frame {worker.label} received has a oneof case",
                 caseless == 0,
-                f"{worker.label} received {caseless} frames with no oneof case (AWP-CONN-010)",
+                f"{worker.label} received {caseless} frames with no oneof case",
             )
 
     async def secure_host(self, capability: int, tokens: tuple[TokenEntry, ...] = ()) -> SecureHost:
@@ -148,14 +152,14 @@ class HostContext:
         for worker in self.workers:
             await worker.close()
         for line in self.subject_output().splitlines()[-30:]:
-            self.trace.note("host-log", line)
+            self.trace.collected("host-log", line)
         for host in self.secure_hosts:
             # Shown with the trace when the case failed: what the host logged about it.
             output = host.output()
             if output:
                 self.trace.note("harness", f"{pb.Capability.Name(host.capability)} host output:")
                 for line in output.splitlines():
-                    self.trace.note("host", line)
+                    self.trace.collected("host", line)
             await host.stop()
 
     # -- helpers --------------------------------------------------------------------------
@@ -169,27 +173,45 @@ class HostContext:
         """Return ``nominal`` seconds scaled by --timeout-scale."""
         return nominal * self.scale
 
-    @staticmethod
-    def check(condition: bool, message: str) -> None:
-        """Fail the case with ``message`` unless ``condition`` holds."""
-        if not condition:
+    def check_status(
+        self,
+        result: StatusResult,
+        expected: grpc.StatusCode,
+        what: str,
+        *,
+        step: tuple[str | tuple[str, ...], str] | None = None,
+    ) -> None:
+        """Fail the case unless a call ended with ``expected``; with ``step`` (requirements,
+        name) record the outcome as that step instead (a failure does not end the case)."""
+        code, details = result
+        message = f"{what}: expected {expected.name}, got {code.name} {details!r}"
+        if step is not None:
+            self.decide(step[0], step[1], code is expected, message)
+        elif code is not expected:
             raise CaseFailure(message)
 
-    @staticmethod
-    def check_status(result: StatusResult, expected: grpc.StatusCode, what: str) -> None:
-        """Fail the case unless a call ended with ``expected``."""
-        code, details = result
-        if code is not expected:
-            raise CaseFailure(f"{what}: expected {expected.name}, got {code.name} {details!r}")
-
-    def check_error(self, response: pb.RpcResponse, code: pb.ErrorCode, what: str) -> None:
-        """Fail the case unless ``response`` is an error with a non-empty ``error`` and, on
-        v1 runs, ``error_code`` equal to ``code`` (AWP-ERR-002)."""
-        self.check(
-            response.error != "", f"{what}: expected an error response, got an empty `error`"
+    def check_error(
+        self,
+        response: pb.RpcResponse,
+        code: pb.ErrorCode,
+        what: str,
+        requirements: str | tuple[str, ...] = (),
+    ) -> None:
+        """Decide that ``response`` is an error with a non-empty ``error`` (AWP-ERR-002) and,
+        on v1 runs, ``error_code`` equal to ``code`` (AWP-ERR-002 and ``requirements``, the
+        requirements that name the code). Each is a step of its own: a failure does not end
+        the case."""
+        self.decide(
+            "AWP-ERR-002",
+            f"{what}: an error response with `error` set",
+            response.error != "",
+            f"{what}: expected an error response, got an empty `error`",
         )
         if not self.legacy:
-            self.check(
+            ids = (requirements,) if isinstance(requirements, str) else requirements
+            self.decide(
+                ("AWP-ERR-002", *ids),
+                f"{what}: error_code {pb.ErrorCode.Name(code)}",
                 response.error_code == code,
                 f"{what}: expected {pb.ErrorCode.Name(code)}, got error_code "
                 f"{pb.ErrorCode.Name(response.error_code)} (error {response.error!r})",

@@ -1,5 +1,18 @@
 """The JSON report: a `agentworker.conformance.v1.ConformanceReport` (protos/.../report.proto)
-in the proto3 JSON mapping, so the schema of report.json is defined with the protocol's own."""
+in the proto3 JSON mapping, extended with the per-requirement verdicts of the steps:
+
+- each case's ``requirements`` is a list of objects ``{"id", "verdict", "step", "message",
+  "decided_by"}`` instead of a list of ids: ``verdict`` is ``pass``, ``fail``,
+  ``not_reached`` or ``not_applicable``; ``step`` names the step that decided it, or is null
+  when no step did and the case's status stood in (``decided_by`` is then ``"case"``, else
+  ``"step"``); ``message`` is the failure text or null;
+- each case gains ``steps``: every step it recorded (``name``, ``requirements``, ``verdict``,
+  ``message``);
+- the report gains ``requirement_verdicts``: per requirement the combined verdict (fail beats
+  pass beats not reached beats not applicable; ``untested`` when no case cites it), its level,
+  section and text, whether every failure is an expected one, and the deciding step of each
+  case;
+- the rows of ``requirements`` (the matrix) carry the same combined verdict."""
 
 from __future__ import annotations
 
@@ -10,8 +23,8 @@ from google.protobuf import json_format
 
 from agentworker.conformance.v1 import report_pb2
 from conformance._coverage_gaps import NOT_COVERED
-from conformance._matrix import requirement_matrix
-from conformance._results import SuiteResult
+from conformance._matrix import MatrixRow, requirement_matrix
+from conformance._results import CaseResult, SuiteResult
 from conformance._spec import SpecIndex, load_spec_index
 
 __all__ = ["json_report", "report_dict", "report_message"]
@@ -70,13 +83,67 @@ def report_message(
     )
 
 
+def _case_requirements(case: CaseResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": o.requirement,
+            "verdict": o.verdict.value,
+            "step": o.step,
+            "message": o.message or None,
+            "decided_by": "case" if o.by_case else "step",
+        }
+        for o in case.outcomes
+    ]
+
+
+def _steps(case: CaseResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": s.name,
+            "requirements": list(s.requirements),
+            "verdict": s.verdict.value,
+            "message": s.message or None,
+        }
+        for s in case.steps
+    ]
+
+
+def _verdicts(rows: list[MatrixRow]) -> dict[str, Any]:
+    return {
+        row.requirement.id: {
+            "verdict": row.verdict,
+            "level": row.requirement.level,
+            "section": row.requirement.section,
+            "text": row.requirement.text,
+            "expected_failure": row.expected_failure,
+            "cases": [
+                {
+                    "case": d.case.case_id,
+                    "step": d.outcome.step,
+                    "verdict": d.outcome.verdict.value,
+                    "decided_by": "case" if d.outcome.by_case else "step",
+                }
+                for d in row.decisions
+            ],
+        }
+        for row in rows
+    }
+
+
 def report_dict(result: SuiteResult, spec: SpecIndex | None = None) -> dict[str, Any]:
-    """Return the report as plain data (the JSON mapping of `report_message`)."""
-    return json_format.MessageToDict(
+    """Return the report as plain data (the JSON mapping of `report_message`, extended with
+    the per-requirement verdicts; see the module's docstring)."""
+    spec = spec if spec is not None else load_spec_index()
+    data = json_format.MessageToDict(
         report_message(result, spec),
         preserving_proto_field_name=True,
         always_print_fields_with_no_presence=True,
     )
+    for case, record in zip(data["cases"], result.results, strict=True):
+        case["requirements"] = _case_requirements(record)
+        case["steps"] = _steps(record)
+    data["requirement_verdicts"] = _verdicts(requirement_matrix(result, spec))
+    return data
 
 
 def json_report(result: SuiteResult, spec: SpecIndex | None = None) -> str:

@@ -35,8 +35,21 @@ def junit_report(result: SuiteResult) -> str:
             name=r.case_id,
             time=f"{r.duration_s:.3f}",
         )
-        ET.SubElement(case, "properties").extend(
+        props = ET.SubElement(case, "properties")
+        props.extend(
             [ET.Element("property", name="requirement", value=req) for req in r.requirements]
+        )
+        # One property per requirement verdict: "AWP-RPC-006 fail (step: exactly one response)".
+        props.extend(
+            [
+                ET.Element(
+                    "property",
+                    name=f"verdict:{o.requirement}",
+                    value=o.verdict.value
+                    + (f" (step: {o.step})" if o.step is not None else " (decided by case)"),
+                )
+                for o in r.outcomes
+            ]
         )
         if r.counts_as_failure:
             failure = ET.SubElement(
@@ -45,7 +58,12 @@ def junit_report(result: SuiteResult) -> str:
                 message=r.message.splitlines()[0] if r.message else r.status.value,
                 type=r.status.value,
             )
-            failure.text = "\n".join([r.message, *r.trace, f"replay: {r.replay}"])
+            verdicts = [
+                f"{o.requirement} {o.verdict.value}"
+                + (f" at step {o.step!r}" if o.step is not None else " (decided by case)")
+                for o in r.outcomes
+            ]
+            failure.text = "\n".join([*verdicts, r.message, *r.trace, f"replay: {r.replay}"])
         elif r.status is Status.SKIP:
             ET.SubElement(case, "skipped", message=f"{r.skip_reason}: {r.message}")
         elif r.status is Status.XFAIL:

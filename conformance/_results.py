@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 
 from conformance._cases import Level
+from conformance._steps import RequirementOutcome, StepResult, Verdict
 
 __all__ = [
     "CaseResult",
@@ -46,6 +47,21 @@ class CaseResult:
     skip_reason: str = ""
     trace: list[str] = field(default_factory=list)
     replay: str = ""
+    # The steps the case recorded, and its verdict on each requirement (from the steps).
+    steps: list[StepResult] = field(default_factory=list)
+    outcomes: list[RequirementOutcome] = field(default_factory=list)
+
+    def outcome(self, requirement: str) -> RequirementOutcome | None:
+        """Return the case's verdict on ``requirement``, if it decided one."""
+        for o in self.outcomes:
+            if o.requirement == requirement:
+                return o
+        return None
+
+    @property
+    def failed_outcomes(self) -> list[RequirementOutcome]:
+        """Return the requirements the case found violated."""
+        return [o for o in self.outcomes if o.verdict is Verdict.FAIL]
 
     @property
     def counts_as_failure(self) -> bool:

@@ -4,6 +4,7 @@ the host suite (and later the worker suite) supplies contexts and applicability.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 import time
 import traceback
@@ -15,6 +16,7 @@ from conformance._cases import Case, CaseFailure, CaseSkip
 from conformance._expected import ExpectedFailure, apply_expected_failure, stale_entries
 from conformance._results import CaseResult, Status, SuiteResult
 from conformance._spec import load_spec_index
+from conformance._steps import StepAbort, StepRecorder, requirement_outcomes
 from conformance._subject import Subject, SubjectError
 from conformance._trace import Trace
 from conformance._version import HARNESS_VERSION
@@ -74,30 +76,63 @@ def _replay(options: RunOptions, suite: str, subject: Subject, case_id: str) -> 
     return shlex.join(args)
 
 
+@dataclass(slots=True)
+class _Outcome:
+    status: Status
+    message: str = ""
+    skip_reason: str = ""
+    completed: bool = False  # the body ran to its end (whatever its steps decided)
+
+
+def _step_failures(steps: StepRecorder) -> str:
+    return "\n".join(f"[{', '.join(s.requirements)}] {s.name}: {s.message}" for s in steps.failures)
+
+
 async def _run_one(
     case: Case[ContextT],
     context: ContextT,
     options: RunOptions,
-) -> tuple[Status, str, str]:
-    """Run one case body; return its status, message and skip reason."""
+) -> _Outcome:
+    """Run one case body and its after-checks; return its outcome. Failed steps fail the case
+    without ending it; an error outside a step ends it."""
     limit = options.case_timeout_s * options.scale
+    steps = _steps_of(context)
+    completed = False
     try:
         await asyncio.wait_for(case.body(context), limit)
+        completed = True
         context.verify()
+    except StepAbort:
+        pass  # its step recorded the failure
     except CaseFailure as exc:
-        return Status.FAIL, str(exc), ""
+        return _Outcome(Status.FAIL, _join(_step_failures(steps), str(exc)), completed=completed)
     except CaseSkip as exc:
-        return Status.SKIP, exc.detail, exc.reason.value
+        return _Outcome(Status.SKIP, exc.detail, exc.reason.value)
     except TimeoutError:
-        return Status.FAIL, f"the case did not finish within {limit:.0f} s", ""
+        message = f"the case did not finish within {limit:.0f} s"
+        return _Outcome(Status.FAIL, _join(_step_failures(steps), message))
     except Exception as exc:  # any error of the subject or of the case is the case's failure
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        return (
-            Status.FAIL,
-            f"error: {type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})",
-            "",
-        )
-    return Status.PASS, "", ""
+        message = f"error: {type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})"
+        return _Outcome(Status.FAIL, _join(_step_failures(steps), message))
+    if steps.failures:
+        return _Outcome(Status.FAIL, _step_failures(steps), completed=completed)
+    return _Outcome(Status.PASS, completed=completed)
+
+
+def _steps_of(context: object) -> StepRecorder:
+    """Return the context's step recorder (a context written before steps existed has none:
+    give it one, so its cases are decided by case)."""
+    steps = getattr(context, "steps", None)
+    if not isinstance(steps, StepRecorder):
+        steps = StepRecorder()
+        with contextlib.suppress(AttributeError):  # a slotted context: its steps stay empty
+            context.steps = steps  # type: ignore[attr-defined]
+    return steps
+
+
+def _join(*parts: str) -> str:
+    return "\n".join(p for p in parts if p)
 
 
 async def run_cases(
@@ -166,10 +201,19 @@ async def _run_case(
     if skip is not None:
         record.message = skip.detail
         record.skip_reason = skip.reason.value
+        record.outcomes = requirement_outcomes(
+            case.requirements,
+            (),
+            case_passed=False,
+            completed=False,
+            case_message=skip.detail,
+            skipped=True,
+        )
         return record
     context = make_context()
     started = time.monotonic()
-    status, message, skip_reason = await _run_one(case, context, options)
+    outcome = await _run_one(case, context, options)
+    status, message = outcome.status, outcome.message
     try:
         await asyncio.wait_for(context.close(), 5.0 * options.scale)
     except Exception as exc:  # closing must not mask the verdict
@@ -179,8 +223,17 @@ async def _run_case(
         status, message = Status.FAIL, crash + (f"\n(case: {message})" if message else "")
     record.status = status
     record.message = message
-    record.skip_reason = skip_reason
+    record.skip_reason = outcome.skip_reason
     record.duration_s = time.monotonic() - started
+    record.steps = list(_steps_of(context).results)
+    record.outcomes = requirement_outcomes(
+        case.requirements,
+        record.steps,
+        case_passed=status is Status.PASS,
+        completed=outcome.completed and crash is None,
+        case_message=message,
+        skipped=status is Status.SKIP,
+    )
     if status is Status.FAIL:
         record.trace = context.trace.lines()
     return record

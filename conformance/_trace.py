@@ -5,13 +5,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["Trace", "TraceEntry"]
+__all__ = ["COLLECTED", "Trace", "TraceEntry"]
+
+COLLECTED = "~~"
 
 
 @dataclass(frozen=True, slots=True)
 class TraceEntry:
     """One line of a trace: milliseconds since the case began, a peer label, a direction
-    (``->`` sent by the harness, ``<-`` received, ``..`` a note) and a description."""
+    (``->`` sent by the harness, ``<-`` received, ``..`` a note, ``~~`` a line a subject wrote
+    to its log during the case, collected when the case ended: its time is unknown) and a
+    description."""
 
     at_ms: float
     peer: str
@@ -20,6 +24,8 @@ class TraceEntry:
 
     def render(self) -> str:
         """Return the entry as one line."""
+        if self.direction == COLLECTED:
+            return f"{'(later)':>12}  {self.peer:<12} {self.direction} {self.text}"
         return f"{self.at_ms:9.1f} ms  {self.peer:<12} {self.direction} {self.text}"
 
 
@@ -46,6 +52,11 @@ class Trace:
     def note(self, peer: str, text: str) -> None:
         """Record a remark (a connection opened or closed, a status observed)."""
         self.add(peer, "..", text)
+
+    def collected(self, peer: str, text: str) -> None:
+        """Record a line ``peer`` wrote to its log during the case, read when the case ended;
+        it is rendered as collected later, not at the time it was read."""
+        self.add(peer, COLLECTED, text)
 
     def lines(self) -> list[str]:
         """Return the trace rendered line by line."""

@@ -12,6 +12,7 @@ from agentworker.v1 import agentworker_pb2 as pb
 from conformance._cases import CaseFailure, CaseSkip, SkipReason
 from conformance._harness_host import Connection, HarnessHost, Inbound
 from conformance._payloads import decode_payload, proto_payload
+from conformance._steps import StepRecorder, StepsMixin
 from conformance._trace import Trace
 from conformance._worker_subject import WorkerSubject
 
@@ -69,12 +70,13 @@ def is_response_to(request_id: str) -> object:
 
 
 @dataclass(slots=True)
-class WorkerContext:
+class WorkerContext(StepsMixin):
     """Per-case state."""
 
     subject: WorkerSubject
     scale: float
     trace: Trace = field(default_factory=Trace)
+    steps: StepRecorder = field(default_factory=StepRecorder)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     extras: list[WorkerSubject] = field(default_factory=list)
     _counter: int = 0
@@ -107,12 +109,6 @@ class WorkerContext:
     def seconds(self, nominal: float) -> float:
         """Return ``nominal`` seconds scaled by --timeout-scale."""
         return nominal * self.scale
-
-    @staticmethod
-    def check(condition: object, message: str) -> None:
-        """Fail the case with ``message`` unless ``condition`` holds."""
-        if not condition:
-            raise CaseFailure(message)
 
     def need_process_control(self, what: str) -> None:
         """Skip the case as "not applicable" when the harness did not start the worker."""
@@ -317,31 +313,38 @@ class WorkerContext:
     # -- runner hooks ----------------------------------------------------------------------
 
     def verify(self) -> None:
-        """Fail the case for a violation seen in passing on any data channel the worker
+        """Record a failed step for a violation seen in passing on any data channel the worker
         opened during the case: a frame with no oneof case or that does not decode
         (AWP-CONN-010), a batch while batching is not in force (AWP-BAT-001), an empty or
         nested batch (AWP-BAT-002)."""
         for conn in self.host.connections[self._first_connection :]:
             if conn.control:
                 continue
-            self.check(
+            where = f"channel #{conn.number}"
+            self.decide(
+                "AWP-CONN-010",
+                f"{where}: every frame has a oneof case",
                 conn.caseless == 0,
-                f"channel #{conn.number}: {conn.caseless} frames with no oneof case (AWP-CONN-010)",
+                f"{where}: {conn.caseless} frames with no oneof case",
             )
-            self.check(
+            self.decide(
+                "AWP-CONN-010",
+                f"{where}: every frame decodes",
                 conn.undecodable == 0,
-                f"channel #{conn.number}: {conn.undecodable} frames that do not decode "
-                "(AWP-CONN-010)",
+                f"{where}: {conn.undecodable} frames that do not decode",
             )
             in_force = pb.CAPABILITY_BATCHING in conn.capabilities
-            self.check(
+            self.decide(
+                "AWP-BAT-001",
+                f"{where}: no batch unless batching is in force",
                 in_force or conn.batches == 0,
-                f"channel #{conn.number}: {conn.batches} batch frames while batching is not in "
-                "force (AWP-BAT-001)",
+                f"{where}: {conn.batches} batch frames while batching is not in force",
             )
-            self.check(
+            self.decide(
+                "AWP-BAT-002",
+                f"{where}: no empty or nested batch",
                 conn.bad_batches == 0,
-                f"channel #{conn.number}: {conn.bad_batches} empty or nested batches (AWP-BAT-002)",
+                f"{where}: {conn.bad_batches} empty or nested batches",
             )
 
     async def close(self) -> None:
@@ -349,10 +352,10 @@ class WorkerContext:
         has no open data channel any more."""
         output = self.subject.output_since(self._log_offset)
         for line in output.splitlines()[-30:]:
-            self.trace.note("worker-log", line)
+            self.trace.collected("worker-log", line)
         for extra in self.extras:
             for line in extra.output_tail(15).splitlines():
-                self.trace.note("extra-log", line)
+                self.trace.collected("extra-log", line)
             await extra.stop()
         if self.subject.current_connection() is None:
             self.subject.dirty = True

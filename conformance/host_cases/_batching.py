@@ -31,7 +31,7 @@ async def batch_order(ctx: HostContext) -> None:
         worker = await ctx.connect(label, hello=ctx.hello(caps))
         ctx.check(
             worker.welcome is not None and pb.CAPABILITY_BATCHING in worker.welcome.capabilities,
-            f"{label}: batching not in force",
+            f"{label}: batching not in force (AWP-BAT-001)",
         )
         agent_type = ctx.unique(label)
         await worker.register(agent_type)
@@ -46,7 +46,10 @@ async def batch_order(ctx: HostContext) -> None:
         await workers[0].publish(ev)
     for worker in workers:
         got = [(await worker.expect_event(f"event {n + 1} of 15")).id for n in range(15)]
-        ctx.check(got == [e.id for e in sent], f"{worker.label} received events out of order")
+        ctx.check(
+            got == [e.id for e in sent],
+            f"{worker.label} received events out of order (AWP-BAT-003)",
+        )
 
 
 @host_case(
@@ -78,15 +81,18 @@ async def nested_batch(ctx: HostContext) -> None:
         ]
     )
     await worker.send(pb.OpenChannelRequest(batch=outer))
-    notice = await worker.expect_notice("a notice for the nested batch")
-    ctx.check(
-        notice.code == pb.ERROR_CODE_INVALID_REQUEST,
-        f"notice code {pb.ErrorCode.Name(notice.code)}",
-    )
-    got = [(await worker.expect_event("E1 or E3")).id for _ in range(2)]
-    ctx.check(got == [e1.id, e3.id], f"received {got}, expected E1 then E3")
-    rest = [f for f in await worker.data.settle(0.2) if f.WhichOneof("message") == "cloud_event"]
-    ctx.check(not rest, "the nested batch's event was delivered")
+    with ctx.step("AWP-BAT-002", "a Notice reports the nested batch"):
+        notice = await worker.expect_notice("a notice for the nested batch")
+        ctx.check(
+            notice.code == pb.ERROR_CODE_INVALID_REQUEST,
+            f"notice code {pb.ErrorCode.Name(notice.code)}",
+        )
+    with ctx.step("AWP-BAT-002", "E1 and E3 are delivered, E2 is not"):
+        got = [(await worker.expect_event("E1 or E3")).id for _ in range(2)]
+        ctx.check(got == [e1.id, e3.id], f"received {got}, expected E1 then E3")
+        frames = await worker.data.settle(0.2)
+        rest = [f for f in frames if f.WhichOneof("message") == "cloud_event"]
+        ctx.check(not rest, "the nested batch's event was delivered")
 
 
 # Above this announced limit a batch of limit + 1 events would approach gRPC's default 4 MiB
@@ -133,14 +139,17 @@ async def batch_limits(ctx: HostContext) -> None:
         messages=[pb.OpenChannelRequest(cloud_event=e1), pb.OpenChannelRequest(cloud_event=e2)]
     )
     await worker.send(pb.OpenChannelRequest(batch=fine))
-    for n in range(expected_notices):
-        notice = await worker.expect_notice(f"notice {n + 1} of {expected_notices}")
-        ctx.check(
-            notice.code == pb.ERROR_CODE_INVALID_REQUEST,
-            f"notice code {pb.ErrorCode.Name(notice.code)}",
-        )
-    got = [(await worker.expect_event("E1 or E2")).id for _ in range(2)]
-    ctx.check(got == [e1.id, e2.id], f"received {got}, expected E1 then E2 only")
+    reqs = ("AWP-BAT-005", "AWP-BAT-002") if expected_notices == 2 else "AWP-BAT-002"
+    with ctx.step(reqs, "a Notice for each batch over the limit or empty"):
+        for n in range(expected_notices):
+            notice = await worker.expect_notice(f"notice {n + 1} of {expected_notices}")
+            ctx.check(
+                notice.code == pb.ERROR_CODE_INVALID_REQUEST,
+                f"notice code {pb.ErrorCode.Name(notice.code)}",
+            )
+    with ctx.step(reqs, "only the valid batch's events are delivered"):
+        got = [(await worker.expect_event("E1 or E2")).id for _ in range(2)]
+        ctx.check(got == [e1.id, e2.id], f"received {got}, expected E1 then E2 only")
 
 
 _WORKER_DEFAULT_LIMIT = 4 * 1024 * 1024  # a hello without max_message_bytes (AWP-CONN-029)

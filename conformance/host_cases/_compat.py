@@ -34,15 +34,18 @@ async def unknown_fields(ctx: HostContext) -> None:
     got = await target.expect_request()
     ctx.check(
         got.target == sent.target and got.payload == sent.payload,
-        f"known fields changed: {got}",
+        f"known fields changed: {got} (AWP-VER-001)",
     )
     plain = event(topic, "k", "x")
     await caller.publish(type(plain).FromString(plain.SerializeToString() + _UNKNOWN_FIELD))
-    await target.data.expect(f"event {plain.id}", event_with_id(plain.id))
+    with ctx.step("AWP-VER-001", "an event with an unknown field is delivered"):
+        await target.data.expect(f"event {plain.id}", event_with_id(plain.id))
     reply = pb.RpcResponse(request_id=got.request_id, payload=got.payload)
     await target.respond(pb.RpcResponse.FromString(reply.SerializeToString() + _UNKNOWN_FIELD))
     resp = await caller.expect_response("u-1")
-    ctx.check(resp.error == "" and resp.payload == sent.payload, f"the answer is {resp}")
+    ctx.check(
+        resp.error == "" and resp.payload == sent.payload, f"the answer is {resp} (AWP-VER-001)"
+    )
 
 
 @host_case("host/compat/unknown-enum-values", requirements=["AWP-VER-002"], v1_only=True)
@@ -53,9 +56,11 @@ async def unknown_enum_values(ctx: HostContext) -> None:
     Asserts: the channel opens with a welcome that does not list 999; the caller receives
     the error response (error text intact) rather than the frame being rejected."""
     odd = await ctx.connect("odd", hello=ctx.hello((999,)))
-    ctx.check(odd.welcome is not None, "no welcome for a hello with an unknown capability")
+    ctx.check(
+        odd.welcome is not None, "no welcome for a hello with an unknown capability (AWP-VER-002)"
+    )
     assert odd.welcome is not None
-    ctx.check(999 not in odd.welcome.capabilities, "the welcome lists capability 999")
+    ctx.check(999 not in odd.welcome.capabilities, "the welcome lists capability 999 (AWP-VER-002)")
     agent_type = ctx.unique("enum")
     target = await ctx.serving("t", agent_type)
     await odd.request(rpc_request("e-1", agent_type, "k", "x"))
@@ -68,4 +73,6 @@ async def unknown_enum_values(ctx: HostContext) -> None:
         )
     )
     resp = await odd.expect_response("e-1")
-    ctx.check(resp.error == "failed with a future code", f"the error response is {resp}")
+    ctx.check(
+        resp.error == "failed with a future code", f"the error response is {resp} (AWP-VER-002)"
+    )

@@ -45,13 +45,14 @@ async def missing_client_id(ctx: HostContext) -> None:
         ctx.check(
             code is grpc.StatusCode.INVALID_ARGUMENT,
             f"OpenChannel with client-id {cid!r}: expected INVALID_ARGUMENT, got "
-            f"{code.name if code else 'an open channel'}",
+            f"{code.name if code else 'an open channel'} (AWP-CONN-002)",
         )
     unary = ctx.worker("unary", client_id=None)
     ctx.check_status(
         await unary.register_status(ctx.unique("t")),
         grpc.StatusCode.INVALID_ARGUMENT,
         "RegisterAgent without client-id",
+        step=("AWP-CONN-002", "RegisterAgent without client-id: INVALID_ARGUMENT"),
     )
 
 
@@ -67,10 +68,12 @@ async def duplicate_channel(ctx: HostContext) -> None:
     code = await second.data.wait_end()
     ctx.check(
         code is grpc.StatusCode.ALREADY_EXISTS,
-        f"second OpenChannel: expected ALREADY_EXISTS, got {code.name if code else 'open'}",
+        f"second OpenChannel: expected ALREADY_EXISTS, got {code.name if code else 'open'} "
+        "(AWP-CONN-005)",
     )
-    ctx.check(not first.data.ended, "the first channel ended")
-    await echo_check(ctx, first, "first channel after the rejected duplicate")
+    with ctx.step("AWP-CONN-005", "the first channel still works"):
+        ctx.check(not first.data.ended, "the first channel ended")
+        await echo_check(ctx, first, "first channel after the rejected duplicate")
 
 
 @host_case(
@@ -86,13 +89,15 @@ async def unknown_frame_case(ctx: HostContext) -> None:
     delivers the later event."""
     worker = await ctx.connect("w")
     await worker.send(unknown_case_frame())
-    notice = await worker.expect_notice("notice for the unknown frame case")
-    ctx.check(
-        notice.code == pb.ERROR_CODE_INVALID_REQUEST,
-        f"notice code {pb.ErrorCode.Name(notice.code)}, expected ERROR_CODE_INVALID_REQUEST",
-    )
-    ctx.check(notice.message != "", "notice has an empty message")
-    await echo_check(ctx, worker, "after the unknown frame")
+    with ctx.step(("AWP-CONN-012", "AWP-ERR-010"), "a Notice reports the frame"):
+        notice = await worker.expect_notice("notice for the unknown frame case")
+        ctx.check(
+            notice.code == pb.ERROR_CODE_INVALID_REQUEST,
+            f"notice code {pb.ErrorCode.Name(notice.code)}, expected ERROR_CODE_INVALID_REQUEST",
+        )
+        ctx.check(notice.message != "", "notice has an empty message")
+    with ctx.step("AWP-CONN-012", "the channel stays open and delivers a later event"):
+        await echo_check(ctx, worker, "after the unknown frame")
 
 
 @host_case("host/connection/legacy-path", requirements=["AWP-VER-003", "AWP-CONN-001"])
@@ -104,8 +109,9 @@ async def legacy_path(ctx: HostContext) -> None:
     the two paths."""
     agent_type = ctx.unique("legacy")
     legacy = ctx.worker("legacy", hello=None, legacy_path=True)
-    await legacy.open()
-    await legacy.register(agent_type)
+    with ctx.step("AWP-VER-003", "the legacy path serves OpenChannel and RegisterAgent", gate=True):
+        await legacy.open()
+        await legacy.register(agent_type)
     caller = await ctx.connect("caller")
     await caller.request(
         pb.RpcRequest(
@@ -114,10 +120,11 @@ async def legacy_path(ctx: HostContext) -> None:
             payload=pb.Payload(data_type="Note", data_content_type="application/json", data=b"1"),
         )
     )
-    req = await legacy.expect_request("request on the legacy path")
-    await legacy.respond(pb.RpcResponse(request_id=req.request_id, payload=req.payload))
-    resp = await caller.expect_response("1")
-    ctx.check(resp.error == "", f"unexpected error {resp.error!r}")
+    with ctx.step(("AWP-VER-003", "AWP-CONN-001"), "the request and response cross paths"):
+        req = await legacy.expect_request("request on the legacy path")
+        await legacy.respond(pb.RpcResponse(request_id=req.request_id, payload=req.payload))
+        resp = await caller.expect_response("1")
+        ctx.check(resp.error == "", f"unexpected error {resp.error!r}")
 
 
 @host_case(
@@ -139,18 +146,27 @@ async def frame_size_limits(ctx: HostContext) -> None:
     await worker.subscribe(type_subscription(ctx.unique("sub"), topic, agent_type))
     sent = event(topic, "k", "")
     await worker.publish(_padded(sent, 4 * 1024 * 1024))
-    await worker.data.expect("the 4 MiB event", event_with_id(sent.id), within=10.0)
+    with ctx.step("AWP-CONN-003", "a 4 MiB frame is accepted and delivered"):
+        await worker.data.expect("the 4 MiB event", event_with_id(sent.id), within=10.0)
     limit = worker.welcome.max_message_bytes if worker.welcome is not None else 0
-    ctx.check(limit >= 4 * 1024 * 1024, f"max_message_bytes {limit} is under 4 MiB")
+    ctx.decide(
+        ("AWP-CONN-003", "AWP-CONN-004"),
+        "max_message_bytes is at least 4 MiB",
+        limit >= 4 * 1024 * 1024,
+        f"max_message_bytes {limit} is under 4 MiB",
+    )
     if limit <= 30 * 1024 * 1024:
         await worker.publish(_padded(event(topic, "k", ""), limit + 1))
-        code = await worker.data.wait_end(within=10.0)
-        ctx.check(
-            code is grpc.StatusCode.RESOURCE_EXHAUSTED,
-            f"oversized frame: expected RESOURCE_EXHAUSTED, got {code.name if code else 'open'}",
-        )
+        with ctx.step("AWP-CONN-004", "a frame over the limit ends the channel"):
+            code = await worker.data.wait_end(within=10.0)
+            ctx.check(
+                code is grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "oversized frame: expected RESOURCE_EXHAUSTED, got "
+                f"{code.name if code else 'open'}",
+            )
     other = await ctx.connect("v")
-    await echo_check(ctx, other, "another worker after the oversized frame")
+    with ctx.step("AWP-CONN-004", "another worker's channel still works"):
+        await echo_check(ctx, other, "another worker after the oversized frame")
 
 
 def _padded(ev: ce.CloudEvent, frame_bytes: int) -> ce.CloudEvent:
@@ -177,19 +193,22 @@ async def undecodable_frame(ctx: HostContext) -> None:
     agent_type = ctx.unique("garbled")
     broken = await ctx.serving("b", agent_type)
     await broken.send(b"\x0a\xff\x01\x00")
-    code = await broken.data.wait_end()
-    ctx.check(code is not None, "B's channel is still open after an undecodable frame")
-    ctx.check(
-        code is not grpc.StatusCode.OK,
-        "B's channel ended with OK after an undecodable frame: indistinguishable from a close",
-    )
+    with ctx.step("AWP-CONN-014", "an undecodable frame ends B's channel"):
+        code = await broken.data.wait_end()
+        ctx.check(code is not None, "B's channel is still open after an undecodable frame")
+        ctx.check(
+            code is not grpc.StatusCode.OK,
+            "B's channel ended with OK after an undecodable frame: indistinguishable from a close",
+        )
     other = await ctx.connect("v")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ctx.seconds(2.0)
-    while (result := await other.register_status(agent_type))[0] is not grpc.StatusCode.OK:
-        ctx.check(loop.time() < deadline, f"V cannot register B's type: {result}")
-        await asyncio.sleep(0.05)
-    await echo_check(ctx, other, "after B's undecodable frame")
+    with ctx.step("AWP-CONN-018", "B's registration is removed: V registers T", gate=True):
+        while (result := await other.register_status(agent_type))[0] is not grpc.StatusCode.OK:
+            ctx.check(loop.time() < deadline, f"V cannot register B's type: {result}")
+            await asyncio.sleep(0.05)
+    with ctx.step("AWP-CONN-014", "other channels keep working"):
+        await echo_check(ctx, other, "after B's undecodable frame")
 
 
 @host_case(

@@ -36,15 +36,28 @@ async def control_unknown_target(ctx: HostContext) -> None:
             rpc_message=message,
         )
     )
-    frame = await control.expect(
-        "the control response for c1", lambda f: f.rpc_id == "c1", within=2.0
-    )
+    with ctx.step("AWP-CTL-004", "the requester is answered within 2 s", gate=True):
+        frame = await control.expect(
+            "the control response for c1", lambda f: f.rpc_id == "c1", within=2.0
+        )
     url = frame.rpc_message.type_url
-    ctx.check(url == prefix + "SaveStateResponse", f"response type URL {url!r}")
+    ctx.decide(
+        "AWP-CTL-002",
+        "the response uses the requester's type URL form",
+        url == prefix + "SaveStateResponse",
+        f"response type URL {url!r}",
+    )
     response = pb.SaveStateResponse.FromString(frame.rpc_message.value)
-    ctx.check(response.error != "", "the SaveStateResponse has no error")
+    ctx.decide(
+        "AWP-CTL-004",
+        "the response is an error",
+        response.error != "",
+        "the SaveStateResponse has no error",
+    )
     if not ctx.legacy:
-        ctx.check(
+        ctx.decide(
+            "AWP-CTL-004",
+            "error_code ERROR_CODE_UNKNOWN_TARGET",
             response.error_code == pb.ERROR_CODE_UNKNOWN_TARGET,
             f"error_code {pb.ErrorCode.Name(response.error_code)}",
         )
@@ -81,14 +94,24 @@ async def control_routing(ctx: HostContext) -> None:
             ),
         )
     )
-    got = await server_control.expect("the routed SaveStateRequest", lambda f: True)
-    ctx.check(
+    with ctx.step("AWP-CTL-003", "the request reaches S", gate=True):
+        got = await server_control.expect("the routed SaveStateRequest", lambda f: True)
+    ctx.decide(
+        "AWP-CTL-003",
+        "respond_to is overwritten with the requester's client-id",
         got.respond_to == f"clientid={requester.client_id}",
         f"respond_to {got.respond_to!r} was not overwritten with the requester's client-id",
     )
     url = got.rpc_message.type_url
-    ctx.check(url == server_prefix + "SaveStateRequest", f"S received type URL {url!r}")
-    ctx.check(
+    ctx.decide(
+        "AWP-CTL-002",
+        "S receives its own type URL form",
+        url == server_prefix + "SaveStateRequest",
+        f"S received type URL {url!r}",
+    )
+    ctx.decide(
+        "AWP-CTL-003",
+        "the SaveStateRequest is unchanged",
         pb.SaveStateRequest.FromString(got.rpc_message.value) == request,
         "the SaveStateRequest changed in transit",
     )
@@ -102,11 +125,22 @@ async def control_routing(ctx: HostContext) -> None:
             ),
         )
     )
-    frame = await control.expect("the SaveStateResponse for c1", lambda f: f.rpc_id == "c1")
+    with ctx.step("AWP-CTL-003", "R receives S's response", gate=True):
+        frame = await control.expect("the SaveStateResponse for c1", lambda f: f.rpc_id == "c1")
     url = frame.rpc_message.type_url
-    ctx.check(url == legacy_prefix + "SaveStateResponse", f"R received type URL {url!r}")
+    ctx.decide(
+        "AWP-CTL-002",
+        "R receives the legacy type URL form",
+        url == legacy_prefix + "SaveStateResponse",
+        f"R received type URL {url!r}",
+    )
     response = pb.SaveStateResponse.FromString(frame.rpc_message.value)
-    ctx.check(response.state == "s1" and not response.error, f"R received {response}")
+    ctx.decide(
+        "AWP-CTL-003",
+        "the response is S's",
+        response.state == "s1" and not response.error,
+        f"R received {response}",
+    )
 
 
 def _has_rpc_id(rpc_id: str, frame: pb.OpenControlChannelResponse) -> bool:

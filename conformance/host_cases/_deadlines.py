@@ -32,22 +32,36 @@ async def deadline_expires(ctx: HostContext) -> None:
     started = loop.time()
     await caller.request(rpc_request("d", agent_type, "k", "x", timeout_ms=400))
     got = await target.expect_request()
-    ctx.check(
+    ctx.decide(
+        "AWP-RPC-011",
+        "the forwarded timeout_ms is the remaining budget",
         1 <= got.timeout_ms <= 400,
         f"forwarded timeout_ms is {got.timeout_ms}, expected the remaining budget (1..400)",
     )
-    resp = await caller.expect_response("d", within=0.4 + 2.0)
+    with ctx.step(("AWP-RPC-010", "AWP-ERR-004"), "C is answered by the deadline", gate=True):
+        resp = await caller.expect_response("d", within=0.4 + 2.0)
     elapsed = loop.time() - started
-    ctx.check_error(resp, pb.ERROR_CODE_DEADLINE_EXCEEDED, "expired request")
-    ctx.check(elapsed >= 0.35, f"the deadline error came after {elapsed:.3f} s, before 0.4 s")
-    await target.respond(pb.RpcResponse(request_id=got.request_id, payload=got.payload))
-    notice = await target.expect_notice("a notice for the late response", within=2.0)
-    ctx.check(
-        notice.code == pb.ERROR_CODE_INVALID_REQUEST and notice.request_id == got.request_id,
-        f"the late response's notice is {notice}",
+    ctx.check_error(resp, pb.ERROR_CODE_DEADLINE_EXCEEDED, "expired request", "AWP-RPC-010")
+    ctx.decide(
+        "AWP-RPC-010",
+        "the deadline error does not come early",
+        elapsed >= 0.35,
+        f"the deadline error came after {elapsed:.3f} s, before 0.4 s",
     )
+    await target.respond(pb.RpcResponse(request_id=got.request_id, payload=got.payload))
+    with ctx.step("AWP-RPC-005", "T's late answer gets a Notice"):
+        notice = await target.expect_notice("a notice for the late response", within=2.0)
+        ctx.check(
+            notice.code == pb.ERROR_CODE_INVALID_REQUEST and notice.request_id == got.request_id,
+            f"the late response's notice is {notice}",
+        )
     rest = await caller.data.settle(0.2)
-    ctx.check(not rest, f"the late response (or another frame) reached the caller: {rest}")
+    ctx.decide(
+        ("AWP-RPC-005", "AWP-ERR-004"),
+        "the late answer does not reach C",
+        not rest,
+        f"the late response (or another frame) reached the caller: {rest}",
+    )
 
 
 @host_case(
@@ -63,12 +77,20 @@ async def default_deadline(ctx: HostContext) -> None:
     agent_type = ctx.unique("dflt")
     target = await ctx.serving("t", agent_type)
     caller = await ctx.connect("c")
-    ctx.check(caller.welcome is not None, "no welcome, so no announced default deadline")
+    ctx.decide(
+        "AWP-RPC-010",
+        "the welcome announces a default deadline",
+        caller.welcome is not None,
+        "no welcome, so no announced default deadline",
+        gate=True,
+    )
     assert caller.welcome is not None
     default = caller.welcome.default_rpc_timeout_ms
     await caller.request(rpc_request("z", agent_type, "k", "x"))
     got = await target.expect_request()
-    ctx.check(
+    ctx.decide(
+        ("AWP-RPC-010", "AWP-RPC-011"),
+        "the forwarded timeout_ms is within the announced default",
         1 <= got.timeout_ms <= default,
         f"forwarded timeout_ms is {got.timeout_ms}, announced default {default}",
     )

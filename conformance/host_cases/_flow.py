@@ -74,30 +74,39 @@ async def slow_consumer(ctx: HostContext) -> None:
         await asyncio.wait_for(task, ctx.seconds(30.0))
     except TimeoutError:
         task.cancel()
-        ctx.check(False, "P stayed blocked for 30 s: the slow consumer was never ended")
+        ctx.check(
+            False, "P stayed blocked for 30 s: the slow consumer was never ended (AWP-FLOW-003)"
+        )
     total = state["sent"]
     ctx.trace.note("p", f"released after {total} events")
     ids = [f"{ctx.run_id}-{n}" for n in range(total)]
     got = await _collect_events(ctx, fast, total)
-    ctx.check(got == ids, f"F received {len(got)} events for {total} published, or out of order")
+    ctx.decide(
+        "AWP-FLOW-001",
+        "F receives every event, in order",
+        got == ids,
+        f"F received {len(got)} events for {total} published, or out of order",
+    )
     slow.data.resume()
     code = await slow.data.wait_end(within=10.0)
     ctx.check(
         code is grpc.StatusCode.RESOURCE_EXHAUSTED,
-        f"S's channel: expected RESOURCE_EXHAUSTED, got {code.name if code else 'still open'}",
+        f"S's channel: expected RESOURCE_EXHAUSTED, got {code.name if code else 'still open'} "
+        "(AWP-FLOW-003)",
     )
     received = [f.cloud_event.id for f in slow.data.take_all() if is_event(f)]
     positions = [int(i.rsplit("-", 1)[1]) for i in received]
     ctx.check(
         positions == sorted(set(positions)),
-        "S received events out of order or twice",
+        "S received events out of order or twice (AWP-FLOW-001)",
     )
     ctx.trace.note("s", f"received {len(received)} of {total} events before it was ended")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ctx.seconds(2.0)
-    while (result := await publisher.register_status(slow_type))[0] is not grpc.StatusCode.OK:
-        ctx.check(loop.time() < deadline, f"S's type is still registered: {result}")
-        await asyncio.sleep(0.05)
+    with ctx.step("AWP-CONN-018", "S's registration is removed once it is ended"):
+        while (result := await publisher.register_status(slow_type))[0] is not grpc.StatusCode.OK:
+            ctx.check(loop.time() < deadline, f"S's type is still registered: {result}")
+            await asyncio.sleep(0.05)
 
 
 async def _wait_for_backpressure(
@@ -172,13 +181,20 @@ async def overloaded(ctx: HostContext) -> None:
         if answers:
             answer = answers[0]
             break
-        ctx.check(sent < _MAX_REQUESTS, f"no response after {sent} requests to a stalled worker")
-        ctx.check(loop.time() < deadline, f"no response within 30 s ({sent} requests sent)")
+        # A host with an unbounded queue never answers: both requirements fail here.
+        ctx.check(
+            sent < _MAX_REQUESTS,
+            f"no response after {sent} requests to a stalled worker (AWP-FLOW-002, AWP-FLOW-001)",
+        )
+        ctx.check(
+            loop.time() < deadline,
+            f"no response within 30 s ({sent} requests sent) (AWP-FLOW-002, AWP-FLOW-001)",
+        )
     ctx.trace.note("c", f"first response after {sent} requests: {answer}")
-    ctx.check_error(answer, pb.ERROR_CODE_OVERLOADED, "the first response")
+    ctx.check_error(answer, pb.ERROR_CODE_OVERLOADED, "the first response", "AWP-FLOW-002")
     ctx.check(
         answer.request_id.startswith(f"{ctx.run_id}-"),
-        f"the response names request {answer.request_id!r}, which C did not send",
+        f"the response names request {answer.request_id!r}, which C did not send (AWP-FLOW-002)",
     )
 
 

@@ -31,26 +31,38 @@ async def welcome(ctx: HostContext) -> None:
     for label, caps in (("none", ()), ("batching", (pb.CAPABILITY_BATCHING,))):
         worker = ctx.worker(label, hello=ctx.hello(caps))
         await worker.open()
-        ctx.check(worker.welcome_metadata, f"{label}: no agentworker-welcome-bin metadata")
         w = worker.welcome
-        ctx.check(w is not None, f"{label}: the welcome does not decode")
-        assert w is not None
-        ctx.check(w.protocol_version == 1, f"{label}: protocol_version {w.protocol_version}")
-        ctx.check(w.default_rpc_timeout_ms > 0, f"{label}: default_rpc_timeout_ms is 0")
-        ctx.check(w.max_message_bytes > 0, f"{label}: max_message_bytes is 0")
-        ctx.check(
-            w.channel_wait_ms >= 5000,
-            f"{label}: channel_wait_ms {w.channel_wait_ms}, expected at least 5000 (AWP-CONN-028)",
+        ctx.decide(
+            "AWP-VER-013",
+            f"{label}: a welcome arrives before any frame and decodes",
+            worker.welcome_metadata and w is not None,
+            f"{label}: no agentworker-welcome-bin metadata, or it does not decode",
+            gate=True,
         )
-        ctx.check(
+        assert w is not None
+        with ctx.step("AWP-VER-013", f"{label}: the welcome's fields are set"):
+            ctx.check(w.protocol_version == 1, f"{label}: protocol_version {w.protocol_version}")
+            ctx.check(w.default_rpc_timeout_ms > 0, f"{label}: default_rpc_timeout_ms is 0")
+            ctx.check(w.max_message_bytes > 0, f"{label}: max_message_bytes is 0")
+            if pb.CAPABILITY_BATCHING in w.capabilities:
+                ctx.check(w.max_batch_messages > 0, f"{label}: batching without max_batch_messages")
+        ctx.decide(
+            "AWP-CONN-028",
+            f"{label}: channel_wait_ms is at least 5000",
+            w.channel_wait_ms >= 5000,
+            f"{label}: channel_wait_ms {w.channel_wait_ms}, expected at least 5000",
+        )
+        ctx.decide(
+            "AWP-VER-017",
+            f"{label}: no security mechanism on a plaintext connection without a token",
             not w.security_mechanisms,
             f"{label}: security_mechanisms {list(w.security_mechanisms)} on a plaintext "
-            "connection without a token (AWP-VER-017)",
+            "connection without a token",
         )
-        if pb.CAPABILITY_BATCHING in w.capabilities:
-            ctx.check(w.max_batch_messages > 0, f"{label}: batching without max_batch_messages")
         extra = set(w.capabilities) - set(caps)
-        ctx.check(
+        ctx.decide(
+            "AWP-VER-012",
+            f"{label}: the welcome lists only capabilities the hello listed",
             not extra,
             f"{label}: welcome lists capabilities the hello did not: "
             f"{sorted(pb.Capability.Name(c) for c in extra)}",
@@ -68,14 +80,16 @@ async def bad_hello(ctx: HostContext) -> None:
     code = await garbled.data.wait_end()
     ctx.check(
         code is grpc.StatusCode.INVALID_ARGUMENT,
-        f"undecodable hello: expected INVALID_ARGUMENT, got {code.name if code else 'open'}",
+        f"undecodable hello: expected INVALID_ARGUMENT, got {code.name if code else 'open'} "
+        "(AWP-VER-014)",
     )
     future = ctx.worker("v99", hello=ctx.hello(version=99))
     await future.open(welcome_timeout=2.0)
     code = await future.data.wait_end()
     ctx.check(
         code is grpc.StatusCode.FAILED_PRECONDITION,
-        f"protocol_version 99: expected FAILED_PRECONDITION, got {code.name if code else 'open'}",
+        "protocol_version 99: expected FAILED_PRECONDITION, got "
+        f"{code.name if code else 'open'} (AWP-VER-014)",
     )
 
 
@@ -100,16 +114,24 @@ async def legacy_worker_no_v1(ctx: HostContext) -> None:
     sent = [event(topic, "k", str(i)) for i in range(20)]
     for ev in sent:
         await legacy.publish(ev)
-    for ev in sent:
-        await legacy.data.expect(
-            f"event {ev.id}",
-            event_with_id(ev.id),
-        )
+    with ctx.step("AWP-VER-011", "the 20 events arrive as plain cloud_event frames", gate=True):
+        for ev in sent:
+            await legacy.data.expect(
+                f"event {ev.id}",
+                event_with_id(ev.id),
+            )
     rest = await legacy.data.settle(0.2)
-    ctx.check(
+    ctx.decide(
+        "AWP-VER-011",
+        "no Notice, Batch or other extra frame",
         legacy.data.frames_received == 20 and not rest,
         f"the legacy worker received {legacy.data.frames_received} frames for 20 events "
         "(batches, notices or extra frames)",
     )
     keys = await legacy.metadata_keys()
-    ctx.check(WELCOME_KEY not in keys, "the legacy worker received a welcome")
+    ctx.decide(
+        "AWP-VER-011",
+        "no welcome metadata",
+        WELCOME_KEY not in keys,
+        "the legacy worker received a welcome",
+    )

@@ -51,26 +51,39 @@ async def drain(ctx: HostContext) -> None:
         raise CaseSkip(SkipReason.NOT_APPLICABLE, "needs a host the harness started")
     ctx.trace.note("harness", "SIGTERM sent to the host")
     for worker in (caller, target):
-        notice = await worker.expect_notice("a SHUTTING_DOWN notice", within=2.0)
-        ctx.check(
-            notice.code == pb.ERROR_CODE_SHUTTING_DOWN,
-            f"{worker.label}: notice code {pb.ErrorCode.Name(notice.code)}",
-        )
+        with ctx.step("AWP-CONN-015", f"{worker.label} receives a SHUTTING_DOWN Notice"):
+            notice = await worker.expect_notice("a SHUTTING_DOWN notice", within=2.0)
+            ctx.check(
+                notice.code == pb.ERROR_CODE_SHUTTING_DOWN,
+                f"{worker.label}: notice code {pb.ErrorCode.Name(notice.code)}",
+            )
     await caller.request(rpc_request("new", agent_type, "k", "y", timeout_ms=30_000))
-    resp = await caller.expect_response("new", within=2.0)
-    ctx.check_error(resp, pb.ERROR_CODE_SHUTTING_DOWN, "request sent while draining")
+    with ctx.step(("AWP-CONN-015", "AWP-ERR-004"), "a new request is answered", gate=True):
+        resp = await caller.expect_response("new", within=2.0)
+    ctx.check_error(
+        resp, pb.ERROR_CODE_SHUTTING_DOWN, "request sent while draining", "AWP-CONN-015"
+    )
     bad = rpc_request("bad", agent_type, "k", "z")
     bad.ClearField("payload")
     await caller.request(bad)
-    resp = await caller.expect_response("bad", within=2.0)
-    ctx.check_error(resp, pb.ERROR_CODE_INVALID_REQUEST, "invalid request while draining")
+    with ctx.step("AWP-ERR-021", "an invalid request while draining gets INVALID_REQUEST"):
+        resp = await caller.expect_response("bad", within=2.0)
+        ctx.check(
+            resp.error_code == pb.ERROR_CODE_INVALID_REQUEST,
+            f"invalid request while draining: {pb.ErrorCode.Name(resp.error_code)}",
+        )
     await caller.request(rpc_request("nowhere", ctx.unique("nobody"), "k", "z"))
-    resp = await caller.expect_response("nowhere", within=2.0)
-    ctx.check_error(resp, pb.ERROR_CODE_SHUTTING_DOWN, "unserved type while draining")
+    with ctx.step("AWP-ERR-021", "an unserved type while draining gets SHUTTING_DOWN"):
+        resp = await caller.expect_response("nowhere", within=2.0)
+        ctx.check(
+            resp.error_code == pb.ERROR_CODE_SHUTTING_DOWN,
+            f"unserved type while draining: {pb.ErrorCode.Name(resp.error_code)}",
+        )
     ctx.check_status(
         await caller.register_status(ctx.unique("late")),
         grpc.StatusCode.UNAVAILABLE,
-        "RegisterAgent while draining (AWP-CONN-025)",
+        "RegisterAgent while draining",
+        step=("AWP-CONN-025", "RegisterAgent while draining fails with UNAVAILABLE"),
     )
     code, details, health = await observer.unary(
         "",
@@ -79,22 +92,30 @@ async def drain(ctx: HostContext) -> None:
         path="/grpc.health.v1.Health/Check",
         within=2.0,
     )
-    ctx.check(
+    ctx.decide(
+        ("AWP-OBS-001", "AWP-CONN-015"),
+        "health reports NOT_SERVING while draining",
         code is grpc.StatusCode.OK
         and health is not None
         and health.status == health_pb2.HealthCheckResponse.NOT_SERVING,
         f"health while draining: {code.name} {details!r} {health}",
     )
     stray = [f for f in target.data.take_all() if f.WhichOneof("message") == "request"]
-    ctx.check(not stray, "a request sent while draining reached the target")
+    ctx.decide(
+        "AWP-CONN-015",
+        "a request sent while draining does not reach T",
+        not stray,
+        "a request sent while draining reached the target",
+    )
     if not target.data.ended:
         await target.respond(pb.RpcResponse(request_id=held.request_id, payload=held.payload))
-    await caller.data.expect("one response to `held`", response_to("held"), within=15.0)
-    extra = [f for f in await caller.data.settle(0.1) if response_to("held")(f)]
-    ctx.check(not extra, "the caller received two responses to `held`")
-    end = await caller.data.wait_end(within=15.0)
-    ctx.check(
-        end is grpc.StatusCode.UNAVAILABLE,
-        f"C's data channel ended with {end.name if end else 'nothing (still open)'}, "
-        "expected UNAVAILABLE (AWP-CONN-024)",
-    )
+    with ctx.step(("AWP-CONN-016", "AWP-ERR-004"), "C receives exactly one response to held"):
+        await caller.data.expect("one response to `held`", response_to("held"), within=15.0)
+        extra = [f for f in await caller.data.settle(0.1) if response_to("held")(f)]
+        ctx.check(not extra, "the caller received two responses to `held`")
+    with ctx.step("AWP-CONN-024", "C's data channel then ends with UNAVAILABLE"):
+        end = await caller.data.wait_end(within=15.0)
+        ctx.check(
+            end is grpc.StatusCode.UNAVAILABLE,
+            f"C's data channel ended with {end.name if end else 'nothing (still open)'}",
+        )

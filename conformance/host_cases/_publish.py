@@ -49,15 +49,48 @@ async def fan_out(ctx: HostContext) -> None:
     for ev in sent:
         await workers["p"].publish(ev)
     ids = [ev.id for ev in sent]
-    for label in ("p", "r1", "r2"):
-        await _receive_ids(workers[label], ids, label)
+    with ctx.step("AWP-PUB-010", "the publisher's own worker receives every event"):
+        await _receive_ids(workers["p"], ids, "p")
+    with ctx.step(("AWP-PUB-010", "AWP-SUB-010"), "R1 (exact and prefix) receives every event"):
+        await _receive_ids(workers["r1"], ids, "r1")
+    with ctx.step("AWP-SUB-010", "R2 (prefix equal to the topic type) receives every event"):
+        await _receive_ids(workers["r2"], ids, "r2")
     for label, worker in workers.items():
         rest = [f for f in await worker.data.settle(0.1) if is_event(f)]
-        ctx.check(
+        reqs = ("AWP-PUB-010", "AWP-SUB-010") if label in ("n", "q") else "AWP-PUB-010"
+        ctx.decide(
+            reqs,
+            f"{label} receives no event beyond those once each",
             not rest,
             f"{label} received {len(rest)} unexpected or duplicate events, e.g. "
             f"{rest[0].cloud_event.id if rest else ''}",
         )
+
+
+@host_case("host/publish/publisher-own-worker", requirements=["AWP-PUB-010"])
+async def publisher_own_worker(ctx: HostContext) -> None:
+    """Procedure: worker P serves type TP subscribed to topic X and is the only subscriber;
+    P publishes an event on X; then P publishes on X with source `other` (addressing agent
+    TP/other, which P's worker also serves).
+
+    Asserts: P receives each event exactly once (the publisher's own worker is part of the
+    fan-out even when it is the only one)."""
+    topic = ctx.unique("own")
+    agent_type = ctx.unique("tp")
+    publisher = await ctx.serving("p", agent_type)
+    await publisher.subscribe(type_subscription(ctx.unique("s"), topic, agent_type))
+    for source in ("src", "other"):
+        sent = event(topic, source, source)
+        await publisher.publish(sent)
+        with ctx.step("AWP-PUB-010", f"the publisher's worker receives its event ({source})"):
+            await publisher.data.expect(f"event {sent.id}", event_with_id(sent.id))
+    rest = [f for f in await publisher.data.settle(0.1) if is_event(f)]
+    ctx.decide(
+        "AWP-PUB-010",
+        "the publisher's worker receives each event once",
+        not rest,
+        f"P received {len(rest)} duplicate events",
+    )
 
 
 @host_case("host/publish/per-publisher-order", requirements=["AWP-PUB-011", "AWP-CONN-011"])
@@ -75,12 +108,18 @@ async def per_publisher_order(ctx: HostContext) -> None:
         for n, publisher in enumerate(publishers):
             await publisher.publish(event(topic, "k", f"{n}:{i}"))
     seen: dict[str, list[int]] = {"0": [], "1": []}
-    for _ in range(100):
-        ev = await receiver.expect_event("one of 100 events")
-        who, seq = ev.binary_data.decode().split(":")
-        seen[who].append(int(seq))
+    with ctx.step("AWP-PUB-011", "R receives all 100 events", gate=True):
+        for _ in range(100):
+            ev = await receiver.expect_event("one of 100 events")
+            who, seq = ev.binary_data.decode().split(":")
+            seen[who].append(int(seq))
     for who, seqs in seen.items():
-        ctx.check(seqs == list(range(50)), f"publisher {who}'s events arrived as {seqs}")
+        ctx.decide(
+            ("AWP-PUB-011", "AWP-CONN-011"),
+            f"publisher {who}'s events arrive in publishing order",
+            seqs == list(range(50)),
+            f"publisher {who}'s events arrived as {seqs}",
+        )
 
 
 @host_case("host/publish/topic-matching", requirements=["AWP-SUB-010"])
@@ -115,9 +154,12 @@ async def topic_matching(ctx: HostContext) -> None:
     sent[lower.id] = ("lowercased base", False)
     await publisher.publish(lower)
     wanted = [i for i, (_, match) in sent.items() if match]
-    await _receive_ids(receiver, wanted, "matching")
+    with ctx.step("AWP-SUB-010", "the matching topic types are delivered"):
+        await _receive_ids(receiver, wanted, "matching")
     rest = [f.cloud_event for f in await receiver.data.settle(0.2) if is_event(f)]
-    ctx.check(
+    ctx.decide(
+        "AWP-SUB-010",
+        "no other topic type is delivered",
         not rest,
         "non-matching topic types were delivered: "
         + ", ".join(sent.get(e.id, (e.type, False))[0] for e in rest),
@@ -162,10 +204,15 @@ async def forwarded_unchanged(ctx: HostContext) -> None:
     receiver = await ctx.serving("r", agent_type)
     await receiver.subscribe(type_subscription(ctx.unique("s"), topic, agent_type))
     publisher = await ctx.connect("p")
-    for sent in _rich_event(topic):
+    for n, sent in enumerate(_rich_event(topic)):
+        what = ("proto_data and every attribute type", "text_data", "binary_data")[n]
         await publisher.publish(sent)
-        got = await receiver.data.expect(f"event {sent.id}", event_with_id(sent.id))
-        ctx.check(
+        with ctx.step("AWP-PUB-003", f"{what}: delivered", gate=True):
+            got = await receiver.data.expect(f"event {sent.id}", event_with_id(sent.id))
+        reqs = ("AWP-PUB-003", "AWP-OBS-005") if n == 0 else "AWP-PUB-003"
+        ctx.decide(
+            reqs,
+            f"{what}: forwarded unchanged",
             got.cloud_event == sent,
             f"event {sent.id} changed in transit: sent {sent} received {got.cloud_event}",
         )
@@ -189,20 +236,31 @@ async def invalid_event(ctx: HostContext) -> None:
     good = event(topic, "k", "good")
     for ev in (old, no_id, good):
         await publisher.publish(ev)
-    got = await receiver.expect_event("the valid event")
-    ctx.check(got.id == good.id, f"an invalid event was delivered: {got}")
-    rest = [f for f in await receiver.data.settle(0.2) if is_event(f)]
-    ctx.check(not rest, f"R received {len(rest)} more events")
+    with ctx.step("AWP-PUB-004", "only the valid event is delivered"):
+        got = await receiver.expect_event("the valid event")
+        ctx.check(got.id == good.id, f"an invalid event was delivered: {got}")
+        rest = [f for f in await receiver.data.settle(0.2) if is_event(f)]
+        ctx.check(not rest, f"R received {len(rest)} more events")
     if ctx.legacy:
+        ctx.not_applicable("AWP-ERR-010", "a Notice per invalid event", "legacy publisher")
         return
-    first = await publisher.expect_notice("a notice for the spec_version 0.3 event")
-    second = await publisher.expect_notice("a notice for the event without id")
+    with ctx.step(("AWP-PUB-004", "AWP-ERR-010"), "a Notice per invalid event", gate=True):
+        first = await publisher.expect_notice("a notice for the spec_version 0.3 event")
+        second = await publisher.expect_notice("a notice for the event without id")
     for notice in (first, second):
-        ctx.check(
+        ctx.decide(
+            ("AWP-PUB-004", "AWP-ERR-010"),
+            f"the notice for {notice.event_id or 'the event without id'} has "
+            "ERROR_CODE_INVALID_REQUEST",
             notice.code == pb.ERROR_CODE_INVALID_REQUEST,
             f"notice code {pb.ErrorCode.Name(notice.code)}",
         )
-    ctx.check(first.event_id == old.id, f"notice names event {first.event_id!r}, not {old.id}")
+    ctx.decide(
+        "AWP-PUB-004",
+        "the notice names the event's id",
+        first.event_id == old.id,
+        f"notice names event {first.event_id!r}, not {old.id}",
+    )
 
 
 @host_case("host/publish/unroutable-subscription", requirements=["AWP-PUB-012", "AWP-PUB-010"])
@@ -220,10 +278,12 @@ async def unroutable_subscription(ctx: HostContext) -> None:
     publisher = await ctx.connect("p")
     sent = event(topic, "k", "x")
     await publisher.publish(sent)
-    await receiver.data.expect(f"event {sent.id}", event_with_id(sent.id))
-    for worker in (stray, publisher):
+    with ctx.step("AWP-PUB-010", "R receives the event", gate=True):
+        await receiver.data.expect(f"event {sent.id}", event_with_id(sent.id))
+    for worker, reqs in ((stray, "AWP-PUB-010"), (publisher, "AWP-PUB-012")):
         rest = await worker.data.settle(0.2)
-        ctx.check(not rest, f"{worker.label} received {len(rest)} frames")
+        what = "no frame reaches S" if worker is stray else "the publisher gets no Notice"
+        ctx.decide(reqs, what, not rest, f"{worker.label} received {len(rest)} frames")
 
 
 @host_case(

@@ -24,12 +24,24 @@ async def type_names(ctx: HostContext) -> None:
     suffix = ctx.unique("x").replace(".", "_")
     for bad in ("", "has space " + suffix, "a/b" + suffix, "ünï" + suffix, "t" * 256):
         code, details = await worker.register_status(bad)
-        ctx.check_status((code, details), grpc.StatusCode.INVALID_ARGUMENT, f"type {bad!r}")
+        what = f"type {bad[:20]!r}{'...' if len(bad) > 20 else ''}"
+        ctx.check_status(
+            (code, details),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            what,
+            step=("AWP-REG-002", f"{what}: INVALID_ARGUMENT"),
+        )
         if bad.isascii() and 0 < len(bad) < 100:
-            ctx.check(bad in details, f"status message {details!r} does not name {bad!r}")
+            ctx.decide(
+                "AWP-REG-005",
+                f"{what}: the status message names it",
+                bad in details,
+                f"status message {details!r} does not name {bad!r}",
+            )
     long_ok = (suffix + "L" * 255)[:255]
     for good in (long_ok, "Az09_.-" + suffix):
-        await worker.register(good)
+        with ctx.step("AWP-REG-002", f"a valid {len(good)}-character type registers"):
+            await worker.register(good)
 
 
 @host_case(
@@ -45,10 +57,21 @@ async def conflict(ctx: HostContext) -> None:
     first = await ctx.serving("a", agent_type)
     second = await ctx.connect("b")
     code, details = await second.register_status(agent_type)
-    ctx.check_status((code, details), grpc.StatusCode.ALREADY_EXISTS, "second registration")
-    ctx.check(agent_type in details, f"status message {details!r} does not name {agent_type}")
+    ctx.check_status(
+        (code, details),
+        grpc.StatusCode.ALREADY_EXISTS,
+        "second registration",
+        step=("AWP-REG-003", "a second registrant gets ALREADY_EXISTS"),
+    )
+    ctx.decide(
+        "AWP-REG-005",
+        "the status message names the type",
+        agent_type in details,
+        f"status message {details!r} does not name {agent_type}",
+    )
     await second.request(rpc_request("r1", agent_type, "k", "hi"))
-    await first.expect_request("the request, at the first registrant")
+    with ctx.step(("AWP-REG-001", "AWP-REG-003"), "the request reaches the first registrant"):
+        await first.expect_request("the request, at the first registrant")
 
 
 @host_case("host/registration/idempotent", requirements=["AWP-CONN-022", "AWP-REG-001"])
@@ -58,13 +81,15 @@ async def idempotent(ctx: HostContext) -> None:
     Asserts: every registration succeeds; A receives the request exactly once."""
     agent_type = ctx.unique("idem")
     worker = await ctx.connect("a")
-    for _ in range(3):
-        await worker.register(agent_type)
+    with ctx.step("AWP-CONN-022", "three registrations succeed", gate=True):
+        for _ in range(3):
+            await worker.register(agent_type)
     caller = await ctx.connect("caller")
     await caller.request(rpc_request("r1", agent_type, "k", "hi"))
-    await worker.expect_request()
-    rest = await worker.data.settle(0.2)
-    ctx.check(not rest, f"A received {len(rest)} extra frames")
+    with ctx.step(("AWP-REG-001", "AWP-CONN-022"), "A receives the request exactly once"):
+        await worker.expect_request()
+        rest = await worker.data.settle(0.2)
+        ctx.check(not rest, f"A received {len(rest)} extra frames")
 
 
 @host_case("host/registration/before-channel", requirements=["AWP-CONN-008"])
@@ -79,7 +104,13 @@ async def before_channel(ctx: HostContext) -> None:
     registration = asyncio.ensure_future(worker.register_status(agent_type))
     await asyncio.sleep(0.3)
     await worker.open()
-    ctx.check_status(await registration, grpc.StatusCode.OK, "RegisterAgent before the channel")
+    ctx.check_status(
+        await registration,
+        grpc.StatusCode.OK,
+        "RegisterAgent before the channel",
+        step=("AWP-CONN-008", "the early registration succeeds"),
+    )
     caller = await ctx.connect("caller")
     await caller.request(rpc_request("r1", agent_type, "k", "hi"))
-    await worker.expect_request()
+    with ctx.step("AWP-CONN-008", "the request reaches A"):
+        await worker.expect_request()

@@ -41,28 +41,41 @@ async def routing(ctx: HostContext) -> None:
     sent.metadata["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     sent.metadata["x-k"] = "v"
     await caller.request(sent)
-    got = await target.expect_request()
+    with ctx.step(("AWP-RPC-003", "AWP-REG-001"), "the request reaches T", gate=True):
+        got = await target.expect_request()
     for name in ("target", "source", "method", "payload", "metadata"):
-        ctx.check(
+        ctx.decide(
+            ("AWP-RPC-003", "AWP-OBS-005") if name == "metadata" else "AWP-RPC-003",
+            f"the forwarded {name} is unchanged",
             getattr(got, name) == getattr(sent, name),
             f"forwarded {name} differs: sent {getattr(sent, name)!r}, got {getattr(got, name)!r}",
         )
     reply = pb.RpcResponse(request_id=got.request_id, payload=json_payload("Answer", '{"a": 2}'))
     reply.metadata["m"] = "1"
     await target.respond(reply)
-    resp = await caller.expect_response("c-1")
+    with ctx.step(("AWP-RPC-004", "AWP-ERR-004"), "C receives the response as c-1", gate=True):
+        resp = await caller.expect_response("c-1")
     await target.respond(reply)
     if not ctx.legacy:
-        notice = await target.expect_notice("a notice for the second answer", within=2.0)
-        ctx.check(
-            notice.code == pb.ERROR_CODE_INVALID_REQUEST,
-            f"notice code {pb.ErrorCode.Name(notice.code)}",
-        )
-    ctx.check(resp.error == "", f"unexpected error {resp.error!r}")
-    ctx.check(resp.payload == reply.payload, f"response payload {resp.payload}")
-    ctx.check(dict(resp.metadata) == {"m": "1"}, f"response metadata {dict(resp.metadata)}")
+        with ctx.step("AWP-RPC-005", "a second answer is refused with a Notice"):
+            notice = await target.expect_notice("a notice for the second answer", within=2.0)
+            ctx.check(
+                notice.code == pb.ERROR_CODE_INVALID_REQUEST,
+                f"notice code {pb.ErrorCode.Name(notice.code)}",
+            )
+    ctx.decide(
+        ("AWP-RPC-004", "AWP-OBS-005"),
+        "the response carries T's payload and metadata",
+        resp.error == "" and resp.payload == reply.payload and dict(resp.metadata) == {"m": "1"},
+        f"response error {resp.error!r}, payload {resp.payload}, metadata {dict(resp.metadata)}",
+    )
     rest = await caller.data.settle(0.2)
-    ctx.check(not rest, f"the caller received {len(rest)} more frames")
+    ctx.decide(
+        ("AWP-RPC-005", "AWP-ERR-004"),
+        "C receives exactly one response",
+        not rest,
+        f"the caller received {len(rest)} more frames",
+    )
 
 
 @host_case(
@@ -82,9 +95,12 @@ async def colliding_request_ids(ctx: HostContext) -> None:
     for rid in ("1", "2"):
         for name, caller in callers.items():
             await caller.request(rpc_request(rid, agent_type, "k", f"{name}:{rid}"))
-    received = [await target.expect_request(f"request {n + 1} of 4") for n in range(4)]
+    with ctx.step("AWP-RPC-004", "the four requests reach T", gate=True):
+        received = [await target.expect_request(f"request {n + 1} of 4") for n in range(4)]
     ids = [r.request_id for r in received]
-    ctx.check(
+    ctx.decide(
+        "AWP-RPC-004",
+        "T receives the colliding requests under distinct ids",
         len(set(ids)) == 4,
         f"T received request ids {ids}: the host did not give colliding requests distinct ids",
     )
@@ -92,16 +108,22 @@ async def colliding_request_ids(ctx: HostContext) -> None:
         await target.respond(pb.RpcResponse(request_id=req.request_id, payload=req.payload))
     for name, caller in callers.items():
         for rid in ("1", "2"):
-            resp = await caller.expect_response(rid)
-            ctx.check(resp.error == "", f"{name}/{rid}: error {resp.error!r}")
-            ctx.check(
-                resp.payload.data.decode() == f"{name}:{rid}",
-                f"caller {name} request {rid} got the answer meant for "
-                f"{resp.payload.data.decode()!r}",
-            )
+            with ctx.step(("AWP-RPC-004", "AWP-ERR-004"), f"{name}/{rid} gets its own answer"):
+                resp = await caller.expect_response(rid)
+                ctx.check(resp.error == "", f"{name}/{rid}: error {resp.error!r}")
+                ctx.check(
+                    resp.payload.data.decode() == f"{name}:{rid}",
+                    f"caller {name} request {rid} got the answer meant for "
+                    f"{resp.payload.data.decode()!r}",
+                )
     for name, caller in callers.items():
         rest = await caller.data.settle(0.1)
-        ctx.check(not rest, f"caller {name} received {len(rest)} extra frames")
+        ctx.decide(
+            ("AWP-RPC-004", "AWP-ERR-004"),
+            f"caller {name} receives exactly one response per request",
+            not rest,
+            f"caller {name} received {len(rest)} extra frames",
+        )
 
 
 @host_case(
@@ -124,27 +146,29 @@ async def wrong_connection(ctx: HostContext) -> None:
         pb.RpcResponse(request_id=got.request_id, payload=json_payload("Note", "forged"))
     )
     if not ctx.legacy:
-        notice = await meddler.expect_notice("a notice for the misrouted response", within=2.0)
-        ctx.check(
-            notice.code == pb.ERROR_CODE_INVALID_REQUEST,
-            f"notice code {pb.ErrorCode.Name(notice.code)}",
-        )
-        ctx.check(
-            notice.request_id == got.request_id,
-            f"notice names request {notice.request_id!r}, not {got.request_id!r}",
-        )
+        with ctx.step("AWP-RPC-005", "M receives a Notice naming the request"):
+            notice = await meddler.expect_notice("a notice for the misrouted response", within=2.0)
+            ctx.check(
+                notice.code == pb.ERROR_CODE_INVALID_REQUEST,
+                f"notice code {pb.ErrorCode.Name(notice.code)}",
+            )
+            ctx.check(
+                notice.request_id == got.request_id,
+                f"notice names request {notice.request_id!r}, not {got.request_id!r}",
+            )
     else:
         await asyncio.sleep(ctx.seconds(0.2))
     await target.respond(
         pb.RpcResponse(request_id=got.request_id, payload=json_payload("Note", "genuine"))
     )
-    resp = await caller.expect_response("r")
-    ctx.check(
-        resp.payload.data == b"genuine",
-        f"the caller accepted a response from another connection: {resp.payload.data!r}",
-    )
-    rest = await caller.data.settle(0.2)
-    ctx.check(not rest, f"the caller received {len(rest)} more frames")
+    with ctx.step("AWP-RPC-005", "C receives only T's answer"):
+        resp = await caller.expect_response("r")
+        ctx.check(
+            resp.payload.data == b"genuine",
+            f"the caller accepted a response from another connection: {resp.payload.data!r}",
+        )
+        rest = await caller.data.settle(0.2)
+        ctx.check(not rest, f"the caller received {len(rest)} more frames")
 
 
 @host_case(
@@ -168,18 +192,27 @@ async def invalid_request(ctx: HostContext) -> None:
     no_payload.ClearField("payload")
     for req in (no_target, empty_type, no_payload):
         await caller.request(req)
-        resp = await caller.expect_response(req.request_id, within=2.0)
-        ctx.check_error(resp, pb.ERROR_CODE_INVALID_REQUEST, req.request_id)
+        with ctx.step("AWP-RPC-002", f"{req.request_id}: answered at once", gate=True):
+            resp = await caller.expect_response(req.request_id, within=2.0)
+        ctx.check_error(resp, pb.ERROR_CODE_INVALID_REQUEST, req.request_id, "AWP-RPC-002")
     await caller.request(rpc_request("dup", agent_type, "k", "first"))
-    first = await target.expect_request("the first `dup`")
+    with ctx.step("AWP-RPC-002", "the first `dup` reaches T", gate=True):
+        first = await target.expect_request("the first `dup`")
     await caller.request(rpc_request("dup", agent_type, "k", "second"))
-    resp = await caller.expect_response("dup", within=2.0)
-    ctx.check_error(resp, pb.ERROR_CODE_INVALID_REQUEST, "second `dup` while the first pends")
+    with ctx.step("AWP-RPC-002", "the second `dup` is answered at once", gate=True):
+        resp = await caller.expect_response("dup", within=2.0)
+    ctx.check_error(resp, pb.ERROR_CODE_INVALID_REQUEST, "second `dup`", "AWP-RPC-002")
     rest = [f for f in await target.data.settle(0.2) if f.WhichOneof("message") == "request"]
-    ctx.check(not rest, f"T received {len(rest)} invalid requests")
+    ctx.decide(
+        "AWP-RPC-002",
+        "T receives no invalid request",
+        not rest,
+        f"T received {len(rest)} invalid requests",
+    )
     await target.respond(pb.RpcResponse(request_id=first.request_id, payload=first.payload))
-    resp = await caller.expect_response("dup")
-    ctx.check(resp.payload.data == b"first", f"the first `dup` got {resp}")
+    with ctx.step("AWP-RPC-002", "the first `dup` still gets its answer"):
+        resp = await caller.expect_response("dup")
+        ctx.check(resp.payload.data == b"first", f"the first `dup` got {resp}")
 
 
 @host_case(
@@ -193,8 +226,16 @@ async def unknown_target(ctx: HostContext) -> None:
     request id, with `error` non-empty."""
     caller = await ctx.connect("c")
     await caller.request(rpc_request("u-1", ctx.unique("nobody"), "k", "x"))
-    resp = await caller.expect_response("u-1", within=2.0)
-    ctx.check_error(resp, pb.ERROR_CODE_UNKNOWN_TARGET, "request to an unknown type")
+    with ctx.step(("AWP-RPC-003", "AWP-ERR-004"), "answered within 2 s", gate=True):
+        resp = await caller.expect_response("u-1", within=2.0)
+    ctx.check_error(
+        resp,
+        pb.ERROR_CODE_UNKNOWN_TARGET,
+        "request to an unknown type",
+        ("AWP-RPC-003", "AWP-ERR-001"),
+    )
+    if ctx.legacy:
+        ctx.not_applicable("AWP-ERR-001", "the error code", "a legacy caller reads no error_code")
 
 
 @host_case(
@@ -211,12 +252,14 @@ async def legacy_caller_error_fields(ctx: HostContext) -> None:
     caller = ctx.worker("legacy", hello=None)
     await caller.open()
     await caller.request(rpc_request("u", ctx.unique("nobody"), "k", "x"))
-    resp = await caller.expect_response("u", within=2.0)
+    with ctx.step("AWP-ERR-002", "unknown target: answered", gate=True):
+        resp = await caller.expect_response("u", within=2.0)
     ctx.check_error(resp, pb.ERROR_CODE_UNKNOWN_TARGET, "unknown target")
     bad = rpc_request("p", ctx.unique("nobody"), "k", "x")
     bad.ClearField("payload")
     await caller.request(bad)
-    resp = await caller.expect_response("p", within=2.0)
+    with ctx.step("AWP-ERR-002", "request without payload: answered", gate=True):
+        resp = await caller.expect_response("p", within=2.0)
     ctx.check_error(resp, pb.ERROR_CODE_INVALID_REQUEST, "request without payload")
 
 
@@ -235,8 +278,9 @@ async def target_disconnects(ctx: HostContext) -> None:
     await caller.request(rpc_request("r", agent_type, "k", "x", timeout_ms=30_000))
     await target.expect_request()
     await target.disconnect()
-    resp = await caller.expect_response("r", within=2.0)
-    ctx.check_error(resp, pb.ERROR_CODE_TARGET_UNAVAILABLE, "target disconnected")
+    with ctx.step(("AWP-CONN-018", "AWP-ERR-004"), "C is answered within 2 s", gate=True):
+        resp = await caller.expect_response("r", within=2.0)
+    ctx.check_error(resp, pb.ERROR_CODE_TARGET_UNAVAILABLE, "target disconnected", "AWP-CONN-018")
 
 
 @host_case(

@@ -108,24 +108,27 @@ async def tls(ctx: HostContext) -> None:
     security_mechanisms list exactly SECURITY_MECHANISM_TLS, and the registration succeeds;
     a second TLS channel whose hello lists no capability gets a welcome without CAPABILITY_TLS
     but still with SECURITY_MECHANISM_TLS; the plaintext call fails."""
-    host = await ctx.secure_host(pb.CAPABILITY_TLS)
-    worker = _on(ctx, host, "tls", client=None, capabilities=(pb.CAPABILITY_TLS,))
+    with ctx.step("AWP-CNF-020", "the host started from the command serves", gate=True):
+        host = await ctx.secure_host(pb.CAPABILITY_TLS)
     tls_only = (pb.SECURITY_MECHANISM_TLS,)
-    await _open_ok(ctx, worker, pb.CAPABILITY_TLS, mechanisms=tls_only)
-    await worker.register(ctx.unique("tls"))
-    quiet = _on(ctx, host, "tls-no-caps", client=None)
-    await _open_ok(ctx, quiet, mechanisms=tls_only)
-    assert quiet.welcome is not None
-    ctx.check(
-        pb.CAPABILITY_TLS not in quiet.welcome.capabilities,
-        "the welcome lists CAPABILITY_TLS although the hello did not (AWP-VER-017, AWP-VER-012)",
-    )
-    plain = _on(ctx, host, "plaintext", plaintext=True)
-    code, _ = await plain.register_status(ctx.unique("plain"))
-    ctx.check(
-        code is not grpc.StatusCode.OK,
-        "a plaintext RegisterAgent succeeded on the TLS host (AWP-SEC-001)",
-    )
+    with ctx.step("AWP-SEC-001", "the TLS host serves TLS only"):
+        worker = _on(ctx, host, "tls", client=None, capabilities=(pb.CAPABILITY_TLS,))
+        await _open_ok(ctx, worker, pb.CAPABILITY_TLS, mechanisms=tls_only)
+        await worker.register(ctx.unique("tls"))
+        plain = _on(ctx, host, "plaintext", plaintext=True)
+        code, _ = await plain.register_status(ctx.unique("plain"))
+        ctx.check(
+            code is not grpc.StatusCode.OK,
+            "a plaintext RegisterAgent succeeded on the TLS host (AWP-SEC-001)",
+        )
+    with ctx.step("AWP-VER-017", "security mechanisms are stated apart from capabilities"):
+        quiet = _on(ctx, host, "tls-no-caps", client=None)
+        await _open_ok(ctx, quiet, mechanisms=tls_only)
+        assert quiet.welcome is not None
+        ctx.check(
+            pb.CAPABILITY_TLS not in quiet.welcome.capabilities,
+            "the welcome lists CAPABILITY_TLS although the hello did not",
+        )
 
 
 @host_case(
@@ -143,24 +146,28 @@ async def tls_version(ctx: HostContext) -> None:
     Asserts: the TLS 1.0/1.1 handshake fails; the other succeeds with TLS 1.2 or 1.3 and the
     host answers the preface. (When this machine's OpenSSL cannot offer TLS 1.1 the first
     check is noted in the trace and left out.)"""
-    host = await ctx.secure_host(pb.CAPABILITY_TLS)
-    assert host.certs is not None
-    within = ctx.seconds(5.0)
-    modern = await tls_connect(host.address, client_context(host.certs.ca), within)
-    ctx.trace.note("tls", f"TLS 1.2+: version {modern.version}, {modern.error or 'served'}")
-    ctx.check(
-        modern.version in _MODERN_VERSIONS and modern.served,
-        f"a TLS 1.2+ connection was not served: version {modern.version}, {modern.error}",
-    )
-    old = await tls_connect(host.address, client_context(host.certs.ca, legacy_only=True), within)
-    ctx.trace.note("tls", f"TLS 1.0/1.1: version {old.version}, {old.error or 'served'}")
-    if offers_nothing(old):
-        ctx.trace.note("tls", "this machine's OpenSSL cannot offer TLS 1.1: not checked")
-        return
-    ctx.check(
-        old.version is None,
-        f"the host completed a {old.version} handshake (AWP-SEC-001 requires TLS 1.2 or later)",
-    )
+    with ctx.step("AWP-CNF-020", "the host started from the command serves", gate=True):
+        host = await ctx.secure_host(pb.CAPABILITY_TLS)
+    with ctx.step("AWP-SEC-001", "TLS 1.2 or later only"):
+        assert host.certs is not None
+        within = ctx.seconds(5.0)
+        modern = await tls_connect(host.address, client_context(host.certs.ca), within)
+        ctx.trace.note("tls", f"TLS 1.2+: version {modern.version}, {modern.error or 'served'}")
+        ctx.check(
+            modern.version in _MODERN_VERSIONS and modern.served,
+            f"a TLS 1.2+ connection was not served: version {modern.version}, {modern.error}",
+        )
+        old = await tls_connect(
+            host.address, client_context(host.certs.ca, legacy_only=True), within
+        )
+        ctx.trace.note("tls", f"TLS 1.0/1.1: version {old.version}, {old.error or 'served'}")
+        if offers_nothing(old):
+            ctx.trace.note("tls", "this machine's OpenSSL cannot offer TLS 1.1: not checked")
+            return
+        ctx.check(
+            old.version is None,
+            f"the host completed a {old.version} handshake (AWP-SEC-001 requires TLS 1.2 or later)",
+        )
 
 
 @host_case(
@@ -182,26 +189,28 @@ async def mutual_tls(ctx: HostContext) -> None:
     HTTP/2 bytes and the call fails with UNAVAILABLE (the host refused the TLS handshake, not
     a call); with the right certificate the welcome lists both capabilities and the
     registration succeeds."""
-    host = await ctx.secure_host(pb.CAPABILITY_MUTUAL_TLS)
-    assert host.certs is not None
-    within = ctx.seconds(5.0)
-    rogue_pair = (host.certs.rogue_client_cert, host.certs.rogue_client_key)
-    for label, client, pair in (("no-cert", None, None), ("foreign-cert", "rogue", rogue_pair)):
-        raw = await tls_connect(host.address, client_context(host.certs.ca, cert=pair), within)
-        ctx.trace.note(label, f"raw TLS: version {raw.version}, {raw.error or 'served'}")
-        ctx.check(
-            not raw.served,
-            f"{label}: the host completed the handshake and served HTTP/2 to a client "
-            "without a certificate its client CA signed (AWP-SEC-003)",
-        )
-        worker = _on(ctx, host, label, client=client)
-        result = await worker.register_status(ctx.unique(label))
-        ctx.check_status(result, grpc.StatusCode.UNAVAILABLE, f"{label}: RegisterAgent")
-    both = (pb.CAPABILITY_TLS, pb.CAPABILITY_MUTUAL_TLS)
-    worker = _on(ctx, host, "client-cert", capabilities=both)
-    mutual = (pb.SECURITY_MECHANISM_TLS, pb.SECURITY_MECHANISM_MUTUAL_TLS)
-    await _open_ok(ctx, worker, *both, mechanisms=mutual)
-    await worker.register(ctx.unique("mtls"))
+    with ctx.step("AWP-CNF-020", "the host started from the command serves", gate=True):
+        host = await ctx.secure_host(pb.CAPABILITY_MUTUAL_TLS)
+    with ctx.step("AWP-SEC-003", "only clients with a certificate the client CA signed are served"):
+        assert host.certs is not None
+        within = ctx.seconds(5.0)
+        rogue_pair = (host.certs.rogue_client_cert, host.certs.rogue_client_key)
+        for label, client, pair in (("no-cert", None, None), ("foreign-cert", "rogue", rogue_pair)):
+            raw = await tls_connect(host.address, client_context(host.certs.ca, cert=pair), within)
+            ctx.trace.note(label, f"raw TLS: version {raw.version}, {raw.error or 'served'}")
+            ctx.check(
+                not raw.served,
+                f"{label}: the host completed the handshake and served HTTP/2 to a client "
+                "without a certificate its client CA signed (AWP-SEC-003)",
+            )
+            worker = _on(ctx, host, label, client=client)
+            result = await worker.register_status(ctx.unique(label))
+            ctx.check_status(result, grpc.StatusCode.UNAVAILABLE, f"{label}: RegisterAgent")
+        both = (pb.CAPABILITY_TLS, pb.CAPABILITY_MUTUAL_TLS)
+        worker = _on(ctx, host, "client-cert", capabilities=both)
+        mutual = (pb.SECURITY_MECHANISM_TLS, pb.SECURITY_MECHANISM_MUTUAL_TLS)
+        await _open_ok(ctx, worker, *both, mechanisms=mutual)
+        await worker.register(ctx.unique("mtls"))
 
 
 @host_case(
@@ -225,32 +234,34 @@ async def bearer_token(ctx: HostContext) -> None:
     SERVING."""
     client_a, client_b = ctx.unique("client-a"), ctx.unique("client-b")
     token_a, token_b = ctx.unique("token-a"), ctx.unique("token-b")
-    host = await ctx.secure_host(
-        pb.CAPABILITY_BEARER_TOKEN,
-        (TokenEntry(token_a, client_a), TokenEntry(token_b, client_b)),
-    )
-    for label, token, expected in (
-        ("no-token", None, grpc.StatusCode.UNAUTHENTICATED),
-        ("unknown-token", ctx.unique("token-unknown"), grpc.StatusCode.UNAUTHENTICATED),
-        ("other-clients-token", token_b, grpc.StatusCode.PERMISSION_DENIED),
-    ):
-        worker = _on(ctx, host, label, client_id=client_a, token=token)
-        await _refused(ctx, worker, expected)
-        await worker.close()  # frees client-id A for the next attempt
-    worker = _on(
-        ctx, host, "token-a", client_id=client_a, token=token_a,
-        capabilities=(pb.CAPABILITY_BEARER_TOKEN,),
-    )  # fmt: skip
-    await _open_ok(ctx, worker, mechanisms=(pb.SECURITY_MECHANISM_BEARER_TOKEN,))
-    agent_type = ctx.unique("token")
-    await worker.register(agent_type)
-    topic = ctx.unique("topic")
-    await worker.subscribe(
-        pb.Subscription(
-            id=ctx.unique("sub"),
-            type_subscription=pb.TypeSubscription(topic_type=topic, agent_type=agent_type),
+    with ctx.step("AWP-CNF-020", "the host started from the command serves", gate=True):
+        host = await ctx.secure_host(
+            pb.CAPABILITY_BEARER_TOKEN,
+            (TokenEntry(token_a, client_a), TokenEntry(token_b, client_b)),
         )
-    )
+    with ctx.step("AWP-SEC-005", "tokens are checked and bound to their client-id"):
+        for label, token, expected in (
+            ("no-token", None, grpc.StatusCode.UNAUTHENTICATED),
+            ("unknown-token", ctx.unique("token-unknown"), grpc.StatusCode.UNAUTHENTICATED),
+            ("other-clients-token", token_b, grpc.StatusCode.PERMISSION_DENIED),
+        ):
+            worker = _on(ctx, host, label, client_id=client_a, token=token)
+            await _refused(ctx, worker, expected)
+            await worker.close()  # frees client-id A for the next attempt
+        worker = _on(
+            ctx, host, "token-a", client_id=client_a, token=token_a,
+            capabilities=(pb.CAPABILITY_BEARER_TOKEN,),
+        )  # fmt: skip
+        await _open_ok(ctx, worker, mechanisms=(pb.SECURITY_MECHANISM_BEARER_TOKEN,))
+        agent_type = ctx.unique("token")
+        await worker.register(agent_type)
+        topic = ctx.unique("topic")
+        await worker.subscribe(
+            pb.Subscription(
+                id=ctx.unique("sub"),
+                type_subscription=pb.TypeSubscription(topic_type=topic, agent_type=agent_type),
+            )
+        )
     probe = _on(ctx, host, "probe", plaintext=True)
     code, details, health = await probe.unary(
         "",
@@ -259,11 +270,13 @@ async def bearer_token(ctx: HostContext) -> None:
         metadata=[],
         path="/grpc.health.v1.Health/Check",
     )
-    ctx.check(
+    ctx.decide(
+        "AWP-SEC-008",
+        "a health check needs no token",
         code is grpc.StatusCode.OK
         and health is not None
         and health.status == health_pb2.HealthCheckResponse.SERVING,
-        f"a health check without token or client-id got {code.name} {details!r} (AWP-SEC-008)",
+        f"a health check without token or client-id got {code.name} {details!r}",
     )
 
 
@@ -282,11 +295,13 @@ async def token_agent_types(ctx: HostContext) -> None:
     Asserts: the other type is refused with PERMISSION_DENIED; T is registered."""
     client_id, token = ctx.unique("client"), ctx.unique("token")
     allowed, other = ctx.unique("allowed"), ctx.unique("other")
-    host = await ctx.secure_host(
-        pb.CAPABILITY_BEARER_TOKEN, (TokenEntry(token, client_id, (allowed,)),)
-    )
-    worker = _on(ctx, host, "limited", client_id=client_id, token=token)
-    await _open_ok(ctx, worker)
-    result = await worker.register_status(other)
-    ctx.check_status(result, grpc.StatusCode.PERMISSION_DENIED, f"RegisterAgent {other!r}")
-    await worker.register(allowed)
+    with ctx.step("AWP-CNF-020", "the host started from the command serves", gate=True):
+        host = await ctx.secure_host(
+            pb.CAPABILITY_BEARER_TOKEN, (TokenEntry(token, client_id, (allowed,)),)
+        )
+    with ctx.step("AWP-SEC-006", "a token limits the agent types it may register"):
+        worker = _on(ctx, host, "limited", client_id=client_id, token=token)
+        await _open_ok(ctx, worker)
+        result = await worker.register_status(other)
+        ctx.check_status(result, grpc.StatusCode.PERMISSION_DENIED, f"RegisterAgent {other!r}")
+        await worker.register(allowed)

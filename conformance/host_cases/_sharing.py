@@ -108,19 +108,29 @@ async def stable_routing(ctx: HostContext) -> None:
     agent_type = ctx.unique("shared")
     members = await _members(ctx, agent_type, 3)
     caller = await ctx.connect("caller")
-    first = await _round(ctx, caller, members, agent_type, _KEYS)
-    second = await _round(ctx, caller, members, agent_type, _KEYS)
+    with ctx.step("AWP-SHR-001", "every request reaches exactly one member", gate=True):
+        first = await _round(ctx, caller, members, agent_type, _KEYS)
+        second = await _round(ctx, caller, members, agent_type, _KEYS)
     moved = {k: (first[k], second[k]) for k in _KEYS if first[k] != second[k]}
-    ctx.check(not moved, f"keys moved between rounds with unchanged members: {moved}")
+    ctx.decide(
+        "AWP-SHR-002",
+        "each key stays with one member while members do not change",
+        not moved,
+        f"keys moved between rounds with unchanged members: {moved}",
+    )
     leaving = next(m for m in members if m.client_id == first["key-0"])
     await caller.request(rpc_request("held", agent_type, "key-0", "x", timeout_ms=30_000))
     await leaving.expect_request("the held request")
     await leaving.disconnect()
-    resp = await caller.expect_response("held", within=2.0)
-    ctx.check_error(resp, pb.ERROR_CODE_TARGET_UNAVAILABLE, "request held by a leaving member")
+    with ctx.step("AWP-SHR-004", "the held request is answered", gate=True):
+        resp = await caller.expect_response("held", within=2.0)
+    ctx.check_error(
+        resp, pb.ERROR_CODE_TARGET_UNAVAILABLE, "request held by a leaving member", "AWP-SHR-004"
+    )
     remaining = [m for m in members if m is not leaving]
-    after = await _round(ctx, caller, remaining, agent_type, ["key-0"])
-    ctx.check(after["key-0"] != leaving.client_id, "key-0 still routed to the leaving member")
+    with ctx.step("AWP-SHR-004", "the leaving member's key moves to a remaining member"):
+        after = await _round(ctx, caller, remaining, agent_type, ["key-0"])
+        ctx.check(after["key-0"] != leaving.client_id, "key-0 still routed to the leaving member")
 
 
 @host_case(
@@ -144,4 +154,9 @@ async def rendezvous_hashing(ctx: HostContext) -> None:
     wrong = {
         key: owner for key, owner in owners.items() if owner != _rendezvous(ids, agent_type, key)
     }
-    ctx.check(not wrong, f"keys not at their rendezvous member: {sorted(wrong)}")
+    ctx.decide(
+        "AWP-SHR-003",
+        "each key is at its rendezvous member",
+        not wrong,
+        f"keys not at their rendezvous member: {sorted(wrong)}",
+    )

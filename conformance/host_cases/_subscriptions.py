@@ -27,25 +27,39 @@ async def add_list_remove(ctx: HostContext) -> None:
     """Procedure: worker A adds a TypeSubscription S1 and a TypePrefixSubscription S2, adds S1
     again with the same content, lists, removes S1, lists.
 
-    Asserts: the repeated add succeeds; the first list holds S1 and S2 exactly once each with
-    the content sent; after removal the list holds S2 and not S1."""
+    Asserts: (each in a step of its own; a failed one does not stop the others) the adds
+    succeed; the repeated add succeeds; the first list holds S1 and S2 exactly once each with
+    the content sent; RemoveSubscription of S1 succeeds; after it the list holds S2 and not
+    S1."""
     agent_type = ctx.unique("subs")
     worker = await ctx.serving("a", agent_type)
     s1 = type_subscription(ctx.unique("s1"), ctx.unique("topic"), agent_type)
     s2 = prefix_subscription(ctx.unique("s2"), ctx.unique("prefix") + ".", agent_type)
-    await worker.subscribe(s1)
-    await worker.subscribe(s2)
-    await worker.subscribe(s1)
-    listed = {s.id: s for s in await worker.subscriptions() if s.id in (s1.id, s2.id)}
-    all_ids = await _ids(worker, {s1.id, s2.id})
-    ctx.check(sorted(all_ids) == sorted([s1.id, s2.id]), f"listed {all_ids}, wanted S1 and S2")
-    ctx.check(listed[s1.id] == s1, f"S1 listed as {listed[s1.id]}")
-    ctx.check(listed[s2.id] == s2, f"S2 listed as {listed[s2.id]}")
-    ctx.check_status(
-        await worker.remove_subscription_status(s1.id), grpc.StatusCode.OK, "RemoveSubscription"
+    with ctx.step("AWP-SUB-001", "AddSubscription stores S1 and S2", gate=True):
+        await worker.subscribe(s1)
+        await worker.subscribe(s2)
+    ctx.decide(
+        "AWP-CONN-022",
+        "a repeated identical AddSubscription succeeds",
+        (code := (await worker.add_subscription_status(s1))[0]) is grpc.StatusCode.OK,
+        f"the repeated add ended with {code.name}",
     )
-    after = await _ids(worker, {s1.id, s2.id})
-    ctx.check(after == [s2.id], f"after removing S1 the list holds {after}")
+    with ctx.step(("AWP-SUB-006", "AWP-CONN-022"), "GetSubscriptions lists S1 and S2 once each"):
+        listed = [s for s in await worker.subscriptions() if s.id in (s1.id, s2.id)]
+        ids = sorted(s.id for s in listed)
+        ctx.check(ids == sorted([s1.id, s2.id]), f"listed {ids}, wanted S1 and S2 once each")
+        by_id = {s.id: s for s in listed}
+        ctx.check(by_id[s1.id] == s1, f"S1 listed as {by_id[s1.id]}")
+        ctx.check(by_id[s2.id] == s2, f"S2 listed as {by_id[s2.id]}")
+    ctx.check_status(
+        await worker.remove_subscription_status(s1.id),
+        grpc.StatusCode.OK,
+        "RemoveSubscription",
+        step=("AWP-SUB-004", "RemoveSubscription of S1 succeeds"),
+    )
+    with ctx.step("AWP-SUB-004", "after removal the list holds S2, not S1"):
+        after = await _ids(worker, {s1.id, s2.id})
+        ctx.check(after == [s2.id], f"after removing S1 the list holds {after}")
 
 
 @host_case(
@@ -69,11 +83,15 @@ async def invalid(ctx: HostContext) -> None:
     }
     for what, sub in bad.items():
         ctx.check_status(
-            await worker.add_subscription_status(sub), grpc.StatusCode.INVALID_ARGUMENT, what
+            await worker.add_subscription_status(sub),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            what,
+            step=(("AWP-SUB-001", "AWP-ERR-020"), f"{what}: INVALID_ARGUMENT"),
         )
-    ids = {s.id for s in bad.values() if s.id}
-    listed = await _ids(worker, ids)
-    ctx.check(not listed, f"invalid subscriptions were stored: {listed}")
+    with ctx.step("AWP-SUB-001", "no invalid subscription is stored"):
+        ids = {s.id for s in bad.values() if s.id}
+        listed = await _ids(worker, ids)
+        ctx.check(not listed, f"invalid subscriptions were stored: {listed}")
 
 
 @host_case("host/subscriptions/conflicts", requirements=["AWP-SUB-002", "AWP-SUB-004"])
@@ -94,22 +112,29 @@ async def conflicts(ctx: HostContext) -> None:
         await a.add_subscription_status(changed),
         grpc.StatusCode.ALREADY_EXISTS,
         "same id, different content",
+        step=("AWP-SUB-002", "same id, different content: ALREADY_EXISTS"),
     )
     ctx.check_status(
-        await b.add_subscription_status(sub), grpc.StatusCode.ALREADY_EXISTS, "id of another client"
+        await b.add_subscription_status(sub),
+        grpc.StatusCode.ALREADY_EXISTS,
+        "id of another client",
+        step=("AWP-SUB-002", "another client's id: ALREADY_EXISTS"),
     )
     ctx.check_status(
         await b.remove_subscription_status(sub.id),
         grpc.StatusCode.PERMISSION_DENIED,
         "removing another client's subscription",
+        step=("AWP-SUB-004", "removing another client's subscription: PERMISSION_DENIED"),
     )
     ctx.check_status(
         await b.remove_subscription_status(ctx.unique("unknown")),
         grpc.StatusCode.NOT_FOUND,
         "removing an unknown id",
+        step=("AWP-SUB-004", "removing an unknown id: NOT_FOUND"),
     )
-    listed = [s for s in await a.subscriptions() if s.id == sub.id]
-    ctx.check(listed == [sub], f"S is listed as {listed}")
+    with ctx.step(("AWP-SUB-002", "AWP-SUB-004"), "S is still listed unchanged"):
+        listed = [s for s in await a.subscriptions() if s.id == sub.id]
+        ctx.check(listed == [sub], f"S is listed as {listed}")
 
 
 @host_case(
@@ -130,18 +155,23 @@ async def cleanup_on_disconnect(ctx: HostContext) -> None:
     observer = await ctx.connect("observer")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ctx.seconds(2.0)
-    while await _ids(observer, {sub.id}):
-        ctx.check(loop.time() < deadline, "the subscription is still listed 2 s after disconnect")
-        await asyncio.sleep(0.05)
+    with ctx.step(("AWP-SUB-005", "AWP-CONN-018"), "the subscription is removed"):
+        while await _ids(observer, {sub.id}):
+            ctx.check(
+                loop.time() < deadline, "the subscription is still listed 2 s after disconnect"
+            )
+            await asyncio.sleep(0.05)
     b = await ctx.connect("b")
-    while True:
-        code, details = await b.register_status(agent_type)
-        if code is grpc.StatusCode.OK:
-            break
-        ctx.check(
-            loop.time() < deadline,
-            f"B cannot register T 2 s after A disconnected: {code.name} {details!r}",
-        )
-        await asyncio.sleep(0.05)
-    await observer.request(rpc_request("r1", agent_type, "k", "hi"))
-    await b.expect_request("the request, at the new registrant")
+    with ctx.step("AWP-CONN-018", "the registration is removed: B registers T", gate=True):
+        while True:
+            code, details = await b.register_status(agent_type)
+            if code is grpc.StatusCode.OK:
+                break
+            ctx.check(
+                loop.time() < deadline,
+                f"B cannot register T 2 s after A disconnected: {code.name} {details!r}",
+            )
+            await asyncio.sleep(0.05)
+    with ctx.step("AWP-CONN-018", "a request to T reaches B"):
+        await observer.request(rpc_request("r1", agent_type, "k", "hi"))
+        await b.expect_request("the request, at the new registrant")

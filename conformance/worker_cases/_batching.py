@@ -46,10 +46,12 @@ async def accepts(ctx: WorkerContext) -> None:
     ]
     frames += [pb.OpenChannelResponse(cloud_event=e) for e in events]
     await conn.write(pb.OpenChannelResponse(batch=pb.OpenChannelResponse.Batch(messages=frames)))
-    for seq, rid in enumerate(ids):
-        check_pong(ctx, await ctx.expect_response(rid), JSON, f"b{seq}", seq, "k")
-    for event in events:
-        await ctx.expect_receipt(event.id)
+    with ctx.step("AWP-BAT-003", "every request and event in the batch is handled", gate=True):
+        responses = [await ctx.expect_response(rid) for rid in ids]
+        for event in events:
+            await ctx.expect_receipt(event.id)
+    for seq, response in enumerate(responses):
+        check_pong(ctx, response, JSON, f"b{seq}", seq, "k")
     topic = ctx.unique("conformance.many")
     action = cp.PublishAction(
         topic_type=topic,

@@ -118,10 +118,20 @@ async def concurrent_calls(ctx: WorkerContext) -> None:
             f"call to harness/{key}: outcome {got} does not hold its own Pong (AWP-RPC-007)",
         )
         expected = cp.ENCODING_PROTOBUF if index >= 2 else cp.ENCODING_JSON
-        ctx.check(
+        ctx.decide(
+            "AWP-CNF-011",
+            f"call to harness/{key}: the outcome names the encoding used",
             got.encoding == expected,
             f"call to harness/{key}: encoding {cp.Encoding.Name(got.encoding)}",
         )
+    since = [c for c in ctx.host.calls if c.at >= conn.opened_at]
+    others = sorted({repr(c.client_id) for c in since if c.client_id != conn.client_id})
+    ctx.decide(
+        "AWP-CONN-002",
+        "every call since the channel opened carries the channel's client-id",
+        bool(conn.client_id) and not others,
+        f"calls with client-id {', '.join(others)}, not {conn.client_id!r}",
+    )
 
 
 async def error_outcome(ctx: WorkerContext, response: pb.RpcResponse) -> cp.CallOutcome:
@@ -144,7 +154,7 @@ async def error_code(ctx: WorkerContext) -> None:
     ctx.check(
         got.error_code == pb.ERROR_CODE_UNKNOWN_TARGET and not got.HasField("pong"),
         f"outcome error_code {pb.ErrorCode.Name(got.error_code)}, expected "
-        "ERROR_CODE_UNKNOWN_TARGET (AWP-RPC-022)",
+        "ERROR_CODE_UNKNOWN_TARGET (AWP-RPC-022, AWP-ERR-001)",
     )
 
 
@@ -158,7 +168,7 @@ async def legacy_error(ctx: WorkerContext) -> None:
     ctx.check(
         got.error_code == pb.ERROR_CODE_HANDLER_FAILED,
         f"outcome error_code {pb.ErrorCode.Name(got.error_code)}, expected "
-        "ERROR_CODE_HANDLER_FAILED (AWP-ERR-003)",
+        "ERROR_CODE_HANDLER_FAILED (AWP-ERR-003, AWP-RPC-022)",
     )
 
 
@@ -178,7 +188,8 @@ async def no_answer(ctx: WorkerContext) -> None:
     ctx.check(
         got.error_code == pb.ERROR_CODE_DEADLINE_EXCEEDED,
         f"outcome error_code {pb.ErrorCode.Name(got.error_code)} after "
-        f"{loop.time() - started:.1f} s, expected ERROR_CODE_DEADLINE_EXCEEDED (AWP-RPC-012)",
+        f"{loop.time() - started:.1f} s, expected ERROR_CODE_DEADLINE_EXCEEDED "
+        "(AWP-RPC-012, AWP-CNF-011)",
     )
     del request
 
@@ -200,7 +211,7 @@ async def unknown_response(ctx: WorkerContext) -> None:
     got = await outcome(ctx, rid)
     ctx.check(
         got.pong.text == "real" and got.error_code == pb.ERROR_CODE_UNSPECIFIED,
-        f"outcome {got} is not the Pong (AWP-RPC-008)",
+        f"outcome {got} is not the Pong (AWP-RPC-008, AWP-RPC-007)",
     )
 
 
@@ -214,7 +225,7 @@ async def empty_response(ctx: WorkerContext) -> None:
     ctx.check(
         got.error_code == pb.ERROR_CODE_HANDLER_FAILED and not got.HasField("pong"),
         f"outcome {pb.ErrorCode.Name(got.error_code)} / pong {got.HasField('pong')}, expected "
-        "ERROR_CODE_HANDLER_FAILED (AWP-RPC-023)",
+        "ERROR_CODE_HANDLER_FAILED (AWP-RPC-023, AWP-RPC-022)",
     )
 
 
@@ -229,7 +240,7 @@ async def not_a_pong(ctx: WorkerContext) -> None:
     ctx.check(
         got.error_code == pb.ERROR_CODE_HANDLER_FAILED and not got.HasField("pong"),
         f"outcome {pb.ErrorCode.Name(got.error_code)} / pong {got.HasField('pong')}, expected "
-        "ERROR_CODE_HANDLER_FAILED (AWP-CNF-011)",
+        "ERROR_CODE_HANDLER_FAILED (AWP-CNF-011, AWP-RPC-022)",
     )
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from agentworker.conformance.v1 import contract_pb2 as cp
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._harness_host import HarnessHost
-from conformance._payloads import enum_name
+from conformance._payloads import enum_name, json_ping_payload
 from conformance._worker_context import WorkerContext
 from conformance.worker_cases._registry import worker_case
-from conformance.worker_cases._security import ready_and_ping, second_worker
+from conformance.worker_cases._security import second_worker
 
 __all__: list[str] = []
 
@@ -43,7 +43,8 @@ async def hello(ctx: WorkerContext) -> None:
     are recorded in the trace (each declared capability makes its cases mandatory). On this
     plaintext, token-less connection the hello announces none of CAPABILITY_TLS,
     CAPABILITY_MUTUAL_TLS, CAPABILITY_BEARER_TOKEN (they describe the connection)."""
-    conn = await ctx.ready()
+    with ctx.step("AWP-CONN-001", "the worker opens a gRPC data channel and registers", gate=True):
+        conn = await ctx.ready()
     ctx.check(conn.hello_present, "OpenChannel carried no agentworker-hello-bin (AWP-VER-010)")
     ctx.check(conn.hello is not None, "agentworker-hello-bin does not decode as ChannelHello")
     assert conn.hello is not None
@@ -114,23 +115,50 @@ async def registration(ctx: WorkerContext) -> None:
     `conformance.broadcast` → `conformance`, a TypePrefixSubscription `conformance.prefix.` →
     `conformance` and the direct-addressing TypePrefixSubscription `conformance:` →
     `conformance`, each with a non-empty id, no two with the same id."""
-    conn = await ctx.ready()
+    with ctx.step(
+        ("AWP-CNF-001", "AWP-CNF-002", "AWP-SUB-011"),
+        "registers `conformance` with its three subscriptions at AGENTWORKER_HOST_ADDRESS",
+        gate=True,
+    ):
+        conn = await ctx.ready()
     by_id: dict[str, set[bytes]] = {}
     for method, request in ctx.session_calls(conn):
         if method == "AddSubscription" and isinstance(request, pb.AddSubscriptionRequest):
             sub = request.subscription
             by_id.setdefault(sub.id, set()).add(sub.SerializeToString(deterministic=True))
-    ctx.check("" not in by_id, "a subscription has an empty id")
+    ctx.decide(
+        "AWP-CNF-002",
+        "every subscription has an id",
+        "" not in by_id,
+        "a subscription has an empty id",
+    )
     shared = [sub_id for sub_id, rules in by_id.items() if len(rules) > 1]
-    ctx.check(not shared, f"one id names different subscriptions: {shared}")
+    ctx.decide(
+        "AWP-CNF-002",
+        "no id names two subscriptions",
+        not shared,
+        f"one id names different subscriptions: {shared}",
+    )
 
 
-async def _no_batches_without_welcome(ctx: WorkerContext, host: HarnessHost, why: str) -> None:
-    """Start a second worker against ``host``, ping it, have it publish 200 protobuf Pings and
-    fail if it sent any batch frame (no capability is in force)."""
+async def _legacy_run(
+    ctx: WorkerContext,
+    host: HarnessHost,
+    why: str = "a host that sent no welcome",
+    no_batch: tuple[str, ...] = ("AWP-VER-015", "AWP-BAT-001"),
+) -> None:
+    """Start a second worker against ``host`` (a host under which no capability is in force)
+    and decide, step by step, that it gets ready, answers a Ping, and sends no batch frame to
+    ``why`` (deciding ``no_batch``)."""
     extra = await second_worker(ctx, {}, None, host=host)
-    conn = await ready_and_ping(ctx, extra)
     sub = WorkerContext(subject=extra, scale=ctx.scale, trace=ctx.trace)
+    with ctx.step(
+        "AWP-VER-015", "registers and subscribes within 10 s without a welcome", gate=True
+    ):
+        conn = await sub.ready()
+    with ctx.step("AWP-VER-015", "answers a Ping from the legacy host", gate=True):
+        response = await sub.rpc(conn, json_ping_payload("legacy", 1))
+        ctx.check(response.error == "", f"error response {response.error!r}")
     action = cp.PublishAction(
         topic_type=ctx.unique("conformance.legacy"),
         topic_source="s",
@@ -138,22 +166,28 @@ async def _no_batches_without_welcome(ctx: WorkerContext, host: HarnessHost, why
         text="m",
         encoding=cp.ENCODING_PROTOBUF,
     )
-    result = await sub.command(conn, cp.Command(publish=action), key="legacy", within=15.0)
-    ctx.check(result.published == 200, f"published {result.published}")
-    await extra.host.wait_for(
-        "200 published events",
-        lambda: (
-            sum(
-                1
-                for i in extra.host.inbound
-                if i.frame.WhichOneof("message") == "cloud_event"
-                and i.frame.cloud_event.type == action.topic_type
-            )
-            >= 200
-        ),
-        10.0,
+    with ctx.step("AWP-VER-012", "publishes 200 events to the legacy host", gate=True):
+        result = await sub.command(conn, cp.Command(publish=action), key="legacy", within=15.0)
+        ctx.check(result.published == 200, f"published {result.published}")
+        await extra.host.wait_for(
+            "200 published events",
+            lambda: (
+                sum(
+                    1
+                    for i in extra.host.inbound
+                    if i.frame.WhichOneof("message") == "cloud_event"
+                    and i.frame.cloud_event.type == action.topic_type
+                )
+                >= 200
+            ),
+            10.0,
+        )
+    ctx.decide(
+        no_batch,
+        f"no batch frame to {why}",
+        conn.batches == 0,
+        f"the worker sent {conn.batches} batch frames to {why}",
     )
-    ctx.check(conn.batches == 0, f"the worker sent {conn.batches} batch frames to {why}")
 
 
 @worker_case(
@@ -162,17 +196,33 @@ async def _no_batches_without_welcome(ctx: WorkerContext, host: HarnessHost, why
 )
 async def legacy_host(ctx: WorkerContext) -> None:
     """Procedure: (spawn mode) start a second instance of the worker against a harness host
-    that plays a legacy host: it answers OpenChannel with no `agentworker-welcome-bin`. Send
-    a Ping, then Command.publish of 200 protobuf Pings.
+    that plays a legacy host: it answers OpenChannel with response headers that hold no
+    `agentworker-welcome-bin`. Send a Ping, then Command.publish of 200 protobuf Pings.
 
     Asserts: the worker does not wait for a welcome forever: it registers and subscribes
     within 10 s (scaled) and answers the Ping; with no capability in force it sends no batch
     frame, even when many publishes are queued."""
-    await _no_batches_without_welcome(
+    await _legacy_run(
         ctx,
         HarnessHost(scale=ctx.scale, welcome=False),
-        "a host that sent no welcome (AWP-VER-020, AWP-BAT-001)",
+        "a host that sent no welcome",
+        ("AWP-VER-015", "AWP-VER-020", "AWP-BAT-001"),
     )
+
+
+@worker_case(
+    "worker/handshake/legacy-host-no-headers",
+    requirements=["AWP-VER-015", "AWP-VER-012", "AWP-BAT-001"],
+)
+async def legacy_host_no_headers(ctx: WorkerContext) -> None:
+    """Procedure: as worker/handshake/legacy-host, but the legacy host sends no response
+    headers at all before its first frame (as real legacy hosts may: the headers then come
+    with the first frame, and that frame is a request the harness sends only once the worker
+    is ready).
+
+    Asserts: the worker bounds its wait for the headers: it registers and subscribes within
+    10 s (scaled), answers the Ping and sends no batch frame."""
+    await _legacy_run(ctx, HarnessHost(scale=ctx.scale, welcome=False, headers_first=False))
 
 
 @worker_case("worker/handshake/later-major-version", requirements=["AWP-VER-018"])
@@ -183,8 +233,9 @@ async def later_major_version(ctx: WorkerContext) -> None:
 
     Asserts: the worker registers and answers the Ping, and sends no batch frame: a welcome
     of another major version puts no capability in force."""
-    await _no_batches_without_welcome(
+    await _legacy_run(
         ctx,
         HarnessHost(scale=ctx.scale, welcome_version=2),
-        "a host whose welcome has protocol_version 2 (AWP-VER-018)",
+        "a host whose welcome has protocol_version 2",
+        ("AWP-VER-018",),
     )

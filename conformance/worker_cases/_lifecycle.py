@@ -38,24 +38,31 @@ async def sigterm(ctx: WorkerContext) -> None:
     ctx.check(ctx.subject.request_stop(), "the worker is not running")
     ctx.trace.note("harness", "SIGTERM sent")
     await asyncio.sleep(0.4)
-    late = await ctx.rpc(conn, json_ping_payload("late", 1), within=1.0)
-    ctx.check(
+    with ctx.step("AWP-RPC-006", "a request while draining is answered", gate=True):
+        late = await ctx.rpc(conn, json_ping_payload("late", 1), within=1.0)
+    ctx.decide(
+        ("AWP-CONN-017", "AWP-CONN-023"),
+        "a draining worker starts no new handler: ERROR_CODE_SHUTTING_DOWN",
         late.error != "" and late.error_code == pb.ERROR_CODE_SHUTTING_DOWN,
         f"a request that arrived while draining was answered with error {late.error!r} "
-        f"{pb.ErrorCode.Name(late.error_code)}, expected ERROR_CODE_SHUTTING_DOWN (AWP-CONN-023)",
+        f"{pb.ErrorCode.Name(late.error_code)}, expected ERROR_CODE_SHUTTING_DOWN",
     )
-    response = await ctx.expect_response(rid, within=6.0)
-    result, problem = decode_payload(response.payload, cp.CommandResult)
-    ctx.check(
-        response.error == "" and result is not None and result.stalled_ms == 1500,
-        f"the command in flight at SIGTERM was answered with error {response.error!r} / "
-        f"{problem} (AWP-CONN-017)",
-    )
-    status = await ctx.subject.wait_exit(10.0)
-    ctx.check(status is not None, "the worker did not exit within 10 s of SIGTERM (AWP-CONN-017)")
-    ctx.check(
+    with ctx.step(("AWP-CONN-017", "AWP-RPC-006"), "the handler running at SIGTERM is answered"):
+        response = await ctx.expect_response(rid, within=6.0)
+        result, problem = decode_payload(response.payload, cp.CommandResult)
+        ctx.check(
+            response.error == "" and result is not None and result.stalled_ms == 1500,
+            f"the command in flight at SIGTERM was answered with error {response.error!r} / "
+            f"{problem}",
+        )
+    with ctx.step("AWP-CONN-017", "the worker exits within 10 s", gate=True):
+        status = await ctx.subject.wait_exit(10.0)
+        ctx.check(status is not None, "the worker did not exit within 10 s of SIGTERM")
+    ctx.decide(
+        "AWP-CNF-022",
+        "the worker exits with status 0",
         status == 0,
-        f"the worker exited with status {status} after SIGTERM, expected 0 (AWP-CNF-022)",
+        f"the worker exited with status {status} after SIGTERM, expected 0",
     )
 
 
@@ -94,15 +101,25 @@ async def reconnect(ctx: WorkerContext) -> None:
         lambda: (c := ctx.subject.current_connection()) is not None and c is not conn and c,
         10.0,
     )
-    ctx.check(
+    ctx.decide(
+        "AWP-CONN-006",
+        "the worker reconnects with the same client-id",
         new.client_id == conn.client_id,
-        f"the worker reconnected as {new.client_id!r}, not {conn.client_id!r} (AWP-CONN-006)",
+        f"the worker reconnected as {new.client_id!r}, not {conn.client_id!r}",
     )
-    ctx.check(ctx.host.refuse_opens == 0, "the refused OpenChannel was not retried")
-    await ctx.host.wait_for(
-        "re-registration and every subscription re-added with the same ids",
-        lambda: ctx.registration_state(new)[0] and before <= _subscription_ids(ctx, new, cut),
-        10.0,
+    ctx.decide(
+        "AWP-CONN-021",
+        "the OpenChannel refused with ALREADY_EXISTS is retried",
+        ctx.host.refuse_opens == 0,
+        "the refused OpenChannel was not retried",
     )
-    await ctx.ready()
-    check_pong(ctx, await ctx.rpc(new, json_ping_payload("again", 1)), JSON, "again", 1, "k")
+    with ctx.step("AWP-CONN-020", "re-registers and re-adds every subscription", gate=True):
+        await ctx.host.wait_for(
+            "re-registration and every subscription re-added with the same ids",
+            lambda: ctx.registration_state(new)[0] and before <= _subscription_ids(ctx, new, cut),
+            10.0,
+        )
+    with ctx.step("AWP-CONN-020", "answers a Ping after reconnecting", gate=True):
+        await ctx.ready()
+        response = await ctx.rpc(new, json_ping_payload("again", 1))
+    check_pong(ctx, response, JSON, "again", 1, "k")

@@ -69,8 +69,10 @@ def check_envelope(ctx: WorkerContext, item: Inbound, source: str, key: str, pro
     }
     for name, value in expected.items():
         got = attribute(event, name)
+        reqs = "AWP-PUB-001, AWP-PUB-020" if name in ("datacontenttype", "dataschema") else ""
         ctx.check(
-            got == value, f"{where}: attribute {name} = {got!r}, expected {value!r} (AWP-PUB-001)"
+            got == value,
+            f"{where}: attribute {name} = {got!r}, expected {value!r} ({reqs or 'AWP-PUB-001'})",
         )
     for name in event.attributes:
         ctx.check(
@@ -138,4 +140,7 @@ async def envelope_protobuf(ctx: WorkerContext) -> None:
     seqs = [check_envelope(ctx, item, source, key, protobuf=True) for item in events]
     ids = [item.frame.cloud_event.id for item in events]
     ctx.check(len(set(ids)) == len(ids), "event ids repeat (AWP-PUB-001)")
-    ctx.check(seqs == list(range(100, 150)), f"seqs {seqs[:10]}..., not 100..149 in order")
+    ctx.check(
+        seqs == list(range(100, 150)),
+        f"seqs {seqs[:10]}..., not 100..149 in order (AWP-CNF-010, AWP-CONN-011)",
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._payloads import JSON, enum_name, json_ping_payload, ping_event
 from conformance._wire import unknown_case_frame
@@ -52,8 +54,12 @@ async def unknown_fields(ctx: WorkerContext) -> None:
     inner = request.SerializeToString() + _varint(40 << 3) + _varint(12345) + _field(41, b"future")
     frame = _field(1, inner) + _field(42, b"future frame field")
     await conn.write(frame)
-    check_pong(ctx, await ctx.expect_response(rid), JSON, "u", 1, "k")
-    check_pong(ctx, await ctx.rpc(conn, json_ping_payload("v", 2)), JSON, "v", 2, "k")
+    with ctx.step("AWP-VER-001", "a Ping with unknown fields is answered", gate=True):
+        response = await ctx.expect_response(rid)
+    check_pong(ctx, response, JSON, "u", 1, "k")
+    with ctx.step("AWP-CONN-013", "a later Ping is answered", gate=True):
+        response = await ctx.rpc(conn, json_ping_payload("v", 2))
+    check_pong(ctx, response, JSON, "v", 2, "k")
     ctx.check(not conn.ended.is_set(), "the worker closed its channel (AWP-CONN-013)")
 
 
@@ -104,7 +110,14 @@ async def large(ctx: WorkerContext) -> None:
     frame of about 4 MiB) and keeps its channel."""
     conn = await ctx.ready()
     text = "x" * (4 * 1024 * 1024 - 1024)
-    response = await ctx.rpc(conn, json_ping_payload(text, 4), within=20.0)
+    with ctx.step("AWP-CONN-003", "a 4 MiB Ping is answered", gate=True):
+        response = await ctx.rpc(conn, json_ping_payload(text, 4), within=20.0)
+    ctx.decide(
+        "AWP-CONN-003",
+        "the 4 MiB Pong repeats the whole text",
+        response.payload.data_content_type == JSON and len(response.payload.data) > len(text),
+        f"a Pong of {len(response.payload.data)} bytes",
+    )
     check_pong(ctx, response, JSON, text, 4, "k")
 
 
@@ -131,9 +144,19 @@ async def duplicate(ctx: WorkerContext) -> None:
     await ctx.expect_receipt(event.id)
     rid2, request2, ping2 = await start_call(ctx, conn, call_command(ctx.unique("d"), "second", 2))
     await conn.write(pb.OpenChannelResponse(response=pong_response(request2, ping2)))
-    got2 = await outcome(ctx, rid2)
+    with ctx.step("AWP-RPC-006", "the second call's command is answered once", gate=True):
+        got2 = await outcome(ctx, rid2)
     ctx.check(got2.pong.text == "second", f"second outcome {got2} (AWP-RPC-008)")
-    ctx.check(not conn.ended.is_set(), "the worker closed its channel")
+    ctx.check(not conn.ended.is_set(), "the worker closed its channel (AWP-RPC-008)")
+    with ctx.step("AWP-RPC-006", "no command is answered twice"):
+        await asyncio.sleep(ctx.seconds(0.2))  # a bounded window for a late duplicate
+        extra = ctx.host.pending(
+            lambda i: (
+                i.frame.WhichOneof("message") == "response"
+                and i.frame.response.request_id in (rid, rid2)
+            )
+        )
+        ctx.check(not extra, f"{len(extra)} further responses to the commands")
 
 
 @worker_case("worker/robustness/garbage-bytes", requirements=["AWP-CONN-014", "AWP-CONN-020"])
@@ -151,15 +174,21 @@ async def garbage(ctx: WorkerContext) -> None:
     await conn.write(b"\x0a\xff\xff\xff\x0f\x01")
     reconnects = conn.hello is not None and pb.CAPABILITY_RECONNECT in conn.hello.capabilities
     if reconnects:
-        await ctx.host.wait_for(
-            "new data channel after the undecodable frame",
-            lambda: (c := ctx.subject.current_connection()) is not None and c is not conn,
-            10.0,
-        )
-        await ctx.ready()
+        with ctx.step("AWP-CONN-020", "the worker reconnects and is ready again"):
+            await ctx.host.wait_for(
+                "new data channel after the undecodable frame",
+                lambda: (c := ctx.subject.current_connection()) is not None and c is not conn,
+                10.0,
+            )
+            await ctx.ready()
+        ctx.decide("AWP-CONN-014", "the worker does not exit silently", True, "")
         return
+    ctx.not_applicable(
+        "AWP-CONN-020", "reconnect after the broken channel", "no CAPABILITY_RECONNECT"
+    )
     status = await ctx.subject.wait_exit(5.0)
     if status is None:
+        ctx.decide("AWP-CONN-014", "the worker keeps running", True, "")
         return
     output = ctx.subject.output_since(offset).strip()
     ctx.check(

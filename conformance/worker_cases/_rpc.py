@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from google.protobuf import any_pb2
+
 from agentworker.conformance.v1 import contract_pb2 as cp
 from agentworker.v1 import agentworker_pb2 as pb
+from conformance._harness_host import Connection
 from conformance._payloads import JSON, PROTOBUF, decode_payload, json_ping_payload, proto_payload
 from conformance._worker_context import WorkerContext
 from conformance.worker_cases._registry import worker_case
@@ -16,25 +19,48 @@ __all__: list[str] = []
 def check_pong(
     ctx: WorkerContext, response: pb.RpcResponse, content_type: str, text: str, seq: int, key: str
 ) -> None:
-    """Fail unless ``response`` is a successful Pong in ``content_type`` echoing the Ping."""
-    ctx.check(
+    """Decide, each in its own step, that ``response`` is a success (AWP-CNF-003), in the
+    Ping's encoding (AWP-CNF-003), a Pong (AWP-CNF-004) echoing the Ping (AWP-CNF-003)."""
+    ctx.decide(
+        ("AWP-CNF-003", "AWP-RPC-020"),
+        "the Ping is answered with success (empty error, no error_code)",
         response.error == "" and response.error_code == pb.ERROR_CODE_UNSPECIFIED,
-        f"error response {response.error!r} ({pb.ErrorCode.Name(response.error_code)}) "
-        "to a Ping (AWP-CNF-003)",
+        f"error response {response.error!r} ({pb.ErrorCode.Name(response.error_code)}) to a Ping",
     )
-    ctx.check(
+    ctx.decide(
+        "AWP-CNF-003",
+        "the Pong uses the Ping's encoding",
         response.payload.data_content_type == content_type,
-        f"Pong content type {response.payload.data_content_type!r}, expected {content_type!r} "
-        "(same encoding as the Ping, AWP-CNF-003)",
+        f"Pong content type {response.payload.data_content_type!r}, expected {content_type!r}",
     )
     pong, problem = decode_payload(response.payload, cp.Pong)
-    ctx.check(pong is not None, f"the answer is not a Pong: {problem} (AWP-CNF-004)")
+    if not ctx.decide(
+        "AWP-CNF-004", "the answer decodes as a Pong", pong is not None, f"not a Pong: {problem}"
+    ):
+        return
     assert pong is not None
-    ctx.check(
+    ctx.decide(
+        "AWP-CNF-003",
+        "the Pong echoes the Ping's text and seq and names the agent key",
         (pong.text, pong.seq, pong.agent_key) == (text, seq, key),
         f"Pong text/seq/agent_key {(pong.text, pong.seq, pong.agent_key)}, expected "
-        f"{(text, seq, key)} (AWP-CNF-003)",
+        f"{(text, seq, key)}",
     )
+
+
+async def no_second_response(ctx: WorkerContext, conn: Connection, rid: str, key: str) -> None:
+    """Decide AWP-RPC-006's "exactly one": after the response to ``rid``, a Ping to the same
+    agent is answered (the worker has moved on) and, a short while later, still no second
+    response to ``rid`` has arrived."""
+    with ctx.step("AWP-RPC-006", f"no second response to {rid}"):
+        await ctx.rpc(conn, json_ping_payload("after", 1), key=key)
+        await asyncio.sleep(ctx.seconds(0.2))  # a bounded window for a late duplicate
+        extra = ctx.host.pending(
+            lambda i: (
+                i.frame.WhichOneof("message") == "response" and i.frame.response.request_id == rid
+            )
+        )
+        ctx.check(not extra, f"{len(extra)} further responses to {rid}")
 
 
 @worker_case(
@@ -49,13 +75,17 @@ async def ping_json(ctx: WorkerContext) -> None:
     `Pong`) with text "hello", seq 7 and agent_key "key-json"."""
     conn = await ctx.ready()
     rid = ctx.unique("h")
-    response = await ctx.rpc(conn, json_ping_payload("hello", 7), key="key-json", request_id=rid)
+    with ctx.step("AWP-RPC-006", "a response with the request id", gate=True):
+        response = await ctx.rpc(
+            conn, json_ping_payload("hello", 7), key="key-json", request_id=rid
+        )
+    with ctx.step("AWP-PUB-020", "the JSON Pong names its type in data_type"):
+        ctx.check(
+            response.payload.data_type == "Pong",
+            f"data_type {response.payload.data_type!r}, expected 'Pong'",
+        )
     check_pong(ctx, response, JSON, "hello", 7, "key-json")
-    await asyncio.sleep(0.3)
-    extra = ctx.host.pending(
-        lambda i: i.frame.WhichOneof("message") == "response" and i.frame.response.request_id == rid
-    )
-    ctx.check(not extra, f"{len(extra)} further responses to {rid} (AWP-RPC-006)")
+    await no_second_response(ctx, conn, rid, "key-json")
 
 
 @worker_case(
@@ -71,8 +101,22 @@ async def ping_protobuf(ctx: WorkerContext) -> None:
     is type.googleapis.com/agentworker.conformance.v1.Pong) with text, seq and agent_key."""
     conn = await ctx.ready()
     payload = proto_payload(cp.Ping(text="bin", seq=11))
-    response = await ctx.rpc(conn, payload, key="key-proto")
+    rid = ctx.unique("h")
+    with ctx.step("AWP-RPC-006", "a response with the request id", gate=True):
+        response = await ctx.rpc(conn, payload, key="key-proto", request_id=rid)
+    with ctx.step("AWP-PUB-021", "the protobuf Pong is a typed Any"):
+        any_msg = any_pb2.Any()
+        any_msg.ParseFromString(response.payload.data)
+        ctx.check(
+            (response.payload.data_type, any_msg.type_url)
+            == (
+                "agentworker.conformance.v1.Pong",
+                "type.googleapis.com/agentworker.conformance.v1.Pong",
+            ),
+            f"data_type {response.payload.data_type!r}, type URL {any_msg.type_url!r}",
+        )
     check_pong(ctx, response, PROTOBUF, "bin", 11, "key-proto")
+    await no_second_response(ctx, conn, rid, "key-proto")
 
 
 @worker_case(
@@ -94,15 +138,22 @@ async def unsupported(ctx: WorkerContext) -> None:
             data=b"\xff\xff\xff\xff",
         ),
     ]
-    for payload in bad:
-        response = await ctx.rpc(conn, payload)
-        ctx.check(response.error != "", f"{payload.data_type}: no error (AWP-ERR-002)")
-        ctx.check(
-            response.error_code == pb.ERROR_CODE_UNSUPPORTED_MESSAGE,
-            f"{payload.data_type}: error_code {pb.ErrorCode.Name(response.error_code)}, "
-            "expected ERROR_CODE_UNSUPPORTED_MESSAGE (AWP-CNF-006, AWP-RPC-021)",
+    for n, payload in enumerate(bad):
+        what = ("unknown data_type", "protobuf data that is not an Any")[n]
+        with ctx.step("AWP-RPC-021", f"{what}: answered", gate=True):
+            response = await ctx.rpc(conn, payload)
+        ctx.decide(
+            "AWP-ERR-002", f"{what}: a non-empty error", response.error != "", "empty `error`"
         )
-    check_pong(ctx, await ctx.rpc(conn, json_ping_payload("after", 1)), JSON, "after", 1, "k")
+        ctx.decide(
+            ("AWP-CNF-006", "AWP-RPC-021"),
+            f"{what}: ERROR_CODE_UNSUPPORTED_MESSAGE",
+            response.error_code == pb.ERROR_CODE_UNSUPPORTED_MESSAGE,
+            f"error_code {pb.ErrorCode.Name(response.error_code)}",
+        )
+    with ctx.step("AWP-CNF-006", "the worker keeps answering", gate=True):
+        response = await ctx.rpc(conn, json_ping_payload("after", 1))
+    check_pong(ctx, response, JSON, "after", 1, "k")
 
 
 @worker_case(
@@ -117,16 +168,28 @@ async def handler_failure(ctx: WorkerContext) -> None:
     conn = await ctx.ready()
     message = ctx.unique("boom")
     command = cp.Command(case_id=ctx.unique("c"), fail=cp.FailAction(message=message))
-    response = await ctx.rpc(conn, proto_payload(command))
-    ctx.check(
+    rid = ctx.unique("h")
+    with ctx.step("AWP-RPC-006", "the failed call is answered", gate=True):
+        response = await ctx.rpc(conn, proto_payload(command), request_id=rid)
+    ctx.decide(
+        "AWP-CNF-012",
+        "the error carries the handler's message",
         message in response.error,
-        f"error {response.error!r} does not contain {message!r} (AWP-CNF-012)",
+        f"error {response.error!r} does not contain {message!r}",
     )
-    ctx.check(
+    ctx.decide(
+        ("AWP-ERR-002", "AWP-RPC-021"),
+        "ERROR_CODE_HANDLER_FAILED",
         response.error_code == pb.ERROR_CODE_HANDLER_FAILED,
-        f"error_code {pb.ErrorCode.Name(response.error_code)}, expected "
-        "ERROR_CODE_HANDLER_FAILED (AWP-ERR-002)",
+        f"error_code {pb.ErrorCode.Name(response.error_code)}",
     )
+    ctx.decide(
+        "AWP-RPC-021",
+        "an error response carries no payload data",
+        not response.payload.data,
+        f"{len(response.payload.data)} bytes of payload data",
+    )
+    await no_second_response(ctx, conn, rid, "k")
 
 
 @worker_case(
@@ -153,21 +216,25 @@ async def concurrent(ctx: WorkerContext) -> None:
         )
         sent[rid] = (protobuf, text, seq, key)
         await ctx.send_request(conn, payload, key=key, request_id=rid)
+    with ctx.step(("AWP-RPC-006", "AWP-CONN-011"), "every request is answered", gate=True):
+        responses = {rid: await ctx.expect_response(rid, within=10.0) for rid in sent}
     for rid, (protobuf, text, seq, key) in sent.items():
-        response = await ctx.expect_response(rid, within=10.0)
-        check_pong(ctx, response, PROTOBUF if protobuf else JSON, text, seq, key)
-    stalled = await ctx.expect_response(stall_id, within=5.0)
-    result, problem = decode_payload(stalled.payload, cp.CommandResult)
-    ctx.check(
-        result is not None and result.stalled_ms == 300,
-        f"the stall command's answer: {problem or result} (AWP-CNF-013)",
-    )
-    await asyncio.sleep(0.3)
-    extra = ctx.host.pending(lambda i: i.frame.WhichOneof("message") == "response")
-    ctx.check(
-        not extra,
-        f"{len(extra)} unexpected responses: {[i.frame.response.request_id for i in extra][:5]}",
-    )
+        check_pong(ctx, responses[rid], PROTOBUF if protobuf else JSON, text, seq, key)
+    with ctx.step("AWP-CNF-013", "the stall command answers after its stall"):
+        stalled = await ctx.expect_response(stall_id, within=5.0)
+        result, problem = decode_payload(stalled.payload, cp.CommandResult)
+        ctx.check(
+            result is not None and result.stalled_ms == 300,
+            f"the stall command's answer: {problem or result}",
+        )
+    with ctx.step("AWP-RPC-006", "no further or unknown responses"):
+        await asyncio.sleep(ctx.seconds(0.3))  # a bounded window for late duplicates
+        extra = ctx.host.pending(lambda i: i.frame.WhichOneof("message") == "response")
+        ctx.check(
+            not extra,
+            f"{len(extra)} unexpected responses: "
+            f"{[i.frame.response.request_id for i in extra][:5]}",
+        )
 
 
 @worker_case(
@@ -183,18 +250,15 @@ async def instance_per_key(ctx: WorkerContext) -> None:
     conn = await ctx.ready()
     key_x, key_y = ctx.unique("x"), ctx.unique("y")
     for key, value in ((key_x, "value-A"), (key_y, "value-B")):
-        result = await ctx.command(
-            conn, cp.Command(remember=cp.RememberAction(value=value)), key=key
-        )
-        ctx.check(
-            result.remembered == value, f"{key}: remembered {result.remembered!r} (AWP-CNF-014)"
-        )
+        with ctx.step("AWP-CNF-014", f"remember at {key}", gate=True):
+            result = await ctx.command(
+                conn, cp.Command(remember=cp.RememberAction(value=value)), key=key
+            )
+            ctx.check(result.remembered == value, f"remembered {result.remembered!r}")
     for key, value in ((key_x, "value-A"), (key_y, "value-B")):
-        result = await ctx.command(conn, cp.Command(recall=cp.RecallAction()), key=key)
-        ctx.check(
-            result.recalled == value,
-            f"{key} recalls {result.recalled!r}, expected {value!r} (AWP-REG-004, AWP-CNF-014)",
-        )
+        with ctx.step(("AWP-REG-004", "AWP-CNF-014"), f"{key} recalls its own value"):
+            result = await ctx.command(conn, cp.Command(recall=cp.RecallAction()), key=key)
+            ctx.check(result.recalled == value, f"recalls {result.recalled!r}, expected {value!r}")
 
 
 @worker_case(
@@ -210,27 +274,30 @@ async def command_deadline(ctx: WorkerContext) -> None:
     arriving within 300 ms plus 2 s of slack (scaled), not after the
     stall."""
     conn = await ctx.ready()
-    result = await ctx.command(
-        conn, cp.Command(deadline_ms=0, stall=cp.StallAction(duration_ms=200))
-    )
-    ctx.check(
-        result.stalled_ms == 200,
-        f"stalled_ms {result.stalled_ms}, expected 200; deadline_ms 0 sets no bound "
-        "(AWP-CNF-013, AWP-CNF-021)",
-    )
+    with ctx.step(("AWP-CNF-013", "AWP-CNF-021"), "a 200 ms stall with deadline_ms 0 runs"):
+        result = await ctx.command(
+            conn, cp.Command(deadline_ms=0, stall=cp.StallAction(duration_ms=200))
+        )
+        ctx.check(
+            result.stalled_ms == 200,
+            f"stalled_ms {result.stalled_ms}, expected 200; deadline_ms 0 sets no bound",
+        )
     command = cp.Command(
         case_id=ctx.unique("c"), deadline_ms=300, stall=cp.StallAction(duration_ms=5000)
     )
-    response = await ctx.rpc(conn, proto_payload(command), within=2.3)
-    ctx.check(response.error != "", "a command past its deadline_ms succeeded (AWP-CNF-015)")
-    ctx.check(
-        "deadline" in response.error.lower(),
-        f"error {response.error!r} does not name the deadline (AWP-CNF-015)",
+    with ctx.step("AWP-CNF-015", "a command past its deadline_ms is answered in time", gate=True):
+        response = await ctx.rpc(conn, proto_payload(command), within=2.3)
+    ctx.decide(
+        "AWP-CNF-015",
+        "the answer is an error naming the deadline",
+        response.error != "" and "deadline" in response.error.lower(),
+        f"error {response.error!r} does not name the deadline",
     )
-    ctx.check(
+    ctx.decide(
+        ("AWP-CNF-015", "AWP-RPC-021"),
+        "ERROR_CODE_HANDLER_FAILED",
         response.error_code == pb.ERROR_CODE_HANDLER_FAILED,
-        f"error_code {pb.ErrorCode.Name(response.error_code)}, expected "
-        "ERROR_CODE_HANDLER_FAILED (AWP-CNF-015)",
+        f"error_code {pb.ErrorCode.Name(response.error_code)}",
     )
 
 
@@ -249,13 +316,15 @@ async def unknown_agent_type(ctx: WorkerContext) -> None:
         payload=json_ping_payload("lost", 1),
     )
     await conn.write(pb.OpenChannelResponse(request=request))
-    response = await ctx.expect_response(rid)
-    ctx.check(response.error != "", "no error for an unserved agent type (AWP-RPC-021)")
-    ctx.check(
-        response.error_code == pb.ERROR_CODE_UNKNOWN_TARGET,
-        f"error_code {pb.ErrorCode.Name(response.error_code)}, expected "
-        "ERROR_CODE_UNKNOWN_TARGET (AWP-RPC-021)",
+    with ctx.step("AWP-RPC-006", "the request is answered", gate=True):
+        response = await ctx.expect_response(rid)
+    ctx.decide(
+        "AWP-RPC-021",
+        "an error with ERROR_CODE_UNKNOWN_TARGET",
+        response.error != "" and response.error_code == pb.ERROR_CODE_UNKNOWN_TARGET,
+        f"error {response.error!r}, error_code {pb.ErrorCode.Name(response.error_code)}",
     )
+    await no_second_response(ctx, conn, rid, "k")
 
 
 @worker_case(

@@ -112,18 +112,28 @@ async def tls(ctx: WorkerContext) -> None:
     try:
         env = {"AGENTWORKER_TLS_CA": str(certs.ca), "AGENTWORKER_TLS_SERVER_NAME": SERVER_NAME}
         creds = server_credentials(str(certs.server_key), str(certs.server_cert))
-        extra = await second_worker(ctx, env, creds)
-        conn = await ready_and_ping(ctx, extra)
+        with ctx.step(
+            ("AWP-SEC-001", "AWP-CNF-001"),
+            "connects over TLS with AGENTWORKER_TLS_CA and answers a Ping",
+            gate=True,
+        ):
+            extra = await second_worker(ctx, env, creds)
+            conn = await ready_and_ping(ctx, extra)
         announced(ctx, conn, pb.CAPABILITY_TLS)
         rogue = server_credentials(str(certs.rogue_server_key), str(certs.rogue_server_cert))
         try:
             third = await second_worker(ctx, env, rogue, connect_timeout_s=3.0, strict=False)
         except SubjectError:
-            return  # no channel opened, or the worker gave up: both are right
+            # No channel opened, or the worker gave up: both are right.
+            ctx.decide("AWP-SEC-001", "refuses a host its CA did not sign", True, "")
+            return
         calls = [call.method for call in third.host.calls]
-        raise CaseFailure(
+        ctx.decide(
+            "AWP-SEC-001",
+            "refuses a host its CA did not sign",
+            False,
             f"the worker made calls {calls} on a host whose certificate its CA did not sign "
-            "(AWP-SEC-001)"
+            "(AWP-SEC-001)",
         )
     finally:
         certs.cleanup()
@@ -151,8 +161,11 @@ async def mutual_tls(ctx: WorkerContext) -> None:
             "AGENTWORKER_TLS_KEY": str(certs.client_key),
         }
         creds = server_credentials(str(certs.server_key), str(certs.server_cert), str(certs.ca))
-        extra = await second_worker(ctx, env, creds)
-        conn = await ready_and_ping(ctx, extra)
+        with ctx.step(
+            "AWP-SEC-003", "presents its client certificate and answers a Ping", gate=True
+        ):
+            extra = await second_worker(ctx, env, creds)
+            conn = await ready_and_ping(ctx, extra)
         announced(ctx, conn, pb.CAPABILITY_TLS, pb.CAPABILITY_MUTUAL_TLS)
     finally:
         certs.cleanup()

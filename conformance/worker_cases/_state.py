@@ -92,36 +92,31 @@ async def find_control(ctx: WorkerContext, conn: Connection) -> Connection:
 
 async def round_trip(ctx: WorkerContext, prefix: str) -> None:
     conn = await ctx.ready()
-    control = await find_control(ctx, conn)
+    with ctx.step(("AWP-CTL-001", "AWP-CONN-009"), "the worker has a control channel", gate=True):
+        control = await find_control(ctx, conn)
     key_x, key_y = ctx.unique("x"), ctx.unique("y")
     value = ctx.unique("value")
     result = await ctx.command(conn, cp.Command(remember=cp.RememberAction(value=value)), key=key_x)
     ctx.check(result.remembered == value, f"remembered {result.remembered!r} (AWP-CNF-014)")
-    saved = decode(
-        ctx,
-        await control_call(
+    with ctx.step(("AWP-CTL-001", "AWP-CTL-003"), "SaveStateRequest is answered", gate=True):
+        answer = await control_call(
             ctx,
             control,
             key_x,
             pb.SaveStateRequest(agent_id=pb.AgentId(type=AGENT_TYPE, key=key_x)),
             prefix,
-        ),
-        pb.SaveStateResponse,
-        prefix,
-    )
+        )
+    saved = decode(ctx, answer, pb.SaveStateResponse, prefix)
     assert isinstance(saved, pb.SaveStateResponse)
-    decode(
-        ctx,
-        await control_call(
+    with ctx.step(("AWP-CTL-001", "AWP-CTL-003"), "LoadStateRequest is answered", gate=True):
+        answer = await control_call(
             ctx,
             control,
             key_y,
             pb.LoadStateRequest(agent_id=pb.AgentId(type=AGENT_TYPE, key=key_y), state=saved.state),
             prefix,
-        ),
-        pb.LoadStateResponse,
-        prefix,
-    )
+        )
+    decode(ctx, answer, pb.LoadStateResponse, prefix)
     recalled = await ctx.command(conn, cp.Command(recall=cp.RecallAction()), key=key_y)
     if recalled.recalled != value:
         raise CaseFailure(

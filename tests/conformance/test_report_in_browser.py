@@ -16,6 +16,8 @@ from conformance._reports import write_reports
 from tests.conformance.test_reports import _result
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "reports" / "report-in-browser.png"  # reports/ is not committed
 
 
 def _chromium(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -45,20 +47,31 @@ def test_a_person_sees_the_verdict_failures_and_the_matrix(report: Path) -> None
     text = _visible_text(dom)
     assert "1 passed, 1 failed, 1 skipped" in text
     assert "MUST requirements:" in text
-    # The failed case shows its message, its wire trace and how to replay it.
+    # It opens on the summary per spec section, then the failures, then the cases.
+    assert text.index("Requirements by spec section") < text.index("Failures (1)")
+    assert text.index("Failures (1)") < text.index("Cases")
+    assert 'class="bar"' in dom
+    # The failed case shows each requirement's verdict, the step that decided it and the
+    # requirement's text; its message, its folded wire trace and how to replay it.
+    assert re.search(r"AWP-RPC-004 fail step: one response", text)
+    assert "AWP-RPC-010 not_reached" in text
     assert "got <script>alert(1)</script> & more" in text
+    assert "<details><summary>wire trace (1 lines)</summary>" in dom
     assert "w -> frame" in text
-    assert "replay: python -m conformance host --address x --case host/b" in text
+    assert "Replay: python -m conformance host --address x --case host/b" in text
     # Hostile text from a subject stays text: no element was created from it.
     assert "<script>alert" not in dom
-    # The matrix names requirements with their verdicts, and untested MUSTs say why.
-    assert re.search(r"AWP-RPC-004 MUST fail host/a \(PASS\), host/b \(FAIL\)", text)
+    # The matrix names requirements with their verdicts, texts and deciding steps, and
+    # untested MUSTs say why.
+    assert re.search(r"AWP-RPC-004 MUST fail .+ host/b: step: one response \(fail\)", text)
     assert "Untested MUST requirements" in text
     assert "Why untested:" in text
 
 
-def test_the_page_renders_to_a_full_screenshot(report: Path, tmp_path: Path) -> None:
-    shot = tmp_path / "report.png"
+def test_the_page_renders_to_a_full_screenshot(report: Path) -> None:
+    shot = SCREENSHOT
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    shot.unlink(missing_ok=True)
     _chromium(f"--screenshot={shot}", "--window-size=1200,900", report.as_uri())
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

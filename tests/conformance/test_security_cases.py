@@ -74,7 +74,9 @@ def test_defect_fails_its_security_case(defect: str, report_dir: Path) -> None:
     assert run.failed_ids() == {case_id}, run.stdout
     assert run.report is not None
     failed = next(c for c in run.report["cases"] if c["id"] == case_id)
-    assert SECURITY_CASES[case_id] in failed["requirements"]
+    verdicts = {r["id"]: r for r in failed["requirements"]}
+    assert verdicts[SECURITY_CASES[case_id]]["verdict"] == "fail", failed["requirements"]
+    assert verdicts[SECURITY_CASES[case_id]]["step"], "decided by a step of its own"
     option = "--mtls-command" if "mutual" in case_id else "--token-command"
     assert f"{option} '" in failed["replay"], "the replay repeats the host's command"
     assert "{tokens}" in failed["replay"] or "{client_ca}" in failed["replay"]

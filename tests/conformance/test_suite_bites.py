@@ -69,7 +69,10 @@ def test_defect_fails_its_case(defect: str, report_dir: Path) -> None:
     assert run.report is not None
     for case in run.report["cases"]:
         if case["id"] in cases:
-            assert cases[case["id"]] in case["requirements"]
+            # The requirement is failed by a step of its own, not by the case's status.
+            verdicts = {r["id"]: r for r in case["requirements"]}
+            assert verdicts[cases[case["id"]]]["verdict"] == "fail", case["requirements"]
+            assert verdicts[cases[case["id"]]]["decided_by"] == "step", case["requirements"]
             assert case["trace"], "a failure carries its wire trace"
             assert case["replay"].startswith("python -m conformance host ")
             assert f"--case {case['id']}" in case["replay"]

@@ -34,7 +34,7 @@ def broken_worker_command(*defects: str) -> list[str]:
 TARGETED = {
     "reuse-request-ids": {"worker/call/concurrent-out-of-order": "AWP-RPC-001"},
     "no-client-id-unary": {"worker/handshake/client-id-on-every-call": "AWP-CONN-002"},
-    "drop-protobuf": {"worker/rpc/ping/protobuf": "AWP-CNF-003"},
+    "drop-protobuf": {"worker/rpc/ping/protobuf": "AWP-RPC-006"},
     "silent-errors": {"worker/rpc/handler-failure": "AWP-RPC-006"},
     "ignore-sigterm": {"worker/lifecycle/sigterm-drains": "AWP-CONN-017"},
     "register-first": {"worker/handshake/channel-before-registration": "AWP-CONN-007"},
@@ -43,6 +43,9 @@ TARGETED = {
         "worker/flow/deadline-passes-in-mailbox": "AWP-CONN-040",
     },
     "anonymous-receipts": {"worker/events/broadcast/json": "AWP-CNF-005"},
+    "block-on-headers": {"worker/handshake/legacy-host-no-headers": "AWP-VER-015"},
+    "answer-twice": {"worker/rpc/handler-failure": "AWP-RPC-006"},
+    "deliver-to-sender": {"worker/events/not-to-sender": "AWP-SUB-012"},
 }
 # Workers with these defects never get ready, so no other case can pass.
 STARTUP_DEFECTS = {"no-client-id-unary", "register-first"}
@@ -56,6 +59,9 @@ MESSAGES = {
     "anonymous-receipts": "arrived with an empty event_id",
     # A worker that ignores SIGTERM keeps answering requests instead of refusing them.
     "ignore-sigterm": "expected ERROR_CODE_SHUTTING_DOWN",
+    "block-on-headers": "the worker is not ready",
+    "answer-twice": "further responses",
+    "deliver-to-sender": "the agent named as the event's sender received it",
 }
 
 
@@ -120,7 +126,11 @@ def test_worker_defect_fails_its_case(defect: str, report_dir: Path) -> None:
     for case in run.report["cases"]:
         if case["id"] in cases:
             assert case["status"] == "FAIL", run.stdout
-            assert cases[case["id"]] in case["requirements"]
+            # The requirement is failed by a step of its own, not by the case's status.
+            verdicts = {r["id"]: r for r in case["requirements"]}
+            caught = verdicts[cases[case["id"]]]
+            assert caught["verdict"] == "fail", case["requirements"]
+            assert caught["decided_by"] == "step", case["requirements"]
             assert MESSAGES[defect] in case["message"], case["message"]
             assert case["replay"].startswith("python -m conformance worker ")
     if baseline:
