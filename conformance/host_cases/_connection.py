@@ -168,12 +168,14 @@ def _padded(ev: ce.CloudEvent, frame_bytes: int) -> ce.CloudEvent:
 
 @host_case("host/connection/undecodable-frame", requirements=["AWP-CONN-014", "AWP-CONN-018"])
 async def undecodable_frame(ctx: HostContext) -> None:
-    """Procedure: worker B serves type T; B writes bytes that do not decode as a frame (a
-    length-delimited field whose length runs past the end). Worker V then registers T.
+    """Procedure: worker B serves type T and bystander O has its channel open; B writes bytes
+    that do not decode as a frame (a length-delimited field whose length runs past the end).
+    Worker V then registers T.
 
     Asserts: B's data channel ends (gRPC servers differ in the status they report); V's
-    registration of T succeeds within 2 s (B was cleaned up); V's channel works."""
+    registration of T succeeds within 2 s (B was cleaned up); V's and O's channels work."""
     agent_type = ctx.unique("garbled")
+    bystander = await ctx.connect("o")
     broken = await ctx.serving("b", agent_type)
     await broken.send(b"\x0a\xff\x01\x00")
     code = await broken.data.wait_end()
@@ -185,3 +187,4 @@ async def undecodable_frame(ctx: HostContext) -> None:
         ctx.check(loop.time() < deadline, f"V cannot register B's type: {result}")
         await asyncio.sleep(0.05)
     await echo_check(ctx, other, "after B's undecodable frame")
+    await echo_check(ctx, bystander, "the bystander's channel after B's undecodable frame")

@@ -22,20 +22,23 @@ __all__: list[str] = []
     v1_only=True,
 )
 async def drain(ctx: HostContext) -> None:
-    """Procedure: (spawn mode only) T serves X; caller C sends request `held` to X, which T
-    holds. The harness sends the host SIGTERM. C sends request `new` to X; an observer
-    checks health; T then answers `held`.
+    """Procedure: (spawn mode only) T serves X; caller C sends requests `held` and `kept` to
+    X, which T holds. The harness sends the host SIGTERM. C sends request `new` to X; an
+    observer checks health; T then answers `held` and never `kept`.
 
     Asserts: C and T each receive a Notice with ERROR_CODE_SHUTTING_DOWN; `new` is answered
     with ERROR_CODE_SHUTTING_DOWN and never reaches T; health reports NOT_SERVING for
     `agentworker.v1.AgentRpcService`; C receives exactly one response to `held` (T's answer,
-    or ERROR_CODE_SHUTTING_DOWN)."""
+    or ERROR_CODE_SHUTTING_DOWN) and, when the host closes after its grace period, exactly
+    one to `kept`, ERROR_CODE_SHUTTING_DOWN."""
     agent_type = ctx.unique("drain")
     target = await ctx.serving("t", agent_type)
     caller = await ctx.connect("c")
     observer = ctx.worker("health")
     await caller.request(rpc_request("held", agent_type, "k", "x", timeout_ms=30_000))
     held = await target.expect_request("the held request")
+    await caller.request(rpc_request("kept", agent_type, "k", "x", timeout_ms=50_000))
+    await target.expect_request("the kept request")
     if not ctx.stop_subject():
         raise CaseSkip(SkipReason.NOT_APPLICABLE, "needs a host the harness started")
     ctx.trace.note("harness", "SIGTERM sent to the host")
@@ -68,3 +71,6 @@ async def drain(ctx: HostContext) -> None:
     await caller.data.expect("one response to `held`", response_to("held"), within=15.0)
     extra = [f for f in await caller.data.settle(0.1) if response_to("held")(f)]
     ctx.check(not extra, "the caller received two responses to `held`")
+    # The host may wait its grace period for `kept`, then answers it as it closes (CONN-016).
+    kept = await caller.expect_response("kept", within=40.0)
+    ctx.check_error(kept, pb.ERROR_CODE_SHUTTING_DOWN, "request pending when the host closed")

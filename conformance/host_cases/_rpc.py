@@ -190,11 +190,13 @@ async def unknown_target(ctx: HostContext) -> None:
     """Procedure: caller C sends a request to a type nobody registered.
 
     Asserts: C receives, within 2 s, an error response with ERROR_CODE_UNKNOWN_TARGET in its
-    request id, with `error` non-empty."""
+    request id, with `error` non-empty, and no second response."""
     caller = await ctx.connect("c")
     await caller.request(rpc_request("u-1", ctx.unique("nobody"), "k", "x"))
     resp = await caller.expect_response("u-1", within=2.0)
     ctx.check_error(resp, pb.ERROR_CODE_UNKNOWN_TARGET, "request to an unknown type")
+    rest = await caller.data.settle(0.2)
+    ctx.check(not rest, f"the caller received {len(rest)} more frames after the error")
 
 
 @host_case(
