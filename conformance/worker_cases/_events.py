@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agentworker.conformance.v1 import contract_pb2 as cp
 from agentworker.v1 import agentworker_pb2 as pb
+from conformance._cases import CaseFailure
 from conformance._payloads import ping_event
 from conformance._worker_context import BROADCAST_TOPIC, PREFIX_TOPIC, WorkerContext
 from conformance.worker_cases._registry import worker_case
@@ -52,7 +53,7 @@ async def deliver_and_check(
 
 @worker_case(
     "worker/events/broadcast/json",
-    requirements=["AWP-CNF-005", "AWP-PUB-022", "AWP-SUB-010", "AWP-SUB-012", "AWP-PUB-002"],
+    requirements=["AWP-CNF-005", "AWP-PUB-022", "AWP-SUB-010", "AWP-PUB-002"],
 )
 async def broadcast_json(ctx: WorkerContext) -> None:
     """Procedure: deliver an event on topic (`conformance.broadcast`, `src-…`) with a JSON
@@ -149,3 +150,28 @@ async def order_per_agent(ctx: WorkerContext) -> None:
         ctx.check(receipt.event_id in ids, f"receipt for an unknown event {receipt.event_id}")
         seqs.append(receipt.seq)
     ctx.check(seqs == list(range(20)), f"receipts in the order {seqs} (AWP-CONN-011)")
+
+
+@worker_case("worker/events/not-to-sender", requirements=["AWP-SUB-012"])
+async def not_to_sender(ctx: WorkerContext) -> None:
+    """Procedure: deliver a JSON Ping event E1 on (`conformance.broadcast`, `own-…`) whose
+    sender is `conformance/own-…`, the very agent its subscription addresses; then E2 on the
+    same topic, sent by harness/sender.
+
+    Asserts: E2's EventReceipt arrives and E1 gets none (a worker never delivers an event to
+    the agent named as its sender; the agent handles its events in order, so a receipt for
+    E1 would come first)."""
+    conn = await ctx.ready()
+    source = ctx.unique("own")
+    own = ping_event(BROADCAST_TOPIC, source, "own", 1, protobuf=False)
+    own.attributes["agagentsendertype"].ce_string = "conformance"
+    own.attributes["agagentsenderkey"].ce_string = source
+    other = ping_event(BROADCAST_TOPIC, source, "other", 2, protobuf=False)
+    await conn.write(pb.OpenChannelResponse(cloud_event=own))
+    await conn.write(pb.OpenChannelResponse(cloud_event=other))
+    await ctx.expect_receipt(other.id)
+    try:
+        await ctx.expect_receipt(own.id, within=0.3)
+    except CaseFailure:
+        return  # no receipt for E1, as required
+    ctx.check(False, f"the agent conformance/{source} received event {own.id}, which it sent")
