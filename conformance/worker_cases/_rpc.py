@@ -6,6 +6,7 @@ import asyncio
 
 from agentworker.conformance.v1 import contract_pb2 as cp
 from agentworker.v1 import agentworker_pb2 as pb
+from conformance._cases import CaseFailure
 from conformance._payloads import JSON, PROTOBUF, decode_payload, json_ping_payload, proto_payload
 from conformance._worker_context import WorkerContext
 from conformance.worker_cases._registry import worker_case
@@ -113,11 +114,12 @@ async def handler_failure(ctx: WorkerContext) -> None:
     """Procedure: send Command{fail: {message: "boom-<unique>"}}.
 
     Asserts: one response with the request id, a non-empty `error` containing the message,
-    ERROR_CODE_HANDLER_FAILED and no payload data."""
+    ERROR_CODE_HANDLER_FAILED and no payload data; no second response follows (AWP-RPC-006)."""
     conn = await ctx.ready()
     message = ctx.unique("boom")
     command = cp.Command(case_id=ctx.unique("c"), fail=cp.FailAction(message=message))
-    response = await ctx.rpc(conn, proto_payload(command))
+    rid = ctx.unique("h")
+    response = await ctx.rpc(conn, proto_payload(command), request_id=rid)
     ctx.check(
         message in response.error,
         f"error {response.error!r} does not contain {message!r} (AWP-CNF-012)",
@@ -127,6 +129,11 @@ async def handler_failure(ctx: WorkerContext) -> None:
         f"error_code {pb.ErrorCode.Name(response.error_code)}, expected "
         "ERROR_CODE_HANDLER_FAILED (AWP-ERR-002)",
     )
+    try:
+        again = await ctx.expect_response(rid, within=0.3)
+    except CaseFailure:
+        return  # answered exactly once
+    ctx.check(False, f"a second response to the failed request: {again} (AWP-RPC-006)")
 
 
 @worker_case(
