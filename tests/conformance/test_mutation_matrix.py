@@ -12,7 +12,7 @@ import pytest
 
 from conformance._spec import load_spec_index
 from tests.conformance.conftest import ROOT
-from tests.conformance.mutants._verdicts import case_of, caught_by
+from tests.conformance.mutants._verdicts import case_of, caught_by, has_step_verdicts
 from tests.conformance.mutants.catalogue import all_mutants
 from tests.conformance.mutants.expectations import KNOWN_ESCAPES, LEGACY_NOT_CAUGHT
 from tests.conformance.mutants.run import legacy_cases
@@ -77,6 +77,8 @@ def test_caught_by_reads_step_verdicts_and_falls_back_to_failed_cases() -> None:
     assert caught_by(new, "R2") == ["a#second"]
     assert caught_by(new, "R3") == []
     assert case_of("a#second") == "a"
+    assert has_step_verdicts(new)
+    assert not has_step_verdicts(old)
 
 
 @pytest.mark.slow

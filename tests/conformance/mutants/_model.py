@@ -30,6 +30,9 @@ class Mutant:
     catches: tuple[str, ...]
     host_args: tuple[str, ...] = field(default=())
     claims: tuple[str, ...] = field(default=())  # worker capabilities to claim (TLS, ...)
+    # Requirements the mutant leaves intact, whose steps in the same cases must not fail
+    # (checked on reports that give per-requirement step verdicts).
+    spares: tuple[str, ...] = field(default=())
 
     @property
     def key(self) -> str:

@@ -20,6 +20,7 @@ def mutant(
     catches: Iterable[str],
     host_args: Iterable[str] = (),
     claims: Iterable[str] = (),
+    spares: Iterable[str] = (),
 ) -> Callable[[Callable[[], None]], Callable[[], None]]:
     """Register the decorated patch function as a mutant."""
 
@@ -34,6 +35,7 @@ def mutant(
                 catches=tuple(catches),
                 host_args=tuple(host_args),
                 claims=tuple(claims),
+                spares=tuple(spares),
             )
         )
         return patch

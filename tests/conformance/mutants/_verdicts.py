@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["case_of", "caught_by"]
+__all__ = ["case_of", "caught_by", "has_step_verdicts"]
 
 _FAILED_CASE = ("FAIL", "XPASS")
 
@@ -33,3 +33,12 @@ def caught_by(report: Mapping[str, Any], requirement: str) -> list[str]:
 def case_of(caught: str) -> str:
     """Return the case id of an entry of ``caught_by``."""
     return caught.split("#", 1)[0]
+
+
+def has_step_verdicts(report: Mapping[str, Any]) -> bool:
+    """Return whether the report gives per-requirement step verdicts."""
+    return any(
+        isinstance(entry, Mapping)
+        for case in report.get("cases", [])
+        for entry in case.get("requirements", [])
+    )

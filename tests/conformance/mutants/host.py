@@ -21,9 +21,16 @@ Frames = list[Any]
 
 
 def _host(
-    name: str, requirement: str, summary: str, *catches: str, args: tuple[str, ...] = ()
+    name: str,
+    requirement: str,
+    summary: str,
+    *catches: str,
+    args: tuple[str, ...] = (),
+    spares: tuple[str, ...] = (),
 ) -> Callable[[Callable[[], None]], Callable[[], None]]:
-    return mutant("host", name, requirement, summary, catches=catches, host_args=args)
+    return mutant(
+        "host", name, requirement, summary, catches=catches, host_args=args, spares=spares
+    )
 
 
 def _error_code(frame: pb.OpenChannelResponse, old: int, new: int) -> list[pb.OpenChannelResponse]:
@@ -423,6 +430,8 @@ def _conn_022() -> None:
     "AWP-CONN-022",
     "answers a repeated identical AddSubscription with INVALID_ARGUMENT",
     "host/subscriptions/add-list-remove",
+    # The case's later steps (listing, RemoveSubscription) still hold on this host.
+    spares=("AWP-SUB-001", "AWP-SUB-004", "AWP-SUB-006"),
 )
 def _conn_022_sub() -> None:
     from reference_host import _errors, _subscriptions

@@ -25,7 +25,7 @@ from conformance._worker_subject import WorkerSubject
 from conformance._worker_suite import run_worker_suite_async, select_worker_cases
 from conformance.host_cases import HOST_CASES
 from tests.conformance.mutants._model import Mutant
-from tests.conformance.mutants._verdicts import case_of, caught_by
+from tests.conformance.mutants._verdicts import case_of, caught_by, has_step_verdicts
 from tests.conformance.mutants.catalogue import all_mutants
 from tests.conformance.mutants.expectations import KNOWN_ESCAPES, LEGACY_NOT_CAUGHT
 from tests.conformance.mutants.subject import SCRIPT, UNMODIFIED
@@ -69,6 +69,7 @@ class Outcome:
     seconds: float = 0.0
     output: str = ""
     no_result: str = ""  # the run reached no verdict (the subject did not start, ...)
+    collateral: list[str] = field(default_factory=list)  # spared requirements that failed
 
     @property
     def ok(self) -> bool:
@@ -78,6 +79,8 @@ class Outcome:
             return False
         if self.run.mutant is None:
             return self.returncode == 0 and not self.failed
+        if self.collateral:
+            return False
         caught_cases = {case_of(c) for c in self.caught}
         return set(self.run.cases) <= caught_cases or self.expected_escape != ""
 
@@ -108,6 +111,8 @@ class Outcome:
                 state = f"escapes, as expected: {self.expected_escape}"
             elif self.stale_expectation:
                 state = f"caught by {self.caught}, although listed as escaping"
+            elif self.collateral:
+                state = f"caught, but also failed the spared {self.collateral}"
             elif self.ok:
                 state = f"caught by {self.caught}"
             else:
@@ -173,6 +178,8 @@ async def execute(run: Run) -> Outcome:
     outcome.output = "\n".join(f"{c['id']}: {c['status']} {c.get('message', '')}" for c in cases)
     if run.mutant is not None:
         outcome.caught = caught_by(report, run.mutant.requirement)
+        if has_step_verdicts(report):
+            outcome.collateral = [r for r in run.mutant.spares if caught_by(report, r)]
     return outcome
 
 

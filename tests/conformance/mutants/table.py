@@ -99,6 +99,8 @@ def _side_table(side: str, spec: SpecIndex, mutants: Sequence[Mutant]) -> list[s
     for req_id, _ in cited_musts(side, spec).items():
         for m in [m for m in mutants if m.side == side and m.requirement == req_id]:
             caught = ", ".join(f"`{c}`" for c in m.catches)
+            if m.spares:
+                caught += f" (its steps for {', '.join(m.spares)} must still pass)"
             if m.key in KNOWN_ESCAPES:
                 caught = f"**not caught yet**: {KNOWN_ESCAPES[m.key]}"
             row = f"| {req_id} | `{m.name}` | {_cell(m.summary)} | {_cell(caught)} |"
