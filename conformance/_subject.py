@@ -327,10 +327,12 @@ class SpawnedSubject:
             try:
                 await asyncio.wait_for(process.wait(), 5.0 * self._scale)
             except TimeoutError:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):  # it may exit meanwhile
+                    process.kill()
                 await process.wait()
             except asyncio.CancelledError:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
                 self._close_log()
                 raise
         self._close_log()

@@ -202,3 +202,24 @@ async def worker_frame_limit(ctx: HostContext) -> None:
         f"R's channel ended ({receiver.data.end_code}): a frame exceeded R's 4 MiB limit "
         "(AWP-BAT-006)",
     )
+
+
+@host_case("host/batching/without-capability", requirements=["AWP-BAT-001"], v1_only=True)
+async def batch_without_capability(ctx: HostContext) -> None:
+    """Procedure: worker Q, whose hello does not announce CAPABILITY_BATCHING, serves a type
+    subscribed to topic X and sends one Batch of three events on X anyway.
+
+    Asserts: Q receives the three events, in order (a host processes a batch even where
+    batching is not in force)."""
+    topic = ctx.unique("unasked")
+    worker = await ctx.connect("q", hello=ctx.hello(()))
+    agent_type = ctx.unique("q")
+    await worker.register(agent_type)
+    await worker.subscribe(type_subscription(ctx.unique("s"), topic, agent_type))
+    sent = [event(topic, "k", str(i)) for i in range(3)]
+    batch = pb.OpenChannelRequest.Batch(
+        messages=[pb.OpenChannelRequest(cloud_event=e) for e in sent]
+    )
+    await worker.send(pb.OpenChannelRequest(batch=batch))
+    got = [(await worker.expect_event(f"event {n + 1} of 3")).id for n in range(3)]
+    ctx.check(got == [e.id for e in sent], f"received {got}, expected the batch's events in order")

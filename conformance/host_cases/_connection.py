@@ -184,13 +184,15 @@ def _padded(ev: ce.CloudEvent, frame_bytes: int) -> ce.CloudEvent:
 
 @host_case("host/connection/undecodable-frame", requirements=["AWP-CONN-014", "AWP-CONN-018"])
 async def undecodable_frame(ctx: HostContext) -> None:
-    """Procedure: worker B serves type T; B writes bytes that do not decode as a frame (a
-    length-delimited field whose length runs past the end). Worker V then registers T.
+    """Procedure: worker B serves type T and bystander O has its channel open; B writes bytes
+    that do not decode as a frame (a length-delimited field whose length runs past the end).
+    Worker V then registers T.
 
     Asserts: B's data channel ends with a status other than OK (gRPC reports INTERNAL), so
     that B can tell a protocol error from a close; V's registration of T succeeds within 2 s
     (B was cleaned up); V's channel works."""
     agent_type = ctx.unique("garbled")
+    bystander = await ctx.connect("o")
     broken = await ctx.serving("b", agent_type)
     await broken.send(b"\x0a\xff\x01\x00")
     with ctx.step("AWP-CONN-014", "an undecodable frame ends B's channel"):
@@ -209,6 +211,7 @@ async def undecodable_frame(ctx: HostContext) -> None:
             await asyncio.sleep(0.05)
     with ctx.step("AWP-CONN-014", "other channels keep working"):
         await echo_check(ctx, other, "after B's undecodable frame")
+        await echo_check(ctx, bystander, "the bystander's channel after B's undecodable frame")
 
 
 @host_case(

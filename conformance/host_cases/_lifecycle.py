@@ -30,23 +30,27 @@ __all__: list[str] = []
     v1_only=True,
 )
 async def drain(ctx: HostContext) -> None:
-    """Procedure: (spawn mode only) T serves X; caller C sends request `held` to X, which T
-    holds. The harness sends the host SIGTERM. C sends request `new` to X, request `bad`
-    without a payload and request `nowhere` to an unserved type; C calls RegisterAgent; an
-    observer checks health; T then answers `held`.
+    """Procedure: (spawn mode only) T serves X; caller C sends requests `held` and `kept` to
+    X, which T holds. The harness sends the host SIGTERM. C sends request `new` to X, request
+    `bad` without a payload and request `nowhere` to an unserved type; C calls RegisterAgent;
+    an observer checks health; T then answers `held` and never `kept`.
 
     Asserts: C and T each receive a Notice with ERROR_CODE_SHUTTING_DOWN; `new` and `nowhere`
     are answered with ERROR_CODE_SHUTTING_DOWN (draining comes before the target lookup),
     `bad` with ERROR_CODE_INVALID_REQUEST (validity comes first), and none reaches T;
     RegisterAgent fails with UNAVAILABLE; health reports NOT_SERVING for
     `agentworker.v1.AgentRpcService`; C receives exactly one response to `held` (T's answer,
-    or ERROR_CODE_SHUTTING_DOWN), then C's data channel ends with UNAVAILABLE."""
+    or ERROR_CODE_SHUTTING_DOWN); when the host closes after its grace period, C receives
+    exactly one response to `kept`, ERROR_CODE_SHUTTING_DOWN, then C's data channel ends with
+    UNAVAILABLE."""
     agent_type = ctx.unique("drain")
     target = await ctx.serving("t", agent_type)
     caller = await ctx.connect("c")
     observer = ctx.worker("health")
     await caller.request(rpc_request("held", agent_type, "k", "x", timeout_ms=30_000))
     held = await target.expect_request("the held request")
+    await caller.request(rpc_request("kept", agent_type, "k", "x", timeout_ms=50_000))
+    await target.expect_request("the kept request")
     if not ctx.stop_subject():
         raise CaseSkip(SkipReason.NOT_APPLICABLE, "needs a host the harness started")
     ctx.trace.note("harness", "SIGTERM sent to the host")
@@ -113,6 +117,13 @@ async def drain(ctx: HostContext) -> None:
         await caller.data.expect("one response to `held`", response_to("held"), within=15.0)
         extra = [f for f in await caller.data.settle(0.1) if response_to("held")(f)]
         ctx.check(not extra, "the caller received two responses to `held`")
+    # The host may wait its grace period for `kept`, then answers it as it closes (CONN-016).
+    with ctx.step("AWP-CONN-016", "a request pending when the host closes gets SHUTTING_DOWN"):
+        kept = await caller.expect_response("kept", within=40.0)
+        ctx.check(
+            kept.error_code == pb.ERROR_CODE_SHUTTING_DOWN and kept.error != "",
+            f"`kept` was answered with {pb.ErrorCode.Name(kept.error_code)} {kept.error!r}",
+        )
     with ctx.step("AWP-CONN-024", "C's data channel then ends with UNAVAILABLE"):
         end = await caller.data.wait_end(within=15.0)
         ctx.check(

@@ -223,7 +223,7 @@ async def unknown_target(ctx: HostContext) -> None:
     """Procedure: caller C sends a request to a type nobody registered.
 
     Asserts: C receives, within 2 s, an error response with ERROR_CODE_UNKNOWN_TARGET in its
-    request id, with `error` non-empty."""
+    request id, with `error` non-empty, and no second response."""
     caller = await ctx.connect("c")
     await caller.request(rpc_request("u-1", ctx.unique("nobody"), "k", "x"))
     with ctx.step(("AWP-RPC-003", "AWP-ERR-004"), "answered within 2 s", gate=True):
@@ -236,6 +236,9 @@ async def unknown_target(ctx: HostContext) -> None:
     )
     if ctx.legacy:
         ctx.not_applicable("AWP-ERR-001", "the error code", "a legacy caller reads no error_code")
+    with ctx.step("AWP-RPC-003", "no further frame follows the error"):
+        rest = await caller.data.settle(0.2)
+        ctx.check(not rest, f"the caller received {len(rest)} more frames after the error")
 
 
 @host_case(

@@ -23,7 +23,8 @@ async def accepts(ctx: WorkerContext) -> None:
     """Procedure: (CAPABILITY_BATCHING) send one batch frame holding three Ping requests and
     two Ping events, then ask the worker (Command.publish, 200 events) to publish many events.
 
-    Asserts: all three requests are answered with their Pongs and both events get receipts;
+    Asserts: all three requests are answered with their Pongs and both events (for one agent)
+    get receipts, in order;
     the 200 published events (in batches or not, as the worker likes) arrive with seq in order
     and no batch nests a batch or is empty."""
     conn = await ctx.ready()
@@ -41,17 +42,23 @@ async def accepts(ctx: WorkerContext) -> None:
                 )
             )
         )
-    events = [
-        ping_event(BROADCAST_TOPIC, ctx.unique("src"), "be", n, protobuf=False) for n in range(2)
-    ]
+    # One source: one agent, which handles the two events in order (AWP-BAT-003).
+    source = ctx.unique("src")
+    events = [ping_event(BROADCAST_TOPIC, source, "be", n, protobuf=False) for n in range(2)]
     frames += [pb.OpenChannelResponse(cloud_event=e) for e in events]
     await conn.write(pb.OpenChannelResponse(batch=pb.OpenChannelResponse.Batch(messages=frames)))
     with ctx.step("AWP-BAT-003", "every request and event in the batch is handled", gate=True):
         responses = [await ctx.expect_response(rid) for rid in ids]
-        for event in events:
-            await ctx.expect_receipt(event.id)
+        receipts = [(await ctx.expect_receipt(event.id))[1] for event in events]
     for seq, response in enumerate(responses):
         check_pong(ctx, response, JSON, f"b{seq}", seq, "k")
+    order = [next(i for i, x in enumerate(ctx.host.inbound) if x is r) for r in receipts]
+    ctx.decide(
+        "AWP-BAT-003",
+        "the batch's events for one agent are handled in order",
+        order[0] < order[1],
+        "the receipts of the batch's two events came in reverse order",
+    )
     topic = ctx.unique("conformance.many")
     action = cp.PublishAction(
         topic_type=topic,

@@ -86,7 +86,7 @@ async def deliver_and_check(
 
 @worker_case(
     "worker/events/broadcast/json",
-    requirements=["AWP-CNF-005", "AWP-PUB-022", "AWP-SUB-010", "AWP-SUB-012", "AWP-PUB-002"],
+    requirements=["AWP-CNF-005", "AWP-PUB-022", "AWP-SUB-010", "AWP-PUB-002"],
 )
 async def broadcast_json(ctx: WorkerContext) -> None:
     """Procedure: deliver an event on topic (`conformance.broadcast`, `src-…`) with a JSON

@@ -164,7 +164,7 @@ async def handler_failure(ctx: WorkerContext) -> None:
     """Procedure: send Command{fail: {message: "boom-<unique>"}}.
 
     Asserts: one response with the request id, a non-empty `error` containing the message,
-    ERROR_CODE_HANDLER_FAILED and no payload data."""
+    ERROR_CODE_HANDLER_FAILED and no payload data; no second response follows (AWP-RPC-006)."""
     conn = await ctx.ready()
     message = ctx.unique("boom")
     command = cp.Command(case_id=ctx.unique("c"), fail=cp.FailAction(message=message))

@@ -1,0 +1,1463 @@
+"""Host mutants: the reference host with one MUST broken, each by a test-side patch.
+
+Patches import the reference host lazily: the subject process applies the host's gRPC
+settings before anything loads gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable
+from typing import Any, cast
+
+from agentworker.v1 import agentworker_pb2 as pb
+from tests.conformance.mutants._hooks import host_inbound, host_outbound, replace
+from tests.conformance.mutants._registry import mutant
+
+__all__: list[str] = []
+
+Frames = list[Any]
+
+
+def _host(
+    name: str,
+    requirement: str,
+    summary: str,
+    *catches: str,
+    args: tuple[str, ...] = (),
+    spares: tuple[str, ...] = (),
+) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    return mutant(
+        "host", name, requirement, summary, catches=catches, host_args=args, spares=spares
+    )
+
+
+def _error_code(frame: pb.OpenChannelResponse, old: int, new: int) -> list[pb.OpenChannelResponse]:
+    if frame.WhichOneof("message") == "response" and frame.response.error_code == old:
+        frame.response.error_code = new  # type: ignore[assignment]
+    return [frame]
+
+
+# -- batching ----------------------------------------------------------------------------
+
+
+@_host(
+    "skip-batch-without-capability",
+    "AWP-BAT-001",
+    "drops a batch frame from a worker that has no batching in force",
+    "host/batching/without-capability",
+)
+def _bat_001() -> None:
+    def drop(conn: Any, frame: pb.OpenChannelRequest) -> Frames:
+        if frame.WhichOneof("message") == "batch" and not conn.batching:
+            return []
+        return [frame]
+
+    host_inbound(drop)
+
+
+@_host(
+    "flatten-nested-batch",
+    "AWP-BAT-002",
+    "processes the frames of a nested batch instead of skipping it with a notice",
+    "host/batching/nested-batch",
+)
+def _bat_002() -> None:
+    def flatten(conn: Any, frame: pb.OpenChannelRequest) -> Frames:
+        if frame.WhichOneof("message") != "batch":
+            return [frame]
+        out = pb.OpenChannelRequest()
+        for inner in frame.batch.messages:
+            if inner.WhichOneof("message") == "batch":
+                out.batch.messages.extend(inner.batch.messages)
+            else:
+                out.batch.messages.append(inner)
+        return [out]
+
+    host_inbound(flatten)
+
+
+@_host(
+    "reverse-batch",
+    "AWP-BAT-003",
+    "processes the frames of a batch in reverse order",
+    "host/batching/order",
+)
+def _bat_003() -> None:
+    def reverse(conn: Any, frame: pb.OpenChannelRequest) -> Frames:
+        if frame.WhichOneof("message") == "batch" and len(frame.batch.messages) > 1:
+            out = pb.OpenChannelRequest()
+            out.batch.messages.extend(reversed(frame.batch.messages))
+            return [out]
+        return [frame]
+
+    host_inbound(reverse)
+
+
+@_host(
+    "process-oversized-batch",
+    "AWP-BAT-005",
+    "processes a batch with more frames than its welcome's limit, and drops an empty one silently",
+    "host/batching/frame-count-limits",
+)
+def _bat_005() -> None:
+    def unbatch(conn: Any, frame: pb.OpenChannelRequest) -> Frames:
+        if frame.WhichOneof("message") == "batch" and not 0 < len(frame.batch.messages) <= 1024:
+            return list(frame.batch.messages)
+        return [frame]
+
+    host_inbound(unbatch)
+
+
+# -- connections -------------------------------------------------------------------------
+
+
+@_host(
+    "ignore-token-file",
+    "AWP-CNF-020",
+    "started from the bearer-token command, ignores the token file it is given",
+    "host/security/bearer-token",
+)
+def _cnf_020() -> None:
+    from reference_host import _cli
+
+    replace(_cli, "load_tokens", lambda original: lambda path: ())
+
+
+@_host(
+    "legacy-path-only",
+    "AWP-CONN-001",
+    "serves only the legacy service path, not agentworker.v1.AgentRpcService",
+    "host/connection/legacy-path",
+)
+def _conn_001() -> None:
+    from reference_host import _servicer
+
+    replace(_servicer.AgentRpcServicer, "generic_handlers", lambda f: lambda self: f(self)[1:])
+
+
+@_host(
+    "anonymous-client-id",
+    "AWP-CONN-002",
+    "accepts a call without client-id metadata as client 'anonymous'",
+    "host/connection/client-id/missing",
+)
+def _conn_002() -> None:
+    from reference_host import _security
+
+    def make(original: Any) -> Any:
+        def authenticate(self: Any, metadata: Any) -> Any:
+            if not metadata.get("client-id"):
+                metadata = {**metadata, "client-id": "anonymous"}
+            return original(self, metadata)
+
+        return authenticate
+
+    replace(_security.Authenticator, "authenticate", make)
+
+
+def _set_max_message_bytes(value: int, *, announce: int | None = None) -> None:
+    from reference_host import _config
+
+    def make(original: Any) -> Any:
+        def init(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            object.__setattr__(self, "max_message_bytes", value)
+
+        return init
+
+    replace(_config.HostConfig, "__init__", make)
+    if announce is not None:
+        from reference_host import _handshake
+
+        def make_welcome(original: Any) -> Any:
+            def welcome(config: Any, capabilities: Any, connection_id: str) -> bytes:
+                message = pb.ChannelWelcome.FromString(
+                    original(config, capabilities, connection_id)
+                )
+                message.max_message_bytes = announce
+                return message.SerializeToString()
+
+            return welcome
+
+        replace(_handshake, "welcome", make_welcome)
+
+
+@_host(
+    "one-mib-limit",
+    "AWP-CONN-003",
+    "accepts frames of at most 1 MiB",
+    "host/connection/frame-size-limits",
+)
+def _conn_003() -> None:
+    _set_max_message_bytes(1024 * 1024)
+
+
+@_host(
+    "no-size-limit",
+    "AWP-CONN-004",
+    "announces its limit but accepts larger frames",
+    "host/connection/frame-size-limits",
+)
+def _conn_004() -> None:
+    from reference_host import _config
+
+    _set_max_message_bytes(64 * 1024 * 1024, announce=_config.MAX_MESSAGE_BYTES)
+
+
+@_host(
+    "replace-existing-channel",
+    "AWP-CONN-005",
+    "a second OpenChannel for a client-id replaces its open channel",
+    "host/connection/duplicate-channel",
+)
+def _conn_005() -> None:
+    from reference_host import _router
+
+    def make(original: Any) -> Any:
+        def attach(self: Any, conn: Any) -> None:
+            old = self.connections.get(conn.client_id)
+            if old is not None:
+                self.detach(old)
+                old.end()
+            original(self, conn)
+
+        return attach
+
+    replace(_router.Router, "attach", make)
+
+
+@_host(
+    "no-channel-wait",
+    "AWP-CONN-008",
+    "fails a registration that arrives before its data channel at once",
+    "host/registration/before-channel",
+)
+def _conn_008() -> None:
+    from reference_host import _servicer
+
+    def make(original: Any) -> Any:
+        def init(self: Any, **kwargs: Any) -> None:
+            original(self, **kwargs)
+            self._channel_wait_s = 0.0
+
+        return init
+
+    replace(_servicer.AgentRpcServicer, "__init__", make)
+
+
+@_host(
+    "empty-frame-after-event",
+    "AWP-CONN-010",
+    "follows each delivered event with a frame that has no case set",
+    "host/publish/fan-out-exactness",
+)
+def _conn_010() -> None:
+    def add_empty(conn: Any, frame: pb.OpenChannelResponse) -> Frames:
+        if frame.WhichOneof("message") == "cloud_event":
+            return [frame, pb.OpenChannelResponse()]
+        return [frame]
+
+    host_outbound(add_empty)
+
+
+def _hold_events(hold: Any) -> None:
+    """Process an event that ``hold(conn, frame)`` picks only after the next frame from the
+    same publisher, so that the two reach every receiver swapped."""
+    held: dict[int, pb.OpenChannelRequest] = {}
+
+    def reorder(conn: Any, frame: pb.OpenChannelRequest) -> Frames:
+        waiting = held.pop(id(conn), None)
+        if waiting is not None:
+            return [frame, waiting]
+        if frame.WhichOneof("message") == "cloud_event" and hold(conn, frame):
+            held[id(conn)] = frame
+            return []
+        return [frame]
+
+    host_inbound(reorder)
+
+
+@_host(
+    "late-first-event",
+    "AWP-CONN-011",
+    "processes the first event of each publisher after the frame that follows it",
+    "host/publish/per-publisher-order",
+)
+def _conn_011() -> None:
+    seen: set[int] = set()
+
+    def first(conn: Any, frame: pb.OpenChannelResponse) -> bool:
+        if id(conn) in seen:
+            return False
+        seen.add(id(conn))
+        return True
+
+    _hold_events(first)
+
+
+@_host(
+    "swap-event-pairs",
+    "AWP-PUB-011",
+    "swaps each pair of consecutive events from one publisher",
+    "host/publish/per-publisher-order",
+)
+def _pub_011() -> None:
+    _hold_events(lambda conn, frame: True)
+
+
+@_host(
+    "silent-unknown-case",
+    "AWP-CONN-012",
+    "ignores a frame with no known case without a notice",
+    "host/connection/unknown-frame-case",
+)
+def _conn_012() -> None:
+    from reference_host import _router
+
+    def make(original: Any) -> Any:
+        def dispatch(self: Any, conn: Any, frame: Any, case: str | None, nested: bool) -> Any:
+            if case is None:
+                return None
+            return original(self, conn, frame, case, nested)
+
+        return dispatch
+
+    replace(_router.Router, "_dispatch", make)
+
+
+@_host(
+    "undecodable-ends-every-channel",
+    "AWP-CONN-014",
+    "ends every data channel when one stream carries bytes that do not decode",
+    "host/connection/undecodable-frame",
+)
+def _conn_014() -> None:
+    from reference_host import _router
+
+    def make(original: Any) -> Any:
+        async def read_loop(self: Any, conn: Any, frames: Any) -> None:
+            async def guarded() -> Any:
+                try:
+                    async for frame in frames:
+                        yield frame
+                except Exception:
+                    for other in list(self.connections.values()):
+                        if other is not conn:
+                            other.terminate(pb_status(), "a stream failed")
+                    raise
+
+            await original(self, conn, guarded())
+
+        return read_loop
+
+    def pb_status() -> Any:
+        import grpc
+
+        return grpc.StatusCode.UNAVAILABLE
+
+    replace(_router.Router, "read_loop", make)
+
+
+@_host(
+    "drain-without-notice",
+    "AWP-CONN-015",
+    "begins to drain without telling v1 workers",
+    "host/lifecycle/drain",
+)
+def _conn_015() -> None:
+    from reference_host import _router
+
+    def begin_drain(self: Any) -> None:
+        self.draining = True
+
+    _router.Router.begin_drain = begin_drain  # type: ignore[method-assign]
+
+
+@_host(
+    "drain-drops-pending",
+    "AWP-CONN-016",
+    "closes with RPCs pending without answering their callers",
+    "host/lifecycle/drain",
+    args=("--drain-grace-ms", "1000"),
+)
+def _conn_016() -> None:
+    from reference_host import _router
+
+    def fail_pending(self: Any) -> int:
+        for conn in list(self.connections.values()):
+            self._rpc.fail_target(conn)
+        return 0
+
+    _router.Router.fail_pending = fail_pending  # type: ignore[method-assign]
+
+
+@_host(
+    "keep-pending-on-disconnect",
+    "AWP-CONN-018",
+    "leaves RPCs pending at a worker that disconnects to their deadlines",
+    "host/rpc/target-disconnects",
+)
+def _conn_018() -> None:
+    from reference_host import _rpc
+
+    _rpc.RpcTable.fail_target = lambda self, target: []  # type: ignore[method-assign]
+
+
+@_host(
+    "reregister-conflicts",
+    "AWP-CONN-022",
+    "answers a repeated RegisterAgent for the caller's own type with ALREADY_EXISTS",
+    "host/registration/idempotent",
+)
+def _conn_022() -> None:
+    from reference_host import _errors, _registry
+
+    def make(original: Any) -> Any:
+        def register(self: Any, conn: Any, agent_type: str) -> bool:
+            if not original(self, conn, agent_type):
+                raise _errors.AlreadyExists(f"agent type {agent_type!r} is already registered")
+            return True
+
+        return register
+
+    replace(_registry.Registry, "register", make)
+
+
+@_host(
+    "duplicate-add-invalid-argument",
+    "AWP-CONN-022",
+    "answers a repeated identical AddSubscription with INVALID_ARGUMENT",
+    "host/subscriptions/add-list-remove",
+    # The case's later steps (listing, RemoveSubscription) still hold on this host.
+    spares=("AWP-SUB-001", "AWP-SUB-004", "AWP-SUB-006"),
+)
+def _conn_022_sub() -> None:
+    from reference_host import _errors, _subscriptions
+
+    def make(original: Any) -> Any:
+        def add(self: Any, owner: str, subscription: Any) -> bool:
+            if not original(self, owner, subscription):
+                raise _errors.InvalidArgument(f"subscription {subscription.id!r} exists")
+            return True
+
+        return add
+
+    replace(_subscriptions.SubscriptionTable, "add", make)
+
+
+# -- control channel ---------------------------------------------------------------------
+
+
+@_host(
+    "no-type-url-rewrite",
+    "AWP-CTL-002",
+    "forwards state requests with the type URL the sender used",
+    "host/control/routing",
+)
+def _ctl_002() -> None:
+    from reference_host import _control
+
+    replace(_control, "rewrite_type_url", lambda original: lambda message, v1: message)
+
+
+@_host(
+    "keep-respond-to",
+    "AWP-CTL-003",
+    "forwards a control request with the respond_to its sender wrote",
+    "host/control/routing",
+)
+def _ctl_003() -> None:
+    from reference_host import _connection, _control
+
+    forged: list[str] = []
+
+    def make_request(original: Any) -> Any:
+        def request(self: Any, conn: Any, frame: Any, agent: str) -> None:
+            forged.append(frame.respond_to)
+            try:
+                original(self, conn, frame, agent)
+            finally:
+                forged.pop()
+
+        return request
+
+    def make_offer(original: Any) -> Any:
+        def offer(self: Any, data: bytes) -> bool:
+            if forged and not self._batching:
+                try:
+                    message = pb.OpenControlChannelResponse.FromString(data)
+                except Exception:
+                    return bool(original(self, data))
+                if message.respond_to:
+                    message.respond_to = forged[-1]
+                    data = message.SerializeToString()
+            return bool(original(self, data))
+
+        return offer
+
+    replace(_control.ControlRouter, "_request", make_request)
+    replace(_connection.Outbound, "offer", make_offer)
+
+
+@_host(
+    "unanswered-control-failures",
+    "AWP-CTL-004",
+    "never answers a state request it cannot route",
+    "host/control/unknown-target",
+)
+def _ctl_004() -> None:
+    from reference_host import _control
+
+    _control.ControlRouter._fail = lambda self, pending, code, text: None  # type: ignore[method-assign]
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+@_host(
+    "out-of-set-error-code",
+    "AWP-ERR-001",
+    "answers an unknown target with an error code outside the closed set",
+    "host/rpc/unknown-target",
+)
+def _err_001() -> None:
+    host_outbound(lambda conn, f: _error_code(f, pb.ERROR_CODE_UNKNOWN_TARGET, 4242))
+
+
+@_host(
+    "empty-error-text",
+    "AWP-ERR-002",
+    "sends error responses with an empty error text",
+    "host/rpc/invalid-request",
+    "host/rpc/unknown-target",
+)
+def _err_002() -> None:
+    def strip(conn: Any, frame: pb.OpenChannelResponse) -> Frames:
+        if frame.WhichOneof("message") == "response" and frame.response.error_code:
+            frame.response.error = ""
+        return [frame]
+
+    host_outbound(strip)
+
+
+@_host(
+    "legacy-caller-gets-no-code",
+    "AWP-ERR-002",
+    "leaves error_code unset in errors it sends to legacy callers",
+    "host/errors/legacy-caller-gets-both-fields",
+)
+def _err_002_legacy() -> None:
+    def strip(conn: Any, frame: pb.OpenChannelResponse) -> Frames:
+        if frame.WhichOneof("message") == "response" and not conn.v1:
+            frame.response.error_code = pb.ERROR_CODE_UNSPECIFIED
+        return [frame]
+
+    host_outbound(strip)
+
+
+@_host(
+    "duplicate-error-responses",
+    "AWP-ERR-004",
+    "sends every error response it generates twice",
+    "host/rpc/unknown-target",
+)
+def _err_004() -> None:
+    def twice(conn: Any, frame: pb.OpenChannelResponse) -> Frames:
+        if frame.WhichOneof("message") == "response" and frame.response.error_code:
+            return [frame, frame]
+        return [frame]
+
+    host_outbound(twice)
+
+
+@_host(
+    "duplicate-forwarded-responses",
+    "AWP-ERR-004",
+    "forwards each successful response to its caller twice",
+    "host/rpc/routing",
+)
+def _err_004_forwarded() -> None:
+    def twice(conn: Any, frame: pb.OpenChannelResponse) -> Frames:
+        if frame.WhichOneof("message") == "response" and not frame.response.error_code:
+            return [frame, frame]
+        return [frame]
+
+    host_outbound(twice)
+
+
+@_host(
+    "close-after-notice",
+    "AWP-ERR-010",
+    "ends a channel after sending it a notice",
+    "host/connection/unknown-frame-case",
+    "host/publish/invalid-event",
+)
+def _err_010() -> None:
+    def close(conn: Any, frame: pb.OpenChannelResponse) -> Frames:
+        if frame.WhichOneof("message") == "notice":
+            import grpc
+
+            asyncio.get_running_loop().call_soon(
+                functools.partial(
+                    conn.terminate, grpc.StatusCode.UNAVAILABLE, "closed after a notice", flush=True
+                )
+            )
+        return [frame]
+
+    host_outbound(close)
+
+
+@_host(
+    "internal-for-invalid-subscription",
+    "AWP-ERR-020",
+    "rejects an invalid subscription with status INTERNAL, not INVALID_ARGUMENT",
+    "host/subscriptions/invalid",
+)
+def _err_020() -> None:
+    import grpc
+
+    from reference_host import _errors, _servicer
+
+    class Internal(_errors.HostError):
+        pass
+
+    codes = cast("dict[type[_errors.HostError], grpc.StatusCode]", _errors.STATUS_CODES)
+    codes[Internal] = grpc.StatusCode.INTERNAL
+
+    def make(original: Any) -> Any:
+        def validate(subscription: Any) -> None:
+            try:
+                original(subscription)
+            except _errors.InvalidArgument as exc:
+                raise Internal(str(exc)) from None
+
+        return validate
+
+    replace(_servicer, "validate_subscription", make)
+
+
+# -- flow control ------------------------------------------------------------------------
+
+
+@_host(
+    "unbounded-queues",
+    "AWP-FLOW-001",
+    "queues frames for a worker without limit",
+    "host/flow/overloaded",
+)
+def _flow_001() -> None:
+    from reference_host import _connection
+
+    def make(original: Any) -> Any:
+        def init(self: Any, limit: int, *args: Any, **kwargs: Any) -> None:
+            original(self, 10**9, *args, **kwargs)
+
+        return init
+
+    replace(_connection.Outbound, "__init__", make)
+
+
+@_host(
+    "unavailable-when-full",
+    "AWP-FLOW-002",
+    "answers a request to a worker whose queue is full with TARGET_UNAVAILABLE",
+    "host/flow/overloaded",
+)
+def _flow_002() -> None:
+    host_outbound(
+        lambda conn, f: _error_code(f, pb.ERROR_CODE_OVERLOADED, pb.ERROR_CODE_TARGET_UNAVAILABLE)
+    )
+
+
+@_host(
+    "drop-for-slow-consumer",
+    "AWP-FLOW-003",
+    "drops events for a worker whose queue is full instead of applying backpressure",
+    "host/flow/slow-consumer",
+    args=("--slow-consumer-timeout-ms", "2000"),
+)
+def _flow_003() -> None:
+    from reference_host import _router
+
+    async def deliver_blocked(self: Any, blocked: Any) -> None:
+        return None
+
+    _router.Router._deliver_blocked = deliver_blocked  # type: ignore[method-assign]
+
+
+# -- observability -----------------------------------------------------------------------
+
+
+@_host(
+    "serving-while-draining",
+    "AWP-OBS-001",
+    "keeps reporting SERVING on its health service while it drains",
+    "host/lifecycle/drain",
+)
+def _obs_001() -> None:
+    from reference_host import _health
+
+    def make(original: Any) -> Any:
+        def set_status(self: Any, service: str, status: Any) -> None:
+            if status != _health.NOT_SERVING:
+                original(self, service, status)
+
+        return set_status
+
+    replace(_health.HealthService, "set", make)
+
+
+@_host(
+    "strip-traceparent",
+    "AWP-OBS-005",
+    "drops traceparent from the metadata of the requests it forwards",
+    "host/rpc/routing",
+)
+def _obs_005() -> None:
+    def strip(conn: Any, frame: pb.OpenChannelResponse) -> Frames:
+        if frame.WhichOneof("message") == "request":
+            frame.request.metadata.pop("traceparent", None)
+        return [frame]
+
+    host_outbound(strip)
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+@_host(
+    "drop-extension-attributes",
+    "AWP-PUB-003",
+    "drops event attributes it does not know before forwarding",
+    "host/publish/forwarded-unchanged",
+)
+def _pub_003() -> None:
+    known = {"datacontenttype", "dataschema", "subject", "time", "traceparent", "tracestate"}
+
+    def strip(conn: Any, frame: pb.OpenChannelResponse) -> Frames:
+        if frame.WhichOneof("message") == "cloud_event":
+            attributes = frame.cloud_event.attributes
+            for name in [n for n in attributes if n not in known]:
+                del attributes[name]
+        return [frame]
+
+    host_outbound(strip)
+
+
+@_host(
+    "repair-invalid-events",
+    "AWP-PUB-004",
+    "fills in a missing id or spec_version and delivers the event",
+    "host/publish/invalid-event",
+)
+def _pub_004() -> None:
+    def repair(conn: Any, frame: pb.OpenChannelRequest) -> Frames:
+        if frame.WhichOneof("message") == "cloud_event":
+            event = frame.cloud_event
+            event.id = event.id or "repaired"
+            event.spec_version = "1.0"
+        return [frame]
+
+    host_inbound(repair)
+
+
+def _publish_lookup(make_lookup: Any) -> None:
+    """Replace the registry lookup the host uses while it routes one event."""
+    from reference_host import _registry, _router
+
+    publisher: list[Any] = []
+
+    def make_publish(original: Any) -> Any:
+        def publish(self: Any, conn: Any, event: Any) -> Any:
+            publisher.append(conn)
+            try:
+                return original(self, conn, event)
+            finally:
+                publisher.pop()
+
+        return publish
+
+    def make(original: Any) -> Any:
+        lookup = make_lookup(original)
+
+        def wrapped(self: Any, agent_type: str, key: str) -> Any:
+            if not publisher:
+                return original(self, agent_type, key)
+            return lookup(self, agent_type, key, publisher[-1])
+
+        return wrapped
+
+    replace(_router.Router, "_publish", make_publish)
+    replace(_registry.Registry, "lookup", make)
+
+
+@_host(
+    "skip-publishers-own-worker",
+    "AWP-PUB-010",
+    "never delivers an event to the worker that published it",
+    "host/publish/fan-out-exactness",
+)
+def _pub_010() -> None:
+    def make(original: Any) -> Any:
+        def lookup(self: Any, agent_type: str, key: str, publisher: Any) -> Any:
+            found = original(self, agent_type, key)
+            return None if found is publisher else found
+
+        return lookup
+
+    _publish_lookup(make)
+
+
+@_host(
+    "deliver-events-twice",
+    "AWP-PUB-010",
+    "delivers every event twice to each receiving worker",
+    "host/publish/fan-out-exactness",
+)
+def _pub_010_twice() -> None:
+    def twice(conn: Any, frame: pb.OpenChannelResponse) -> Frames:
+        if frame.WhichOneof("message") == "cloud_event":
+            return [frame, frame]
+        return [frame]
+
+    host_outbound(twice)
+
+
+@_host(
+    "unroutable-blocks-event",
+    "AWP-PUB-012",
+    "delivers an event to nobody when one matching subscription's type is not served",
+    "host/publish/unroutable-subscription",
+)
+def _pub_012() -> None:
+    from reference_host import _router
+
+    def make(original: Any) -> Any:
+        def publish(self: Any, conn: Any, event: Any) -> Any:
+            for agent_type in self._subscriptions.agent_types_for(event.type):
+                if self._registry.lookup(agent_type, event.source) is None:
+                    return None
+            return original(self, conn, event)
+
+        return publish
+
+    replace(_router.Router, "_publish", make)
+
+
+# -- registration ------------------------------------------------------------------------
+
+
+@_host(
+    "forget-registrations",
+    "AWP-REG-001",
+    "accepts RegisterAgent but never routes to the registered worker",
+    "host/rpc/routing",
+)
+def _reg_001() -> None:
+    from reference_host import _registry
+
+    _registry.Registry.register = lambda self, conn, agent_type: True  # type: ignore[method-assign]
+
+
+@_host(
+    "any-type-name",
+    "AWP-REG-002",
+    "registers agent types with characters outside A-Z a-z 0-9 _ . -",
+    "host/registration/type-names",
+)
+def _reg_002() -> None:
+    from reference_host import _servicer
+
+    replace(_servicer, "validate_agent_type", lambda original: lambda agent_type: None)
+
+
+@_host(
+    "last-registration-wins",
+    "AWP-REG-003",
+    "lets a second worker take over a type another live worker serves",
+    "host/registration/conflict",
+)
+def _reg_003() -> None:
+    from reference_host import _errors, _registry
+
+    def make(original: Any) -> Any:
+        def register(self: Any, conn: Any, agent_type: str) -> bool:
+            try:
+                return bool(original(self, conn, agent_type))
+            except _errors.AlreadyExists:
+                for other in self._members.pop(agent_type, {}).values():
+                    other.agent_types.discard(agent_type)
+                return bool(original(self, conn, agent_type))
+
+        return register
+
+    replace(_registry.Registry, "register", make)
+
+
+@_host(
+    "unnamed-registration-errors",
+    "AWP-REG-005",
+    "rejects registrations with a status message that does not name the type",
+    "host/registration/type-names",
+    "host/registration/conflict",
+)
+def _reg_005() -> None:
+    from reference_host import _errors, _registry, _servicer
+
+    def make_validate(original: Any) -> Any:
+        def validate(agent_type: str) -> None:
+            try:
+                original(agent_type)
+            except _errors.InvalidArgument:
+                raise _errors.InvalidArgument("invalid agent type") from None
+
+        return validate
+
+    def make_register(original: Any) -> Any:
+        def register(self: Any, conn: Any, agent_type: str) -> bool:
+            try:
+                return bool(original(self, conn, agent_type))
+            except _errors.AlreadyExists:
+                raise _errors.AlreadyExists("the type is taken") from None
+
+        return register
+
+    replace(_servicer, "validate_agent_type", make_validate)
+    replace(_registry.Registry, "register", make_register)
+
+
+# -- RPC ---------------------------------------------------------------------------------
+
+
+@_host(
+    "forward-without-payload",
+    "AWP-RPC-002",
+    "forwards a request that has no payload",
+    "host/rpc/invalid-request",
+)
+def _rpc_002() -> None:
+    def fill(conn: Any, frame: pb.OpenChannelRequest) -> Frames:
+        if frame.WhichOneof("message") == "request" and not frame.request.HasField("payload"):
+            frame.request.payload.SetInParent()
+        return [frame]
+
+    host_inbound(fill)
+
+
+@_host(
+    "drop-source-on-forward",
+    "AWP-RPC-003",
+    "clears the source of the requests it forwards",
+    "host/rpc/routing",
+)
+def _rpc_003() -> None:
+    def strip(conn: Any, frame: pb.OpenChannelResponse) -> Frames:
+        if frame.WhichOneof("message") == "request":
+            frame.request.ClearField("source")
+        return [frame]
+
+    host_outbound(strip)
+
+
+@_host(
+    "unknown-target-unavailable",
+    "AWP-RPC-003",
+    "answers a request for an unserved type with TARGET_UNAVAILABLE, not UNKNOWN_TARGET",
+    "host/rpc/unknown-target",
+)
+def _rpc_003_code() -> None:
+    host_outbound(
+        lambda conn, f: _error_code(
+            f, pb.ERROR_CODE_UNKNOWN_TARGET, pb.ERROR_CODE_TARGET_UNAVAILABLE
+        )
+    )
+
+
+@_host(
+    "forward-under-caller-id",
+    "AWP-RPC-004",
+    "forwards each request under its caller's request id and maps answers back by it",
+    "host/rpc/correlation/colliding-request-ids",
+)
+def _rpc_004() -> None:
+    from reference_host import _rpc
+
+    def make(original: Any) -> Any:
+        def start(self: Any, caller: Any, request_id: str, target: Any, timeout_ms: int) -> Any:
+            call = original(self, caller, request_id, target, timeout_ms)
+            del target.incoming[call.host_id]
+            call.host_id = request_id
+            target.incoming[request_id] = call
+            return call
+
+        return start
+
+    replace(_rpc.RpcTable, "start", make)
+
+
+@_host(
+    "accept-response-from-any-connection",
+    "AWP-RPC-005",
+    "accepts a response for a pending request from any connection",
+    "host/rpc/response-from-wrong-connection",
+)
+def _rpc_005() -> None:
+    from reference_host import _router
+
+    def make(original: Any) -> Any:
+        def response(self: Any, conn: Any, message: Any) -> Any:
+            if message.request_id not in conn.incoming:
+                for other in self.connections.values():
+                    if message.request_id in other.incoming:
+                        return original(self, other, message)
+            return original(self, conn, message)
+
+        return response
+
+    replace(_router.Router, "_response", make)
+
+
+@_host(
+    "no-deadline-timers",
+    "AWP-RPC-010",
+    "never expires a forwarded request",
+    "host/rpc/deadline/expires",
+)
+def _rpc_010() -> None:
+    from reference_host import _rpc
+
+    def make(original: Any) -> Any:
+        def start(self: Any, *args: Any) -> Any:
+            call = original(self, *args)
+            call.handle.cancel()
+            call.handle = None
+            return call
+
+        return start
+
+    replace(_rpc.RpcTable, "start", make)
+
+
+@_host(
+    "zero-forwarded-timeout",
+    "AWP-RPC-011",
+    "forwards requests with timeout_ms 0 instead of the remaining budget",
+    "host/rpc/deadline/default-announced",
+    "host/rpc/deadline/expires",
+)
+def _rpc_011() -> None:
+    def clear(conn: Any, frame: pb.OpenChannelResponse) -> Frames:
+        if frame.WhichOneof("message") == "request":
+            frame.request.timeout_ms = 0
+        return [frame]
+
+    host_outbound(clear)
+
+
+# -- security ----------------------------------------------------------------------------
+
+
+@_host(
+    "plaintext-despite-tls",
+    "AWP-SEC-001",
+    "started with a TLS certificate and key, serves plaintext",
+    "host/security/tls",
+    "host/security/tls-version",
+)
+def _sec_001() -> None:
+    import grpc.aio
+
+    def make(original: Any) -> Any:
+        def server(*args: Any, **kwargs: Any) -> Any:
+            made = original(*args, **kwargs)
+            made.add_secure_port = lambda address, credentials: made.add_insecure_port(address)
+            return made
+
+        return server
+
+    replace(grpc.aio, "server", make)
+
+
+@_host(
+    "optional-client-cert",
+    "AWP-SEC-003",
+    "configured for mutual TLS, accepts clients without a certificate",
+    "host/security/mutual-tls",
+)
+def _sec_003() -> None:
+    import grpc
+
+    def make(original: Any) -> Any:
+        def credentials(*args: Any, **kwargs: Any) -> Any:
+            kwargs["require_client_auth"] = False
+            return original(*args, **kwargs)
+
+        return credentials
+
+    replace(grpc, "ssl_server_credentials", make)
+
+
+@_host(
+    "any-bearer-token",
+    "AWP-SEC-005",
+    "accepts an unknown bearer token as the first configured one",
+    "host/security/bearer-token",
+)
+def _sec_005() -> None:
+    from reference_host import _errors, _security
+
+    def make(original: Any) -> Any:
+        def match(self: Any, header: Any) -> Any:
+            try:
+                return original(self, header)
+            except _errors.Unauthenticated:
+                if header:
+                    return self._policies[0]
+                raise
+
+        return match
+
+    replace(_security.Authenticator, "_match", make)
+
+
+@_host(
+    "token-any-type",
+    "AWP-SEC-006",
+    "ignores the agent types a token entry allows",
+    "host/security/token-agent-types",
+)
+def _sec_006() -> None:
+    from reference_host import _servicer
+
+    replace(_servicer, "check_agent_type_allowed", lambda original: lambda policy, agent_type: None)
+
+
+# -- shared agent types ------------------------------------------------------------------
+
+
+@_host(
+    "refuse-second-member",
+    "AWP-SHR-001",
+    "announces shared agent types but refuses a second member of a type",
+    "host/sharing/stable-routing",
+)
+def _shr_001() -> None:
+    from reference_host import _registry
+
+    def make(original: Any) -> Any:
+        def init(self: Any, *, allow_sharing: bool) -> None:
+            original(self, allow_sharing=False)
+
+        return init
+
+    replace(_registry.Registry, "__init__", make)
+
+
+@_host(
+    "round-robin-members",
+    "AWP-SHR-002",
+    "routes the successive calls for one agent id to the members of its type in turn",
+    "host/sharing/stable-routing",
+)
+def _shr_002() -> None:
+    from reference_host import _registry
+
+    turns: dict[tuple[str, str], int] = {}
+
+    def make(original: Any) -> Any:
+        def lookup(self: Any, agent_type: str, key: str) -> Any:
+            members = list(self._members.get(agent_type, {}).values())
+            if len(members) < 2:
+                return original(self, agent_type, key)
+            turn = turns.get((agent_type, key), 0)
+            turns[agent_type, key] = turn + 1
+            return members[turn % len(members)]
+
+        return lookup
+
+    replace(_registry.Registry, "lookup", make)
+
+
+@_host(
+    "keep-departed-member",
+    "AWP-SHR-004",
+    "keeps a departed member of a shared type in the routing of its keys",
+    "host/sharing/stable-routing",
+)
+def _shr_004() -> None:
+    from reference_host import _registry
+
+    def make(original: Any) -> Any:
+        def remove_connection(self: Any, conn: Any) -> None:
+            shared = [t for t in conn.agent_types if len(self._members.get(t, {})) > 1]
+            if not shared:
+                original(self, conn)
+
+        return remove_connection
+
+    replace(_registry.Registry, "remove_connection", make)
+
+
+# -- subscriptions -----------------------------------------------------------------------
+
+
+@_host(
+    "accept-subscription-without-id",
+    "AWP-SUB-001",
+    "accepts a subscription with an empty id",
+    "host/subscriptions/invalid",
+)
+def _sub_001() -> None:
+    from reference_host import _subscriptions
+
+    def make(original: Any) -> Any:
+        def parse(subscription: Any) -> Any:
+            if not subscription.id:
+                named = pb.Subscription()
+                named.CopyFrom(subscription)
+                named.id = "unnamed"
+                return original(named)
+            return original(subscription)
+
+        return parse
+
+    replace(_subscriptions, "_parse", make)
+
+
+@_host(
+    "overwrite-subscription",
+    "AWP-SUB-002",
+    "replaces a subscription when its id is added again with other content",
+    "host/subscriptions/conflicts",
+)
+def _sub_002() -> None:
+    from reference_host import _subscriptions
+
+    def make(original: Any) -> Any:
+        def add(self: Any, owner: str, subscription: Any) -> bool:
+            existing = self._by_id.get(subscription.id)
+            if existing is not None and existing.subscription != subscription:
+                self._drop(subscription.id)
+            return bool(original(self, owner, subscription))
+
+        return add
+
+    replace(_subscriptions.SubscriptionTable, "add", make)
+
+
+@_host(
+    "remove-unknown-succeeds",
+    "AWP-SUB-004",
+    "answers RemoveSubscription for an unknown id with OK",
+    "host/subscriptions/conflicts",
+)
+def _sub_004() -> None:
+    from reference_host import _errors, _subscriptions
+
+    def make(original: Any) -> Any:
+        def remove(self: Any, owner: str, subscription_id: str) -> None:
+            with contextlib.suppress(_errors.NotFound):
+                original(self, owner, subscription_id)
+
+        return remove
+
+    replace(_subscriptions.SubscriptionTable, "remove", make)
+
+
+@_host(
+    "remove-others-subscription",
+    "AWP-SUB-004",
+    "lets a client remove a subscription another client owns",
+    "host/subscriptions/conflicts",
+)
+def _sub_004_owner() -> None:
+    from reference_host import _subscriptions
+
+    def make(original: Any) -> Any:
+        def remove(self: Any, owner: str, subscription_id: str) -> None:
+            entry = self._by_id.get(subscription_id)
+            original(self, entry.owner if entry is not None else owner, subscription_id)
+
+        return remove
+
+    replace(_subscriptions.SubscriptionTable, "remove", make)
+
+
+@_host(
+    "keep-subscriptions-on-disconnect",
+    "AWP-SUB-005",
+    "keeps a disconnected client's subscriptions",
+    "host/subscriptions/cleanup-on-disconnect",
+)
+def _sub_005() -> None:
+    from reference_host import _subscriptions
+
+    _subscriptions.SubscriptionTable.remove_owner = lambda self, owner: 0  # type: ignore[method-assign]
+
+
+@_host(
+    "list-omits-prefix-subscriptions",
+    "AWP-SUB-006",
+    "leaves prefix subscriptions out of GetSubscriptions",
+    "host/subscriptions/add-list-remove",
+)
+def _sub_006() -> None:
+    from reference_host import _subscriptions
+
+    def make(original: Any) -> Any:
+        def all_subscriptions(self: Any) -> list[Any]:
+            return [s for s in original(self) if not s.HasField("type_prefix_subscription")]
+
+        return all_subscriptions
+
+    replace(_subscriptions.SubscriptionTable, "all", make)
+
+
+@_host(
+    "prefix-matches-exactly",
+    "AWP-SUB-010",
+    "matches a prefix subscription only when the topic type equals the prefix",
+    "host/publish/topic-matching",
+)
+def _sub_010() -> None:
+    from reference_host import _subscriptions
+
+    def agent_types_for(self: Any, topic_type: str) -> tuple[str, ...]:
+        found = dict.fromkeys(self._exact.get(topic_type, {}))
+        for prefix, agent_type in self._prefixes:
+            if topic_type == prefix:
+                found[agent_type] = None
+        return tuple(found)
+
+    _subscriptions.SubscriptionTable.agent_types_for = agent_types_for  # type: ignore[method-assign]
+
+
+# -- versions and handshake --------------------------------------------------------------
+
+
+def _has_unknown_fields(message: Any) -> bool:
+    known = type(message)()
+    known.CopyFrom(message)
+    known.DiscardUnknownFields()
+    return bool(known.ByteSize() != message.ByteSize())
+
+
+@_host(
+    "drop-frames-with-unknown-fields",
+    "AWP-VER-001",
+    "drops a frame whose message carries a field it does not know",
+    "host/compat/unknown-fields",
+)
+def _ver_001() -> None:
+    host_inbound(lambda conn, frame: [] if _has_unknown_fields(frame) else [frame])
+
+
+@_host(
+    "reject-unknown-capability",
+    "AWP-VER-002",
+    "rejects a hello that lists a capability value it does not know",
+    "host/compat/unknown-enum-values",
+)
+def _ver_002() -> None:
+    from reference_host import _errors, _handshake
+
+    def make(original: Any) -> Any:
+        def parse_hello(raw: Any) -> Any:
+            hello = original(raw)
+            if hello is not None and any(
+                c not in pb.Capability.values() for c in hello.capabilities
+            ):
+                raise _errors.InvalidArgument("unknown capability in the hello")
+            return hello
+
+        return parse_hello
+
+    replace(_handshake, "parse_hello", make)
+
+
+@_host(
+    "v1-path-only",
+    "AWP-VER-003",
+    "serves only agentworker.v1.AgentRpcService, not the legacy path",
+    "host/connection/legacy-path",
+)
+def _ver_003() -> None:
+    from reference_host import _servicer
+
+    replace(_servicer.AgentRpcServicer, "generic_handlers", lambda f: lambda self: f(self)[:1])
+
+
+@_host(
+    "notices-to-legacy-workers",
+    "AWP-VER-011",
+    "sends notices to legacy workers too",
+    "host/handshake/legacy-worker-sees-no-v1-frames",
+)
+def _ver_011() -> None:
+    from reference_host import _router
+
+    def make(original: Any) -> Any:
+        def notice(self: Any, conn: Any, *args: Any, **kwargs: Any) -> None:
+            v1 = conn.v1
+            conn.v1 = True
+            try:
+                original(self, conn, *args, **kwargs)
+            finally:
+                conn.v1 = v1
+
+        return notice
+
+    replace(_router.Router, "_notice", make)
+
+
+@_host(
+    "welcome-lists-every-capability",
+    "AWP-VER-012",
+    "lists every capability it implements in the welcome, asked for or not",
+    "host/handshake/welcome",
+)
+def _ver_012() -> None:
+    from reference_host import _handshake
+
+    def make(original: Any) -> Any:
+        def welcome(config: Any, capabilities: Any, connection_id: str) -> bytes:
+            return bytes(original(config, _handshake.host_capabilities(config), connection_id))
+
+        return welcome
+
+    replace(_handshake, "welcome", make)
+
+
+@_host(
+    "welcome-under-another-key",
+    "AWP-VER-013",
+    "sends its welcome under a metadata key other than agentworker-welcome-bin",
+    "host/handshake/welcome",
+)
+def _ver_013() -> None:
+    from reference_host import _handshake
+
+    _handshake.WELCOME_METADATA_KEY = "agentworker-greeting-bin"  # type: ignore[misc]
+
+
+@_host(
+    "undecodable-hello-is-legacy",
+    "AWP-VER-014",
+    "treats a hello that does not decode as a legacy worker",
+    "host/handshake/bad-hello",
+)
+def _ver_014() -> None:
+    from reference_host import _errors, _handshake
+
+    def make(original: Any) -> Any:
+        def parse_hello(raw: Any) -> Any:
+            try:
+                return original(raw)
+            except _errors.InvalidArgument:
+                return None
+
+        return parse_hello
+
+    replace(_handshake, "parse_hello", make)
