@@ -19,6 +19,7 @@ from . import _handshake
 from ._config import HostConfig
 from ._connection import Channel, ControlConnection, DataConnection, Outbound
 from ._control import ControlRouter
+from ._directory import Directory
 from ._errors import FailedPrecondition, HostError, Unavailable, status_code
 from ._logging import log
 from ._metrics import Metrics
@@ -57,6 +58,7 @@ class AgentRpcServicer:
         subscriptions: SubscriptionTable,
         router: Router,
         control: ControlRouter,
+        directory: Directory,
     ) -> None:
         self._config = config
         self._metrics = metrics
@@ -65,6 +67,7 @@ class AgentRpcServicer:
         self._subscriptions = subscriptions
         self._router = router
         self._control = control
+        self._directory = directory
         self._offered = _handshake.host_capabilities(config)
         self._channel_wait_s = config.channel_wait_ms / 1000.0
 
@@ -106,8 +109,13 @@ class AgentRpcServicer:
             shares_types=pb.CAPABILITY_SHARED_AGENT_TYPES in capabilities,
         )
         try:
+            await self._directory.claim(conn)
+        except HostError as exc:
+            await context.abort(status_code(exc), str(exc))
+        try:
             self._router.attach(conn)
         except HostError as exc:
+            self._directory.release(conn)
             await context.abort(status_code(exc), str(exc))
         try:
             initial: tuple[tuple[str, bytes], ...] = ()
@@ -123,6 +131,7 @@ class AgentRpcServicer:
             )
         finally:
             self._router.detach(conn)
+            self._directory.release(conn)
         if conn.close_status is not None:
             await context.abort(*conn.close_status)
 
@@ -176,7 +185,7 @@ class AgentRpcServicer:
             validate_agent_type(request.type)
             check_agent_type_allowed(policy, request.type)
             conn = await self._data_channel(client_id)
-            added = self._registry.register(conn, request.type)
+            added = await self._directory.register(conn, request.type)
         except HostError as exc:
             await context.abort(status_code(exc), str(exc))
         if added:
@@ -201,7 +210,7 @@ class AgentRpcServicer:
             # Validate before waiting for the channel, so malformed requests fail fast.
             validate_subscription(request.subscription)
             await self._data_channel(client_id)
-            added = self._subscriptions.add(client_id, request.subscription)
+            added = await self._directory.add_subscription(client_id, request.subscription)
         except HostError as exc:
             await context.abort(status_code(exc), str(exc))
         if added:
@@ -225,7 +234,7 @@ class AgentRpcServicer:
         try:
             client_id, _ = self._auth.authenticate(_metadata(context))
             await self._data_channel(client_id)
-            self._subscriptions.remove(client_id, request.id)
+            await self._directory.remove_subscription(client_id, request.id)
         except HostError as exc:
             await context.abort(status_code(exc), str(exc))
         return pb.RemoveSubscriptionResponse()

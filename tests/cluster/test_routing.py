@@ -1,0 +1,101 @@
+"""Routing between workers on different nodes of a cluster (AWP-CLU-001..006)."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from agentworker.v1 import agentworker_pb2 as pb
+from tests.cluster.conftest import ConnectTo, StartNode
+from tests.host._raw import event, hello, payload, type_sub
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest.mark.requirement("AWP-CLU-002", "AWP-CLU-006")
+async def test_event_published_on_one_node_reaches_subscriber_on_another(
+    start_node: StartNode, connect_to: ConnectTo
+) -> None:
+    a, b = await start_node("a"), await start_node("b")
+    subscriber = await connect_to(b.port, "sub", hello())
+    publisher = await connect_to(a.port, "pub", hello())
+    await subscriber.register("listener")
+    await subscriber.subscribe(type_sub("s1", "news", "listener"))
+    # Read-your-writes: the subscription routes on every node once AddSubscription returned.
+    for i in range(20):
+        await publisher.publish(event("news", event_id=f"e{i}"))
+    received = [(await subscriber.next_of("cloud_event")).cloud_event.id for _ in range(20)]
+    assert received == [f"e{i}" for i in range(20)]
+
+
+@pytest.mark.requirement("AWP-CLU-003", "AWP-CLU-006")
+async def test_rpc_across_nodes_is_correlated_under_host_ids(
+    start_node: StartNode, connect_to: ConnectTo
+) -> None:
+    a, b = await start_node("a"), await start_node("b")
+    target = await connect_to(b.port, "target", hello())
+    await target.register("echo")
+    caller = await connect_to(a.port, "caller", hello())
+    await caller.request("r1", "echo", "k", timeout_ms=10_000)
+    forwarded = (await target.next_of("request")).request
+    assert forwarded.request_id != "r1"
+    assert forwarded.target.type == "echo"
+    await target.respond(forwarded.request_id, payload("pong"))
+    answer = (await caller.next_of("response")).response
+    assert answer.request_id == "r1"
+    assert answer.payload == payload("pong")
+
+
+@pytest.mark.requirement("AWP-CLU-003")
+async def test_cross_node_call_to_departed_worker_ends_target_unavailable(
+    start_node: StartNode, connect_to: ConnectTo
+) -> None:
+    a, b = await start_node("a"), await start_node("b")
+    target = await connect_to(b.port, "target", hello())
+    await target.register("echo")
+    caller = await connect_to(a.port, "caller", hello())
+    await caller.request("r1", "echo", timeout_ms=30_000)
+    await target.next_of("request")
+    await target.close()
+    answer = (await caller.next_of("response")).response
+    assert answer.request_id == "r1"
+    assert answer.error_code == pb.ERROR_CODE_TARGET_UNAVAILABLE
+
+
+@pytest.mark.requirement("AWP-CLU-003")
+async def test_cross_node_deadline_is_enforced(
+    start_node: StartNode, connect_to: ConnectTo
+) -> None:
+    a, b = await start_node("a"), await start_node("b")
+    target = await connect_to(b.port, "target", hello())
+    await target.register("slow")
+    caller = await connect_to(a.port, "caller", hello())
+    await caller.request("r1", "slow", timeout_ms=300)
+    await target.next_of("request")
+    answer = (await caller.next_of("response")).response
+    assert answer.request_id == "r1"
+    assert answer.error_code == pb.ERROR_CODE_DEADLINE_EXCEEDED
+
+
+@pytest.mark.requirement("AWP-CLU-005")
+async def test_client_id_is_unique_across_nodes(
+    start_node: StartNode, connect_to: ConnectTo
+) -> None:
+    a, b = await start_node("a"), await start_node("b")
+    await connect_to(a.port, "same", hello())
+    with pytest.raises(Exception) as raised:
+        await connect_to(b.port, "same", hello())
+    assert getattr(raised.value, "code", None) == grpc.StatusCode.ALREADY_EXISTS
+
+
+@pytest.mark.requirement("AWP-CLU-001")
+async def test_exclusive_type_is_refused_on_another_node(
+    start_node: StartNode, connect_to: ConnectTo
+) -> None:
+    a, b = await start_node("a"), await start_node("b")
+    first = await connect_to(a.port, "first", hello())
+    second = await connect_to(b.port, "second", hello())
+    await first.register("solo")
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await second.register("solo")
+    assert raised.value.code() == grpc.StatusCode.ALREADY_EXISTS
