@@ -20,6 +20,7 @@ import secrets
 import ssl
 from typing import Any, Final
 
+import grpc
 import nats
 import nats.errors
 import nats.js.errors
@@ -439,6 +440,10 @@ class ClusterNode:
                 revision = await self._claim_key(client_id, takeover=True)
             except AlreadyExists:
                 log(_logger, logging.WARNING, "cluster.claim_lost", client_id=client_id)
+                conn.terminate(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"client {client_id!r} opened a data channel on another node meanwhile",
+                )
                 self._router.detach(conn)
                 continue
             self._claims[client_id] = (conn, revision)

@@ -76,7 +76,7 @@ class NatsServer:
             "max_payload: 8388608\n",
             encoding="utf-8",
         )
-        self._process = subprocess.Popen(  # noqa: S603  # our own binary and arguments
+        self._process = subprocess.Popen(  # our own binary and arguments
             [nats_server_binary(), "-c", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

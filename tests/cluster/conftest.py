@@ -19,6 +19,7 @@ import pytest_asyncio
 from reference_host import Host, HostConfig
 from reference_host._config import ClusterConfig
 from reference_host.cluster.nats_server import NatsServer
+from tests.cluster._nodes import NodeProcess
 from tests.host._raw import RawWorker
 
 # Short leases keep node-loss tests short; long enough for a loaded 2-core machine.
@@ -90,4 +91,22 @@ async def connect_to() -> AsyncIterator[ConnectTo]:
         with contextlib.suppress(Exception):
             await worker.close()
     for channel in channels:
-        await channel.close()
+        await channel.close(None)
+
+
+SpawnNode = Callable[[str], Awaitable[NodeProcess]]
+
+
+@pytest_asyncio.fixture
+async def spawn_node(nats_server: NatsServer, cluster_name: str) -> AsyncIterator[SpawnNode]:
+    """Start host nodes of the test's cluster as processes; stopped at teardown."""
+    nodes: list[NodeProcess] = []
+
+    async def _spawn(node_id: str) -> NodeProcess:
+        node = NodeProcess(nats_server.url, cluster_name, node_id, LEASE_MS)
+        nodes.append(node)
+        return await node.start()
+
+    yield _spawn
+    for node in nodes:
+        await node.stop()

@@ -6,8 +6,9 @@ import grpc
 import pytest
 
 from agentworker.v1 import agentworker_pb2 as pb
+from reference_host._sharding import choose_member
 from tests.cluster.conftest import ConnectTo, StartNode
-from tests.host._raw import event, hello, payload, type_sub
+from tests.host._raw import Closed, event, hello, payload, type_sub
 
 pytestmark = pytest.mark.asyncio
 
@@ -83,9 +84,9 @@ async def test_client_id_is_unique_across_nodes(
 ) -> None:
     a, b = await start_node("a"), await start_node("b")
     await connect_to(a.port, "same", hello())
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(Closed) as raised:
         await connect_to(b.port, "same", hello())
-    assert getattr(raised.value, "code", None) == grpc.StatusCode.ALREADY_EXISTS
+    assert raised.value.code == grpc.StatusCode.ALREADY_EXISTS
 
 
 @pytest.mark.requirement("AWP-CLU-001")
@@ -99,3 +100,42 @@ async def test_exclusive_type_is_refused_on_another_node(
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await second.register("solo")
     assert raised.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+@pytest.mark.requirement("AWP-CLU-006")
+async def test_removed_subscription_stops_routing_on_every_node_at_return(
+    start_node: StartNode, connect_to: ConnectTo
+) -> None:
+    a, b = await start_node("a"), await start_node("b")
+    subscriber = await connect_to(b.port, "sub", hello())
+    publisher = await connect_to(a.port, "pub", hello())
+    await subscriber.register("listener")
+    await subscriber.subscribe(type_sub("gone", "news", "listener"))
+    await subscriber.subscribe(type_sub("kept", "marker", "listener"))
+    await subscriber.api.remove_subscription("gone", subscriber.metadata)
+    await publisher.publish(event("news", event_id="after-removal"))
+    await publisher.publish(event("marker", event_id="end"))
+    assert await subscriber.events_until("end") == []
+
+
+@pytest.mark.requirement("AWP-CLU-004")
+async def test_shared_type_key_goes_to_one_member_from_every_node(
+    start_node: StartNode, connect_to: ConnectTo
+) -> None:
+    nodes = [await start_node(name) for name in "abc"]
+    shared = hello(pb.CAPABILITY_SHARED_AGENT_TYPES)
+    members = {
+        f"m{i}": await connect_to(node.port, f"m{i}", shared) for i, node in enumerate(nodes)
+    }
+    for member in members.values():
+        await member.register("pool")
+    callers = [await connect_to(node.port, f"c{i}", hello()) for i, node in enumerate(nodes)]
+    for key in ("k1", "k2", "k3", "k4", "k5"):
+        expected = members[choose_member(members, "pool", key) or ""]
+        for caller in callers:
+            await caller.request(f"{key}-r", "pool", key, timeout_ms=10_000)
+            forwarded = (await expected.next_of("request")).request
+            assert forwarded.target.key == key
+            await expected.respond(forwarded.request_id, payload(key))
+            answer = (await caller.next_of("response")).response
+            assert answer.payload == payload(key)

@@ -1,0 +1,68 @@
+"""The cluster is optional: a single-process host loads nothing of NATS; flags are checked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from reference_host._cli import build_config, build_parser
+
+_PROBE = """
+import asyncio, sys
+from reference_host import Host, HostConfig
+
+async def main():
+    host = Host("127.0.0.1:0", HostConfig(metrics_log_interval_s=0))
+    await host.start()
+    await host.stop(grace=0)
+
+asyncio.run(main())
+print(sorted(name for name in sys.modules if name == "nats" or name.startswith("nats.")))
+"""
+
+
+def test_single_process_host_imports_nothing_of_nats() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_cluster_flags_build_a_cluster_config() -> None:
+    args = build_parser().parse_args(
+        [
+            "--cluster",
+            "nats://127.0.0.1:4222, nats://127.0.0.1:4223",
+            "--node-id",
+            "n1",
+            "--cluster-lease-ms",
+            "2000",
+            "--nats-creds",
+            "user.creds",
+        ]
+    )
+    cluster = build_config(args).cluster
+    assert cluster is not None
+    assert cluster.servers == ("nats://127.0.0.1:4222", "nats://127.0.0.1:4223")
+    assert (cluster.node_id, cluster.lease_ms, cluster.credentials) == ("n1", 2000, "user.creds")
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["--node-id", "n1"], "need --cluster"),
+        (["--cluster", "nats://127.0.0.1:4222", "--node-id", "bad.id"], "node id"),
+        (["--cluster", "nats://127.0.0.1:4222", "--nats-cert", "c.pem"], "given together"),
+    ],
+)
+def test_inconsistent_cluster_flags_are_refused(argv: list[str], complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        build_config(build_parser().parse_args(argv))
