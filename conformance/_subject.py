@@ -94,9 +94,11 @@ async def _wait_ready(
 class AttachedSubject:
     """A host that is already running at ``address``."""
 
-    def __init__(self, address: str, *, scale: float = 1.0) -> None:
+    def __init__(self, address: str, *, scale: float = 1.0, others: tuple[str, ...] = ()) -> None:
         self._address = address
         self._scale = scale
+        # With ``others``: the nodes of a host cluster, the first being ``address``.
+        self.addresses: tuple[str, ...] = (address, *others) if others else ()
 
     @property
     def address(self) -> str:
@@ -106,16 +108,21 @@ class AttachedSubject:
     @property
     def description(self) -> str:
         """Describe the subject."""
+        if self.addresses:
+            return f"attached to a host cluster at {', '.join(self.addresses)}"
         return f"attached to {self._address}"
 
     def replay_args(self) -> list[str]:
-        """Return ``--address ADDRESS``."""
-        return ["--address", self._address]
+        """Return ``--address ADDRESS`` (once per node of a cluster)."""
+        return [
+            arg for address in self.addresses or (self._address,) for arg in ("--address", address)
+        ]
 
     async def start(self) -> None:
         """Check that the address accepts a gRPC connection within 5 s (scaled)."""
-        if not await _wait_ready(self._address, 5.0 * self._scale):
-            raise SubjectError(f"no gRPC server answers at {self._address}")
+        for address in self.addresses or (self._address,):
+            if not await _wait_ready(address, 5.0 * self._scale):
+                raise SubjectError(f"no gRPC server answers at {address}")
 
     def output_size(self) -> int:
         """An attached subject's output is not seen."""

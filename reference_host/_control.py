@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 import grpc
@@ -20,7 +20,7 @@ from google.protobuf import any_pb2
 from agentworker.v1 import agentworker_pb2 as pb
 
 from ._config import HostConfig
-from ._connection import ControlConnection
+from ._connection import ControlConnection, DataConnection
 from ._errors import AlreadyExists
 from ._logging import log
 from ._metrics import Metrics
@@ -88,6 +88,11 @@ class ControlRouter:
         self._pending: dict[tuple[str, str], _Pending] = {}
         self.connections: dict[str, ControlConnection] = {}
         self.draining = False
+        # Set by a cluster node: forwards a request whose worker is on another node and returns
+        # True, or returns False for a local worker (AWP-CLU-007).
+        self.relay: Callable[
+            [ControlConnection, pb.OpenControlChannelRequest, DataConnection], bool
+        ] = lambda conn, frame, worker: False
 
     def attach(self, conn: ControlConnection) -> None:
         """Make ``conn`` the control channel of its client."""
@@ -234,6 +239,8 @@ class ControlRouter:
             self._fail(
                 pending, pb.ERROR_CODE_UNKNOWN_TARGET, f"no worker serves agent type {agent_type!r}"
             )
+            return
+        if self.relay(conn, frame, worker):
             return
         target = self.connections.get(worker.client_id)
         if target is None:

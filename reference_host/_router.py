@@ -437,7 +437,9 @@ class Router:
                 f"the queue of the worker serving {request.target.type!r} is full",
             )
         timeout_ms = request.timeout_ms or self._default_timeout_ms
-        call = self._rpc.start(conn, request.request_id, target, timeout_ms)
+        call = self._rpc.start(
+            conn, request.request_id, target, timeout_ms + target.deadline_grace_ms
+        )
         request.request_id = call.host_id
         request.timeout_ms = timeout_ms
         target.outbound.offer(_wire.frame(_wire.TAG_REQUEST, request.SerializeToString()))

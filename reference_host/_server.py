@@ -125,7 +125,14 @@ class Host:
             from .cluster import ClusterNode
 
             node = ClusterNode(
-                config.cluster, config, self._metrics, registry, subscriptions, router, health
+                config.cluster,
+                config,
+                self._metrics,
+                registry,
+                subscriptions,
+                router,
+                control,
+                health,
             )
             await node.start()
             self._cluster = node

@@ -127,11 +127,10 @@ class AgentRpcServicer:
                 conn,
                 self._router.read_loop(conn, request_iterator),
                 context.write,
-                lambda: self._router.detach(conn),
+                lambda: self._close_data(conn),
             )
         finally:
-            self._router.detach(conn)
-            self._directory.release(conn)
+            self._close_data(conn)
         if conn.close_status is not None:
             await context.abort(*conn.close_status)
 
@@ -250,6 +249,12 @@ class AgentRpcServicer:
         except HostError as exc:
             await context.abort(status_code(exc), str(exc))
         return pb.GetSubscriptionsResponse(subscriptions=self._subscriptions.all())
+
+    def _close_data(self, conn: DataConnection) -> None:
+        # The directory hears first, so a cluster tells the other nodes the worker left before
+        # any failure this causes reaches them (AWP-CLU-003).
+        self._directory.release(conn)
+        self._router.detach(conn)
 
     async def _data_channel(self, client_id: str) -> DataConnection:
         if self._router.draining:

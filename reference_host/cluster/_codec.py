@@ -3,7 +3,7 @@
 Shared-state keys are ``<kind>.<name>`` with the variable part in unpadded base64url, since
 client-ids and subscription ids may hold characters a key-value key may not.
 
-A message between nodes carries many frames: ``varint(len) sender`` then, repeated,
+A message between nodes carries many entries: ``varint(len) sender varint(seq)`` then, repeated,
 ``varint(len) client_id varint(len) frame``. Each frame is an already-encoded host-to-worker
 frame (event, request or response, told apart by its first byte), so a node relays bytes it
 received without encoding them again.
@@ -14,8 +14,15 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterator, Sequence
+from typing import Final
 
 from reference_host import _wire
+
+# First bytes of entries that are not host-to-worker data frames (whose first byte is the
+# frame's tag, never one of these).
+WORKER_LEFT: Final = b"\x00"  # the client left the sending node; nothing follows
+CONTROL_REQUEST: Final = b"\x01"  # + v1 flag byte + OpenControlChannelRequest from the client
+CONTROL_TO_CLIENT: Final = b"\x02"  # + OpenControlChannelResponse for the client's control channel
 
 KIND_NODE = "node"
 KIND_CLIENT = "cid"
@@ -43,10 +50,10 @@ def parse_key(raw: str) -> tuple[str, str] | None:
     return kind, name
 
 
-def pack(sender: bytes, entries: Sequence[tuple[bytes, bytes]]) -> bytes:
-    """Encode one message from node ``sender`` carrying ``(client_id, frame)`` entries."""
+def pack(sender: bytes, seq: int, entries: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """Encode message number ``seq`` from node ``sender`` with ``(client_id, frame)`` entries."""
     varint = _wire.varint
-    parts = [varint(len(sender)), sender]
+    parts = [varint(len(sender)), sender, varint(seq)]
     append = parts.append
     for client, frame in entries:
         append(varint(len(client)))
@@ -79,12 +86,13 @@ def _chunk(data: bytes, pos: int) -> tuple[bytes, int]:
     return data[pos:end], end
 
 
-def unpack(data: bytes) -> tuple[str, Iterator[tuple[str, bytes]]]:
-    """Decode a message; return the sender and an iterator of ``(client_id, frame)``.
+def unpack(data: bytes) -> tuple[str, int, Iterator[tuple[str, bytes]]]:
+    """Decode a message; return the sender, its number and an iterator of entries.
 
     Raises ValueError (possibly while iterating) for bytes that are not such a message.
     """
     sender, pos = _chunk(data, 0)
+    seq, pos = read_varint(data, pos)
 
     def entries() -> Iterator[tuple[str, bytes]]:
         at = pos
@@ -93,7 +101,7 @@ def unpack(data: bytes) -> tuple[str, Iterator[tuple[str, bytes]]]:
             frame, at = _chunk(data, at)
             yield client.decode(), frame
 
-    return sender.decode(), entries()
+    return sender.decode(), seq, entries()
 
 
 def frame_payload(frame: bytes) -> bytes:

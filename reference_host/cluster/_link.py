@@ -2,7 +2,12 @@
 
 The writer takes everything queued when it wakes and publishes it as few NATS messages as the
 server's payload limit allows: no timers, so a lone frame leaves at once and a burst shares
-messages, as a data channel batches (spec 12.2, AWP-CLU-014).
+messages, as a data channel batches (spec 12.2, AWP-CLU-015).
+
+Core NATS does not push back on a publisher, so links carry their own flow control: messages are
+numbered, the peer acknowledges the highest number it has processed, and the writer keeps at
+most ``window`` bytes unacknowledged. A slow worker at the peer thus fills this node's link, and
+the router's backpressure reaches the publishing workers as on one host (AWP-CLU-001).
 """
 
 from __future__ import annotations
@@ -11,9 +16,9 @@ import asyncio
 import collections
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import ClassVar, Final
 
-from reference_host._connection import DataConnection, Outbound
+from reference_host._connection import ControlConnection, DataConnection, Outbound
 from reference_host._logging import log
 from reference_host._metrics import Metrics
 
@@ -31,16 +36,22 @@ class Link:
     """Frames waiting to go to one peer node, in the order they were routed."""
 
     __slots__ = (
+        "_acked",
         "_bytes",
         "_closed",
+        "_in_flight",
         "_limit_bytes",
         "_max_payload",
         "_metrics",
+        "_progress",
         "_publish",
         "_queue",
         "_sender",
+        "_seq",
         "_space",
+        "_unacked",
         "_wakeup",
+        "_window",
         "member",
         "subject",
     )
@@ -55,6 +66,7 @@ class Link:
         *,
         max_payload: int,
         limit_bytes: int,
+        window: int,
     ) -> None:
         self.member = member
         self.subject = subject
@@ -68,6 +80,44 @@ class Link:
         self._wakeup: asyncio.Future[None] | None = None
         self._space: asyncio.Future[None] | None = None
         self._closed = False
+        self._window = window
+        self._seq = 0
+        # (number, bytes) of messages published and not acknowledged, oldest first.
+        self._unacked: collections.deque[tuple[int, int]] = collections.deque()
+        self._in_flight = 0
+        self._acked: asyncio.Future[None] | None = None
+        self._progress = 0.0
+
+    def ack(self, seq: int) -> None:
+        """The peer has processed every message up to number ``seq``."""
+        unacked = self._unacked
+        while unacked and unacked[0][0] <= seq:
+            self._in_flight -= unacked.popleft()[1]
+        self._progress = asyncio.get_running_loop().time()
+        acked = self._acked
+        if acked is not None and not acked.done():
+            acked.set_result(None)
+
+    async def _wait_window(self, stall_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        while self._in_flight >= self._window and not self._closed:
+            self._acked = loop.create_future()
+            try:
+                await asyncio.wait_for(self._acked, stall_s)
+            except TimeoutError:
+                if loop.time() - self._progress >= stall_s:
+                    # Messages lost on the way (NATS is at most once): do not wait forever.
+                    log(
+                        _logger,
+                        logging.WARNING,
+                        "cluster.link_stalled",
+                        peer=self.member,
+                        unacknowledged=len(self._unacked),
+                    )
+                    self._unacked.clear()
+                    self._in_flight = 0
+            finally:
+                self._acked = None
 
     @property
     def full(self) -> bool:
@@ -127,11 +177,14 @@ class Link:
             if future is not None and not future.done():
                 future.set_result(None)
 
-    async def run(self) -> None:
-        """Publish queued frames until closed."""
+    async def run(self, stall_s: float) -> None:
+        """Publish queued frames until closed; ``stall_s``: see ``_wait_window``."""
         loop = asyncio.get_running_loop()
         queue = self._queue
         while not self._closed:
+            if self._in_flight >= self._window:
+                await self._wait_window(stall_s)
+                continue
             if not queue:
                 wakeup: asyncio.Future[None] = loop.create_future()
                 self._wakeup = wakeup
@@ -158,8 +211,14 @@ class Link:
                 self._space = None
                 if not space.done():
                     space.set_result(None)
+            self._seq += 1
+            payload = _codec.pack(self._sender, self._seq, entries)
+            if not self._unacked:
+                self._progress = loop.time()
+            self._unacked.append((self._seq, len(payload)))
+            self._in_flight += len(payload)
             try:
-                await self._publish(self.subject, _codec.pack(self._sender, entries))
+                await self._publish(self.subject, payload)
             except Exception as exc:  # any NATS failure: count, keep going
                 self._metrics.events_dropped_slow_consumer += len(entries)
                 log(
@@ -173,14 +232,18 @@ class Link:
 
 
 class RemoteOutbound(Outbound):
-    """The outbound queue of a stand-in: frames go to the peer's link, addressed to a client."""
+    """The outbound queue of a stand-in: frames go to the peer's link, addressed to a client.
 
-    __slots__ = ("_client", "_link")
+    ``prefix`` marks frames that are not data frames (control frames, see ``_codec``).
+    """
 
-    def __init__(self, link: Link, client_id: str, metrics: Metrics) -> None:
+    __slots__ = ("_client", "_link", "_prefix")
+
+    def __init__(self, link: Link, client_id: str, metrics: Metrics, prefix: bytes = b"") -> None:
         super().__init__(1, metrics)
         self._link = link
         self._client = client_id.encode()
+        self._prefix = prefix
 
     @property
     def full(self) -> bool:
@@ -189,15 +252,22 @@ class RemoteOutbound(Outbound):
 
     def offer(self, frame: bytes) -> bool:
         """Queue ``frame`` on the link; notices are not relayed (stand-ins are not v1)."""
-        return self._link.put(self._client, frame)
+        return self._link.put(self._client, self._prefix + frame if self._prefix else frame)
 
     async def offer_wait(self, frame: bytes, timeout_s: float) -> bool:
-        """Queue ``frame``, waiting up to ``timeout_s`` for room on the link."""
-        if self._link.put(self._client, frame):
+        """Queue ``frame``, waiting for room on the link.
+
+        The peer disconnects its own slow consumer within ``timeout_s``, which frees the link;
+        this waits twice as long, then drops the frame and counts it rather than cut the remote
+        worker off from this node only.
+        """
+        if self.offer(frame):
             return True
-        if not await self._link.wait_room(timeout_s):
-            return False
-        return self._link.put(self._client, frame)
+        if await self._link.wait_room(2 * timeout_s) and self.offer(frame):
+            return True
+        self._metrics.events_dropped_slow_consumer += 1
+        log(_logger, logging.WARNING, "cluster.link_full", peer=self._link.member)
+        return True
 
 
 class RemoteWorker(DataConnection):
@@ -210,6 +280,10 @@ class RemoteWorker(DataConnection):
 
     __slots__ = ("member",)
 
+    # The worker's node answers DEADLINE_EXCEEDED (and tells a late worker so); this node
+    # expires the call itself only if that answer does not come.
+    deadline_grace_ms: ClassVar[int] = 1_000
+
     def __init__(
         self, client_id: str, member: str, link: Link, metrics: Metrics, *, shares: bool
     ) -> None:
@@ -221,5 +295,22 @@ class RemoteWorker(DataConnection):
             capabilities=frozenset(),
             batching=False,
             shares_types=shares,
+        )
+        self.member = member
+
+
+class RemoteControl(ControlConnection):
+    """The control channel of a requester on another node, while its requests are relayed."""
+
+    __slots__ = ("member",)
+
+    def __init__(
+        self, client_id: str, member: str, link: Link, metrics: Metrics, *, v1: bool
+    ) -> None:
+        super().__init__(
+            client_id,
+            f"{member}/{client_id}/control",
+            RemoteOutbound(link, client_id, metrics, _codec.CONTROL_TO_CLIENT),
+            v1=v1,
         )
         self.member = member

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from agentworker.v1 import agentworker_pb2 as pb
 from reference_host._connection import DataConnection
+from reference_host._control import ControlRouter
 from reference_host._errors import HostError
 from reference_host._logging import log
 from reference_host._metrics import Metrics
@@ -28,7 +29,7 @@ from reference_host._router import Router
 from reference_host._subscriptions import SubscriptionTable
 
 from . import _codec
-from ._link import Link, RemoteWorker
+from ._link import Link, RemoteControl, RemoteWorker
 
 _logger = logging.getLogger("reference_host.cluster")
 
@@ -85,15 +86,19 @@ class Mirror:
         registry: Registry,
         subscriptions: SubscriptionTable,
         router: Router,
+        control: ControlRouter,
         metrics: Metrics,
         make_link: MakeLink,
+        stall_s: float,
     ) -> None:
         self.member = member
         self._registry = registry
         self._subscriptions = subscriptions
         self._router = router
+        self._control = control
         self._metrics = metrics
         self._make_link = make_link
+        self._stall_s = stall_s
         self._loop = asyncio.get_running_loop()
         # member -> loop time its lease was last renewed (this node included)
         self.seen: dict[str, float] = {}
@@ -108,6 +113,10 @@ class Mirror:
         self._subscription_pending: dict[str, pb.Subscription] = {}
         self.proxies: dict[str, RemoteWorker] = {}
         self.callers: dict[tuple[str, str], RemoteWorker] = {}
+        self.controls: dict[str, RemoteControl] = {}
+        # Workers whose node said they left, until their claim changes: the shared state may
+        # still list them for a moment, and must not bring their stand-ins back.
+        self._departed: set[tuple[str, str]] = set()
         # Called with a member id when a member is lost (to clear its shared state).
         self.on_lost: Callable[[str], None] = lambda member: None
         # Called when this node's own lease or claims vanished from the shared state.
@@ -151,7 +160,7 @@ class Mirror:
             return
         link = self._make_link(member, subject)
         self.links[member] = link
-        self._link_tasks[member] = self._loop.create_task(link.run())
+        self._link_tasks[member] = self._loop.create_task(link.run(self._stall_s))
         log(_logger, logging.INFO, "cluster.member_joined", member=member)
         # Routes held back while the member was unknown now resolve.
         for agent_type in [
@@ -164,6 +173,12 @@ class Mirror:
 
     def _apply_claim(self, client_id: str, member: str | None) -> None:
         old = self.clients.pop(client_id, None)
+        if old is not None:
+            self._departed.discard((old, client_id))
+        control = self.controls.get(client_id)
+        if control is not None and control.member != member:
+            del self.controls[client_id]
+            self._control.detach(control)
         if member is not None:
             self.clients[client_id] = member
         elif old == self.member and client_id in self._router.connections:
@@ -186,7 +201,7 @@ class Mirror:
         owner, member, subscription = decoded
         self.subscription_owners[sub_id] = (owner, member)
         self._subscription_pending[sub_id] = subscription
-        if self.is_live(member):
+        if self.is_live(member) and (member, owner) not in self._departed:
             self._subscription_live(sub_id, owner)
 
     def _subscription_live(self, sub_id: str, owner: str) -> None:
@@ -211,7 +226,9 @@ class Mirror:
                 conn = self._router.connections.get(entry.client_id)
                 if conn is not None and not conn.closed:
                     conns.append(conn)
-            elif entry.member in self.links:
+            elif (
+                entry.member in self.links and (entry.member, entry.client_id) not in self._departed
+            ):
                 conns.append(self.proxy(entry.client_id, entry.member, entry.shares))
         self._registry.set_members(agent_type, conns)
 
@@ -245,6 +262,31 @@ class Mirror:
         self.callers[key] = caller
         return caller
 
+    def departed(self, member: str, client_id: str) -> None:
+        """Worker ``client_id`` left ``member``: remove its routes here before anything else
+        ``member`` sends (its failures of calls to the worker follow on the same link)."""
+        self._departed.add((member, client_id))
+        proxy = self.proxies.get(client_id)
+        if proxy is not None and proxy.member == member:
+            del self.proxies[client_id]
+            self._router.detach(proxy)
+
+    def control_stand_in(self, member: str, client_id: str, v1: bool) -> RemoteControl | None:
+        """Return the control stand-in of requester ``client_id`` on ``member``."""
+        current = self.controls.get(client_id)
+        if current is not None and current.member == member and not current.closed:
+            return current
+        link = self.links.get(member)
+        existing = self._control.connections.get(client_id)
+        if link is None or (existing is not None and existing is not current):
+            return None
+        if current is not None:
+            self._control.detach(current)
+        stand_in = RemoteControl(client_id, member, link, self._metrics, v1=v1)
+        self.controls[client_id] = stand_in
+        self._control.connections[client_id] = stand_in
+        return stand_in
+
     def forget_local(self, client_id: str) -> None:
         """Drop the caller stand-ins of a local worker that left."""
         for key in [k for k in self.callers if k[1] == client_id]:
@@ -276,6 +318,11 @@ class Mirror:
                 router.detach(proxy)
         for key in [k for k in self.callers if k[0] == member]:
             router.detach(self.callers.pop(key))
+        for client_id, control in list(self.controls.items()):
+            if control.member == member:
+                del self.controls[client_id]
+                self._control.detach(control)
+        self._departed = {d for d in self._departed if d[0] != member}
         for sub_id, (owner, owner_member) in self.subscription_owners.items():
             if owner_member == member:
                 self._remove_subscription_table_only(owner, sub_id)

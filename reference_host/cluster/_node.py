@@ -18,6 +18,7 @@ import json
 import logging
 import secrets
 import ssl
+from collections.abc import Iterator
 from typing import Any, Final
 
 import grpc
@@ -31,7 +32,8 @@ from nats.js.kv import KeyValue
 from agentworker.v1 import agentworker_pb2 as pb
 from reference_host import _health, _wire
 from reference_host._config import ClusterConfig, HostConfig
-from reference_host._connection import DataConnection
+from reference_host._connection import ControlConnection, DataConnection
+from reference_host._control import ControlRouter
 from reference_host._errors import AlreadyExists, NotFound, PermissionDenied, Unavailable
 from reference_host._logging import log
 from reference_host._metrics import Metrics
@@ -41,7 +43,7 @@ from reference_host._servicer import SERVICE_NAME
 from reference_host._subscriptions import SubscriptionTable
 
 from . import _codec
-from ._link import Link
+from ._link import Link, RemoteControl, RemoteWorker
 from ._mirror import (
     Mirror,
     TypeMember,
@@ -53,8 +55,12 @@ from ._mirror import (
 
 _logger = logging.getLogger("reference_host.cluster")
 
-# Bytes a link may queue for one peer before senders wait (backpressure).
-_LINK_LIMIT_BYTES: Final = 64 * 1024 * 1024
+# Bytes a link may queue for one peer before senders wait (backpressure), and bytes it may have
+# sent and not yet seen acknowledged.
+_LINK_LIMIT_BYTES: Final = 8 * 1024 * 1024
+_LINK_WINDOW_BYTES: Final = 8 * 1024 * 1024
+# A receiver acknowledges at least every this many bytes, and whenever it is idle.
+_ACK_EVERY_BYTES: Final = 1024 * 1024
 # Compare-and-set attempts before a contended write gives up.
 _CAS_ATTEMPTS: Final = 50
 
@@ -70,12 +76,14 @@ class ClusterNode:
         registry: Registry,
         subscriptions: SubscriptionTable,
         router: Router,
+        control: ControlRouter,
         health: _health.HealthService,
     ) -> None:
         self._cluster = cluster
         self._config = config
         self._metrics = metrics
         self._router = router
+        self._control = control
         self._health = health
         self.node_id = cluster.node_id or f"node-{secrets.token_hex(3)}"
         # The member id names this run of the node: a restarted node is a new member.
@@ -87,8 +95,16 @@ class ClusterNode:
         self._nc: NatsClient | None = None
         self._kv: KeyValue | None = None
         self._mirror = Mirror(
-            self.member, registry, subscriptions, router, metrics, self._make_link
+            self.member,
+            registry,
+            subscriptions,
+            router,
+            control,
+            metrics,
+            self._make_link,
+            stall_s=2 * self._lease_s + config.slow_consumer_timeout_ms / 1000.0,
         )
+        control.relay = self._relay_control
         self._mirror.on_lost = self._on_member_lost
         self._mirror.on_evicted = self._on_evicted
         self._applied = 0
@@ -105,6 +121,10 @@ class ClusterNode:
         self._releasing: dict[str, asyncio.Task[None]] = {}
         self.available = False
         self._leaving = False
+        self._frames_sub: Any = None
+        # Per sender: the highest message number processed, and the bytes since the last ack.
+        self._processed: dict[str, int] = {}
+        self._unacked_bytes: dict[str, int] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -140,13 +160,14 @@ class ClusterNode:
             self._kv = await js.key_value(self._bucket)
         except nats.js.errors.BucketNotFoundError:
             self._kv = await js.create_key_value(bucket=self._bucket, history=1)
-        await nc.subscribe(
+        self._frames_sub = await nc.subscribe(
             f"{self._prefix}.n.{self.member}",
             cb=self._on_frames,
             pending_msgs_limit=1_000_000,
             pending_bytes_limit=512 * 1024 * 1024,
         )
         await nc.subscribe(f"{self._prefix}.s.{self.member}", cb=self._on_sync)
+        await nc.subscribe(f"{self._prefix}.a.{self.member}", cb=self._on_ack)
         self._watch_task = self._loop.create_task(self._watch())
         await asyncio.wait_for(self._ready.wait(), 30)
         await self._renew_lease()
@@ -220,6 +241,7 @@ class ClusterNode:
             self._metrics,
             max_payload=self._nc.max_payload,
             limit_bytes=_LINK_LIMIT_BYTES,
+            window=_LINK_WINDOW_BYTES,
         )
 
     async def _publish(self, subject: str, payload: bytes) -> None:
@@ -347,26 +369,98 @@ class ClusterNode:
             revision = int(msg.data)
         except ValueError:
             return
-        if self._applied >= revision:
+        if self._applied >= revision and not self._releasing:
             await msg.respond(b"")
             return
 
         async def answer() -> None:
+            # Also let workers that already left finish giving up what they held, so the
+            # asking node sees it gone (see _settle).
+            await self._released(2 * self._lease_s)
             if await self._applied_at_least(revision, 2 * self._lease_s):
                 await msg.respond(b"")
 
         self._spawn(answer())
 
+    async def _released(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` until the releases under way now are written."""
+        if self._releasing:
+            await asyncio.wait(set(self._releasing.values()), timeout=timeout_s)
+
+    async def _settle(self, member: str) -> None:
+        """Wait until ``member`` has written the releases of workers that left it.
+
+        A worker that saw another's channel end may act on it at once on any node (register
+        the type, reuse the client-id or subscription id); the conflicting entry it then meets
+        may be one that ``member`` is still deleting.
+        """
+        if member == self.member:
+            await self._released(2 * self._lease_s)
+            return
+        if member not in self._mirror.links:
+            return
+        assert self._nc is not None
+        with contextlib.suppress(nats.errors.NoRespondersError, nats.errors.TimeoutError):
+            await self._nc.request(f"{self._prefix}.s.{member}", b"0", timeout=2 * self._lease_s)
+
     # -- frames from other members -------------------------------------------------------
 
+    async def _on_ack(self, msg: Msg) -> None:
+        sender, _, seq = msg.data.decode(errors="replace").partition(" ")
+        link = self._mirror.links.get(sender)
+        if link is not None and seq.isdigit():
+            link.ack(int(seq))
+
+    async def _acknowledge(self, sender: str, seq: int, size: int) -> None:
+        self._processed[sender] = max(seq, self._processed.get(sender, 0))
+        pending = self._unacked_bytes.get(sender, 0) + size
+        self._unacked_bytes[sender] = pending
+        idle = self._frames_sub is None or self._frames_sub.pending_msgs == 0
+        if pending < _ACK_EVERY_BYTES and not idle:
+            return
+        # When idle, everything received is processed: acknowledge every sender still owed.
+        owed = [s for s, b in self._unacked_bytes.items() if b] if idle else [sender]
+        assert self._nc is not None
+        for peer in owed:
+            self._unacked_bytes[peer] = 0
+            with contextlib.suppress(Exception):
+                await self._nc.publish(
+                    f"{self._prefix}.a.{peer}",
+                    f"{self.member} {self._processed.get(peer, 0)}".encode(),
+                )
+
     async def _on_frames(self, msg: Msg) -> None:
+        try:
+            sender, seq, entries = _codec.unpack(msg.data)
+        except ValueError as exc:
+            self._metrics.frames_invalid += 1
+            log(_logger, logging.ERROR, "cluster.bad_message", error=repr(exc))
+            return
+        await self._relay(sender, entries)
+        await self._acknowledge(sender, seq, len(msg.data))
+
+    async def _relay(self, sender: str, entries: Iterator[tuple[str, bytes]]) -> None:
         router = self._router
         mirror = self._mirror
         try:
-            sender, entries = _codec.unpack(msg.data)
             for client_id, frame in entries:
                 tag = frame[:1]
-                if tag == _wire.TAG_CLOUD_EVENT:
+                if tag == _codec.WORKER_LEFT:
+                    mirror.departed(sender, client_id)
+                elif tag == _codec.CONTROL_REQUEST:
+                    control_request = pb.OpenControlChannelRequest.FromString(frame[2:])
+                    stand_in = mirror.control_stand_in(sender, client_id, frame[1:2] == b"\x01")
+                    if stand_in is None:
+                        self._metrics.control_dropped += 1
+                        continue
+                    self._control.handle(stand_in, control_request)
+                elif tag == _codec.CONTROL_TO_CLIENT:
+                    local = self._control.connections.get(client_id)
+                    if local is None or local.closed or isinstance(local, RemoteControl):
+                        self._metrics.control_dropped += 1
+                        continue
+                    local.outbound.offer(frame[1:])
+                elif tag == _wire.TAG_CLOUD_EVENT:
                     await router.relay_event(client_id, frame)
                 elif tag == _wire.TAG_REQUEST:
                     request = pb.RpcRequest.FromString(_codec.frame_payload(frame))
@@ -386,6 +480,20 @@ class ClusterNode:
         except Exception as exc:  # a bad message must not stop the subscription
             self._metrics.frames_invalid += 1
             log(_logger, logging.ERROR, "cluster.bad_message", error=repr(exc))
+
+    def _relay_control(
+        self, conn: ControlConnection, frame: pb.OpenControlChannelRequest, worker: DataConnection
+    ) -> bool:
+        """Send a control request for a worker on another node to that node (AWP-CLU-007)."""
+        if not isinstance(worker, RemoteWorker) or isinstance(conn, RemoteControl):
+            # Local worker; or a request relayed here already, never relayed on.
+            return False
+        link = self._mirror.links.get(worker.member)
+        if link is None:
+            return False
+        flag = b"\x01" if self._control.is_v1(conn.client_id) else b"\x00"
+        link.put(conn.client_id.encode(), _codec.CONTROL_REQUEST + flag + frame.SerializeToString())
+        return True
 
     # -- NATS connection state -----------------------------------------------------------
 
@@ -473,6 +581,16 @@ class ClusterNode:
         self._claims[client_id] = (conn, revision)
 
     async def _claim_key(self, client_id: str, *, takeover: bool) -> int:
+        try:
+            return await self._claim_key_once(client_id, takeover=takeover)
+        except AlreadyExists:
+            holder = self._mirror.clients.get(client_id)
+            if holder is None:
+                raise
+            await self._settle(holder)
+        return await self._claim_key_once(client_id, takeover=takeover)
+
+    async def _claim_key_once(self, client_id: str, *, takeover: bool) -> int:
         kv = self._kv
         assert kv is not None
         key = _codec.key(_codec.KIND_CLIENT, client_id)
@@ -506,6 +624,9 @@ class ClusterNode:
         if claim is None or claim[0] is not conn:
             return
         del self._claims[client_id]
+        client = client_id.encode()
+        for link in self._mirror.links.values():
+            link.put(client, _codec.WORKER_LEFT)
         self._mirror.forget_local(client_id)
         types = self._owned_types.pop(client_id, set())
         subscriptions = self._owned_subscriptions.pop(client_id, {})
@@ -563,17 +684,25 @@ class ClusterNode:
         client_id = conn.client_id
         mirror = self._mirror
 
+        holders: list[str] = []
+
         def change(members: list[TypeMember]) -> list[TypeMember] | None:
             if any(m.client_id == client_id and m.member == self.member for m in members):
                 return None
             others = [m for m in members if m.client_id != client_id and mirror.is_live(m.member)]
             shareable = self._config.shared_agent_types and conn.shares_types
             if others and not (shareable and all(m.shares for m in others)):
+                holders[:] = [m.member for m in others]
                 raise AlreadyExists(
                     f"agent type {agent_type!r} is already registered by {others[0].client_id!r}"
                 )
             return [*others, TypeMember(client_id, self.member, conn.shares_types)]
 
+        try:
+            return await self._update_members(agent_type, change)
+        except AlreadyExists:
+            for member in set(holders):
+                await self._settle(member)
         return await self._update_members(agent_type, change)
 
     async def _update_members(self, agent_type: str, change: Any) -> tuple[bool, int]:
@@ -614,6 +743,18 @@ class ClusterNode:
         return added
 
     async def _write_subscription(
+        self, client_id: str, subscription: pb.Subscription
+    ) -> tuple[bool, int]:
+        try:
+            return await self._write_subscription_once(client_id, subscription)
+        except AlreadyExists:
+            holder = self._mirror.subscription_owners.get(subscription.id)
+            if holder is None:
+                raise
+            await self._settle(holder[1])
+        return await self._write_subscription_once(client_id, subscription)
+
+    async def _write_subscription_once(
         self, client_id: str, subscription: pb.Subscription
     ) -> tuple[bool, int]:
         kv = self._kv
