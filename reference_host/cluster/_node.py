@@ -251,7 +251,13 @@ class ClusterNode:
     def _on_member_lost(self, member: str) -> None:
         # One live member clears the lost member's shared state: the lowest id.
         if self.available and min(self._mirror.links.keys() | {self.member}) == self.member:
-            self._spawn(self._clear_member(member))
+            self._spawn(self._clear_member_logged(member))
+
+    async def _clear_member_logged(self, member: str) -> None:
+        try:
+            await self._clear_member(member)
+        except Exception as exc:  # another member or a later loss retries
+            log(_logger, logging.WARNING, "cluster.clear_failed", member=member, error=repr(exc))
 
     async def _clear_member(self, member: str) -> None:
         """Delete every claim, type membership and subscription of ``member``."""
@@ -273,7 +279,8 @@ class ClusterNode:
                     entry = await kv.get(key)
                     decoded = decode_subscription(entry.value or b"")
                     if decoded is not None and decoded[1] == member:
-                        await self._delete(key, entry.revision or 0)
+                        with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
+                            await self._delete(key, entry.revision or 0)
         if member != self.member:
             with contextlib.suppress(Exception):
                 await kv.delete(_codec.key(_codec.KIND_NODE, member))
