@@ -59,8 +59,10 @@ _logger = logging.getLogger("reference_host.cluster")
 # sent and not yet seen acknowledged.
 _LINK_LIMIT_BYTES: Final = 8 * 1024 * 1024
 _LINK_WINDOW_BYTES: Final = 8 * 1024 * 1024
-# A receiver acknowledges at least every this many bytes, and whenever it is idle.
+# A receiver acknowledges at least every this many bytes, and when it is idle with at least
+# _ACK_IDLE_BYTES unacknowledged (far below the window, so a sender never waits for it).
 _ACK_EVERY_BYTES: Final = 1024 * 1024
+_ACK_IDLE_BYTES: Final = 64 * 1024
 # Compare-and-set attempts before a contended write gives up.
 _CAS_ATTEMPTS: Final = 50
 
@@ -423,10 +425,12 @@ class ClusterNode:
         pending = self._unacked_bytes.get(sender, 0) + size
         self._unacked_bytes[sender] = pending
         idle = self._frames_sub is None or self._frames_sub.pending_msgs == 0
-        if pending < _ACK_EVERY_BYTES and not idle:
+        if pending < _ACK_EVERY_BYTES and not (idle and pending >= _ACK_IDLE_BYTES):
             return
         # When idle, everything received is processed: acknowledge every sender still owed.
-        owed = [s for s, b in self._unacked_bytes.items() if b] if idle else [sender]
+        owed = [s for s, b in self._unacked_bytes.items() if b >= _ACK_IDLE_BYTES] if idle else []
+        if sender not in owed:
+            owed.append(sender)
         assert self._nc is not None
         for peer in owed:
             self._unacked_bytes[peer] = 0
