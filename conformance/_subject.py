@@ -24,6 +24,17 @@ __all__ = [
 ]
 
 LISTEN_ADDRESS_ENV = "AGENTWORKER_LISTEN_ADDRESS"
+# A spawned host cluster prints this line, then every node's address (comma-separated, the
+# first being {address}), before its first node listens; cases then spread workers over them.
+ADDRESSES_LINE = "AGENTWORKER_ADDRESSES="
+
+
+def announced_addresses(output: str) -> tuple[str, ...]:
+    """Return the node addresses a spawned cluster announced in ``output`` (empty if none)."""
+    for line in output.splitlines():
+        if line.startswith(ADDRESSES_LINE):
+            return tuple(a for a in line[len(ADDRESSES_LINE) :].strip().split(",") if a)
+    return ()
 
 
 class SubjectError(Exception):
@@ -202,6 +213,8 @@ class SpawnedSubject:
         self._log_path: Path | None = None
         self._stop_requested = False
         self.starts = 0
+        # The nodes of a spawned host cluster, as it announced them (see ADDRESSES_LINE).
+        self.addresses: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -262,6 +275,7 @@ class SpawnedSubject:
             if await self._port_open(port) and await _wait_ready(
                 self._address, max(1.0, deadline - loop.time()), self._credentials
             ):
+                self.addresses = announced_addresses(self.output_since(0))
                 return
             await asyncio.sleep(0.05)
         message = (

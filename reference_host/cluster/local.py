@@ -21,17 +21,26 @@ from typing import IO, Final
 from reference_host.cluster.nats_server import NatsServer, free_port
 
 _STARTUP_S: Final = 60.0
+# The line that announces every node's address to a conformance harness (spawn mode).
+ADDRESSES_PREFIX: Final = "AGENTWORKER_ADDRESSES="
 
 
 class NodeProcess:
     """A ``python -m reference_host --cluster`` process on a free loopback port."""
 
     def __init__(
-        self, nats_url: str, node_id: str, *, name: str, lease_ms: int, extra: Sequence[str]
+        self,
+        nats_url: str,
+        node_id: str,
+        *,
+        name: str,
+        lease_ms: int,
+        extra: Sequence[str],
+        address: str | None = None,
     ) -> None:
         self.node_id = node_id
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+        self.address = address or f"127.0.0.1:{free_port()}"
+        self.port = int(self.address.rpartition(":")[2])
         self._args = [
             sys.executable, "-m", "reference_host",
             "--address", self.address,
@@ -93,11 +102,19 @@ class LocalCluster:
         lease_ms: int = 3_000,
         extra: Sequence[str] = (),
         log_dir: str | None = None,
+        first_address: str | None = None,
     ) -> None:
         self.nats: NatsServer | None = None if nats_url is not None else NatsServer()
         self.nats_url = nats_url or (self.nats.url if self.nats is not None else "")
         self.nodes = [
-            NodeProcess(self.nats_url, f"n{i + 1}", name=name, lease_ms=lease_ms, extra=extra)
+            NodeProcess(
+                self.nats_url,
+                f"n{i + 1}",
+                name=name,
+                lease_ms=lease_ms,
+                extra=extra,
+                address=first_address if i == 0 else None,
+            )
             for i in range(nodes)
         ]
         self._log_dir = log_dir
@@ -109,18 +126,24 @@ class LocalCluster:
         return [node.address for node in self.nodes]
 
     def start(self) -> None:
-        """Start NATS and the nodes; return once every node serves."""
+        """Start NATS and the nodes; return once every node serves. The first node starts
+        last, so that once it serves, every node does."""
         if self.nats is not None:
             self.nats.start()
-        for node in self.nodes:
-            log = None
-            if self._log_dir is not None:
-                log = open(os.path.join(self._log_dir, f"{node.node_id}.log"), "ab")  # noqa: SIM115
-                self._logs.append(log)
-            node.start(log)
         deadline = time.monotonic() + _STARTUP_S
-        for node in self.nodes:
+        for node in self.nodes[1:]:
+            node.start(self._log_for(node))
+        for node in self.nodes[1:]:
             node.wait_serving(deadline)
+        self.nodes[0].start(self._log_for(self.nodes[0]))
+        self.nodes[0].wait_serving(deadline)
+
+    def _log_for(self, node: NodeProcess) -> IO[bytes] | None:
+        if self._log_dir is None:
+            return None
+        log = open(os.path.join(self._log_dir, f"{node.node_id}.log"), "ab")  # noqa: SIM115
+        self._logs.append(log)
+        return log
 
     def stop(self) -> None:
         """Stop the nodes, then the NATS server if it was started here."""
@@ -169,6 +192,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lease-ms", type=int, default=3_000, help="node lease (default 3000)")
     parser.add_argument("--log-dir", help="write each node's log to DIR/ID.log")
     parser.add_argument("--json", action="store_true", help="print the cluster as JSON")
+    parser.add_argument(
+        "--first-address",
+        metavar="HOST:PORT",
+        help="the first node's address (e.g. a conformance harness's {address}); the nodes' "
+        f"addresses are then printed first, as {ADDRESSES_PREFIX}A,B,C, before any node starts",
+    )
     parser.add_argument("extra", nargs="*", help="arguments for every node (after --)")
     args = parser.parse_args(argv)
     cluster = LocalCluster(
@@ -178,7 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         lease_ms=args.lease_ms,
         extra=args.extra,
         log_dir=args.log_dir,
+        first_address=args.first_address,
     )
+    if args.first_address:
+        print(f"{ADDRESSES_PREFIX}{','.join(cluster.addresses)}", flush=True)
     stop = False
 
     def on_signal(signum: int, frame: object) -> None:

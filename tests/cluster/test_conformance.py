@@ -45,3 +45,37 @@ def test_host_suite_passes_against_a_three_node_cluster(
     assert statuses["host/cluster/read-your-writes"] == "PASS"
     assert statuses["host/cluster/client-id-unique"] == "PASS"
     assert report["summary"]["passed"] >= 40
+
+
+@pytest.mark.requirement("AWP-CLU-005", "AWP-CLU-006")
+def test_spawned_cluster_announces_its_nodes_to_the_harness(
+    nats_server: NatsServer, cluster_name: str, tmp_path: Path
+) -> None:
+    command = [
+        sys.executable, "-m", "reference_host.cluster.local", "--nodes", "2",
+        "--nats", nats_server.url, "--name", cluster_name, "--first-address", "{address}",
+    ]  # fmt: skip
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "host",
+            "--case",
+            "host/cluster/*",
+            "--timeout-scale",
+            "3",
+            "--report-dir",
+            str(tmp_path),
+            "--",
+            *command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert {case["status"] for case in report["cases"]} == {"PASS"}, run.stdout
+    assert len(report["cases"]) == 2
