@@ -306,6 +306,13 @@ class ControlRouter:
                 rpc_id=frame.rpc_id,
             )
 
+    def answer_error(
+        self, sender: str, request: pb.OpenControlChannelRequest, code: int, text: str
+    ) -> None:
+        """Answer ``sender``'s control request with an error of the matching response type."""
+        name = state_message_name(request.rpc_message.type_url)
+        self._fail(_Pending(sender, request.rpc_id, "", _RESPONSE_FOR.get(name or "")), code, text)
+
     def _drop(self, key: tuple[str, str]) -> None:
         pending = self._pending.pop(key, None)
         if pending is not None and pending.handle is not None:

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import grpc
 import nats
+from google.protobuf.message import DecodeError
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NatsClient
@@ -124,6 +125,11 @@ class ClusterNode:
         self.available = False
         self._leaving = False
         self._frames_sub: Any = None
+        # Control requests sent to another member's worker: (requester, rpc_id) -> (member,
+        # request, timer), until the answer passes through (AWP-CLU-007, AWP-CLU-009).
+        self._relayed_controls: dict[
+            tuple[str, str], tuple[str, pb.OpenControlChannelRequest, asyncio.TimerHandle]
+        ] = {}
         # Per sender: the highest message number processed, and the bytes since the last ack.
         self._processed: dict[str, int] = {}
         self._unacked_bytes: dict[str, int] = {}
@@ -251,6 +257,13 @@ class ClusterNode:
         await self._nc.publish(subject, payload)
 
     def _on_member_lost(self, member: str) -> None:
+        for key, entry in list(self._relayed_controls.items()):
+            if entry[0] == member:
+                self._control_unanswered(
+                    key,
+                    pb.ERROR_CODE_TARGET_UNAVAILABLE,
+                    f"cluster node {member!r} of the target worker was lost",
+                )
         # One live member clears the lost member's shared state: the lowest id.
         if self.available and min(self._mirror.links.keys() | {self.member}) == self.member:
             self._spawn(self._clear_member_logged(member))
@@ -466,6 +479,7 @@ class ClusterNode:
                         continue
                     self._control.handle(stand_in, control_request)
                 elif tag == _codec.CONTROL_TO_CLIENT:
+                    self._control_answered(client_id, frame[1:])
                     local = self._control.connections.get(client_id)
                     if local is None or local.closed or isinstance(local, RemoteControl):
                         self._metrics.control_dropped += 1
@@ -504,7 +518,33 @@ class ClusterNode:
             return False
         flag = b"\x01" if self._control.is_v1(conn.client_id) else b"\x00"
         link.put(conn.client_id.encode(), _codec.CONTROL_REQUEST + flag + frame.SerializeToString())
+        # The worker's node answers (its deadline included); this node only makes sure the
+        # requester hears something if that node is lost or never answers.
+        key = (conn.client_id, frame.rpc_id)
+        request = pb.OpenControlChannelRequest()
+        request.CopyFrom(frame)
+        handle = self._loop.call_later(
+            self._config.default_rpc_timeout_ms / 1000.0 + 2 * self._lease_s,
+            self._control_unanswered,
+            key,
+            pb.ERROR_CODE_DEADLINE_EXCEEDED,
+            "the worker's node did not answer the control request in time",
+        )
+        self._relayed_controls[key] = (worker.member, request, handle)
         return True
+
+    def _control_unanswered(self, key: tuple[str, str], code: int, text: str) -> None:
+        entry = self._relayed_controls.pop(key, None)
+        if entry is not None:
+            entry[2].cancel()
+            self._control.answer_error(key[0], entry[1], code, text)
+
+    def _control_answered(self, client_id: str, frame: bytes) -> None:
+        with contextlib.suppress(DecodeError):
+            rpc_id = pb.OpenControlChannelResponse.FromString(frame).rpc_id
+            entry = self._relayed_controls.pop((client_id, rpc_id), None)
+            if entry is not None:
+                entry[2].cancel()
 
     # -- NATS connection state -----------------------------------------------------------
 

@@ -11,7 +11,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from agentworker.v1 import agentworker_pb2 as pb
 from reference_host.cluster.nats_server import NatsServer
 from tests.cluster.conftest import LEASE_MS, ConnectTo, SpawnNode, StartNode
-from tests.host._raw import TIMEOUT_S, Api, event, hello, payload, retry_while, type_sub
+from tests.host._raw import (
+    TIMEOUT_S,
+    Api,
+    RawControl,
+    event,
+    hello,
+    pack,
+    payload,
+    retry_while,
+    type_sub,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -23,7 +33,7 @@ CALL_DEADLINE_MS = 120_000
 
 
 @pytest.mark.slow
-@pytest.mark.requirement("AWP-CLU-009", "AWP-CLU-010", "AWP-CLU-011")
+@pytest.mark.requirement("AWP-CLU-007", "AWP-CLU-009", "AWP-CLU-010", "AWP-CLU-011")
 async def test_killed_node_calls_fail_routes_leave_and_other_traffic_survives(
     start_node: StartNode, spawn_node: SpawnNode, connect_to: ConnectTo
 ) -> None:
@@ -38,6 +48,14 @@ async def test_killed_node_calls_fail_routes_leave_and_other_traffic_survives(
     caller = await connect_to(a.port, "caller", hello())
     await caller.request("r1", "echo", timeout_ms=CALL_DEADLINE_MS)
     await doomed.next_of("request")
+    # A control request held by the doomed worker too (AWP-CLU-007).
+    to_b = grpc.aio.insecure_channel(f"127.0.0.1:{b.port}")
+    to_a = grpc.aio.insecure_channel(f"127.0.0.1:{a.port}")
+    doomed_control = await RawControl(to_b, "doomed").open()
+    asker = await RawControl(to_a, "caller").open()
+    save = pb.SaveStateRequest(agent_id=pb.AgentId(type="echo", key="k"))
+    await asker.send("s1", "agentid=echo/k", pack(save))
+    await doomed_control.next()
 
     async def publish_all() -> None:
         for i in range(300):
@@ -52,6 +70,14 @@ async def test_killed_node_calls_fail_routes_leave_and_other_traffic_survives(
     assert answer.request_id == "r1"
     assert answer.error_code == pb.ERROR_CODE_TARGET_UNAVAILABLE
     elapsed = loop.time() - killed_at
+    control_answer = await asker.next(LOSS_BOUND_S + SLACK_S)
+    assert control_answer.rpc_id == "s1"
+    saved = pb.SaveStateResponse.FromString(control_answer.rpc_message.value)
+    assert saved.error_code == pb.ERROR_CODE_TARGET_UNAVAILABLE
+    asker.close()
+    doomed_control.close()
+    await to_a.close(None)
+    await to_b.close(None)
     await publishing
     # Live subscriber on a live node: every event exactly once, in order.
     received = [e.id for e in await listener.events_until("end", TIMEOUT_S * 3)]

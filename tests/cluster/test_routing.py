@@ -8,7 +8,7 @@ import pytest
 from agentworker.v1 import agentworker_pb2 as pb
 from reference_host._sharding import choose_member
 from tests.cluster.conftest import ConnectTo, StartNode
-from tests.host._raw import Closed, event, hello, payload, type_sub
+from tests.host._raw import Closed, RawControl, event, hello, pack, payload, type_sub
 
 pytestmark = pytest.mark.asyncio
 
@@ -139,3 +139,30 @@ async def test_shared_type_key_goes_to_one_member_from_every_node(
             await expected.respond(forwarded.request_id, payload(key))
             answer = (await caller.next_of("response")).response
             assert answer.payload == payload(key)
+
+
+@pytest.mark.requirement("AWP-CLU-007")
+async def test_control_request_reaches_worker_on_another_node_and_back(
+    start_node: StartNode, connect_to: ConnectTo
+) -> None:
+    a, b = await start_node("a"), await start_node("b")
+    owner = await connect_to(b.port, "owner", hello(pb.CAPABILITY_STATE))
+    await owner.register("keeper")
+    async with (
+        grpc.aio.insecure_channel(f"127.0.0.1:{b.port}") as to_b,
+        grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") as to_a,
+    ):
+        owner_control = await RawControl(to_b, "owner").open()
+        asker = await RawControl(to_a, "asker").open()
+        request = pb.SaveStateRequest(agent_id=pb.AgentId(type="keeper", key="k1"))
+        await asker.send("s1", "agentid=keeper/k1", pack(request))
+        delivered = await owner_control.next()
+        assert delivered.respond_to == "clientid=asker"
+        assert pb.SaveStateRequest.FromString(delivered.rpc_message.value) == request
+        reply = pb.SaveStateResponse(state="saved")
+        await owner_control.send("s1", "clientid=asker", pack(reply))
+        answer = await asker.next()
+        assert answer.rpc_id == "s1"
+        assert pb.SaveStateResponse.FromString(answer.rpc_message.value).state == "saved"
+        owner_control.close()
+        asker.close()
