@@ -236,13 +236,14 @@ class Host:
         health.set(SERVICE_NAME, _health.NOT_SERVING)
         router.begin_drain()
         control.begin_drain()
-        if self._cluster is not None:
-            # Leave the cluster first: the other nodes stop routing here at once.
-            await self._cluster.leave()
         await router.wait_idle(deadline - loop.time())
         failed = router.fail_pending()
         control.fail_pending()
         await router.wait_tasks(max(0.0, deadline - loop.time()) if grace else 0.0)
+        if self._cluster is not None:
+            # In-flight calls from other nodes had the grace period and their answers are
+            # queued; now the other nodes stop routing here.
+            await self._cluster.leave()
         router.close_all()
         control.close_all()
         health.close()

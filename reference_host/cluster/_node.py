@@ -23,9 +23,9 @@ from typing import Any, Final
 
 import grpc
 import nats
-from google.protobuf.message import DecodeError
 import nats.errors
 import nats.js.errors
+from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
@@ -199,6 +199,16 @@ class ClusterNode:
         self._leaving = True
         if self._beat_task is not None:
             self._beat_task.cancel()
+        # Say on every link that this node's workers left, behind the answers already queued
+        # to other nodes' calls, so that a caller that got one no longer routes here.
+        for client_id in self._claims:
+            for link in self._mirror.links.values():
+                link.put(client_id.encode(), _codec.WORKER_LEFT)
+        # Let the link writers publish what is queued first.
+        await asyncio.sleep(0)
+        if self._nc is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._nc.flush(), self._lease_s)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(
                 self._kv.delete(_codec.key(_codec.KIND_NODE, self.member)), self._lease_s

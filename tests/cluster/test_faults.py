@@ -159,3 +159,21 @@ async def test_nats_restart_refuses_work_then_recovers_routing(
         assert answer.request_id == f"r{attempt}"
         assert answer.payload == payload("back")
         break
+
+
+@pytest.mark.requirement("AWP-CLU-003", "AWP-CLU-010")
+async def test_node_that_stops_answers_its_calls_and_leaves_at_once(
+    start_node: StartNode, connect_to: ConnectTo
+) -> None:
+    a, b = await start_node("a"), await start_node("b")
+    target = await connect_to(b.port, "target", hello())
+    await target.register("echo")
+    caller = await connect_to(a.port, "caller", hello())
+    await caller.request("r1", "echo", timeout_ms=CALL_DEADLINE_MS)
+    await target.next_of("request")
+    await b.stop(grace=0)
+    answer = (await caller.next_of("response")).response
+    assert answer.request_id == "r1"
+    assert answer.error_code in (pb.ERROR_CODE_SHUTTING_DOWN, pb.ERROR_CODE_TARGET_UNAVAILABLE)
+    await caller.request("r2", "echo", timeout_ms=CALL_DEADLINE_MS)
+    assert (await caller.next_of("response")).response.error_code == pb.ERROR_CODE_UNKNOWN_TARGET
