@@ -64,6 +64,8 @@ _LINK_WINDOW_BYTES: Final = 8 * 1024 * 1024
 # _ACK_IDLE_BYTES unacknowledged (far below the window, so a sender never waits for it).
 _ACK_EVERY_BYTES: Final = 1024 * 1024
 _ACK_IDLE_BYTES: Final = 64 * 1024
+# How long a node tries to reach NATS at start before it gives up.
+_CONNECT_DEADLINE_S: Final = 10.0
 # Compare-and-set attempts before a contended write gives up.
 _CAS_ATTEMPTS: Final = 50
 
@@ -148,20 +150,12 @@ class ClusterNode:
         if cluster.credentials is not None:
             options["user_credentials"] = cluster.credentials
         try:
-            self._nc = await nats.connect(
-                servers=list(cluster.servers),
-                name=f"agentworker-host {self.member}",
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
-                connect_timeout=5,
-                disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected,
-                error_cb=self._on_error,
-                **options,
-            )
+            # Reconnects are retried forever, and so would the first connection be: bound it.
+            self._nc = await asyncio.wait_for(self._connect(options), _CONNECT_DEADLINE_S)
         except Exception as exc:
-            raise OSError(f"cannot connect to NATS at {', '.join(cluster.servers)}: {exc}") from exc
+            raise OSError(
+                f"cannot connect to NATS at {', '.join(cluster.servers)}: {exc!r}"
+            ) from exc
         nc = self._nc
         js = nc.jetstream()
         try:
@@ -190,6 +184,20 @@ class ClusterNode:
             cluster=cluster.name,
             lease_ms=cluster.lease_ms,
             members=sorted(self._mirror.seen),
+        )
+
+    async def _connect(self, options: dict[str, Any]) -> NatsClient:
+        return await nats.connect(
+            servers=list(self._cluster.servers),
+            name=f"agentworker-host {self.member}",
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            connect_timeout=5,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+            error_cb=self._on_error,
+            **options,
         )
 
     async def leave(self) -> None:

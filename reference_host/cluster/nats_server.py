@@ -45,8 +45,19 @@ class NatsServer:
     as it would on a real restart.
     """
 
-    def __init__(self, port: int = 0, store_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        store_dir: str | None = None,
+        *,
+        tls: tuple[str, str] | None = None,
+        client_ca: str | None = None,
+    ) -> None:
         self.port = port or free_port()
+        # TLS: (certificate chain, key) PEM paths; with ``client_ca``, clients must present a
+        # certificate it signed.
+        self._tls = tls
+        self._client_ca = client_ca
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if store_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="awp-nats-")
@@ -56,8 +67,8 @@ class NatsServer:
 
     @property
     def url(self) -> str:
-        """Return the client URL, ``nats://127.0.0.1:PORT``."""
-        return f"nats://127.0.0.1:{self.port}"
+        """Return the client URL, ``nats://127.0.0.1:PORT`` (``tls://`` with TLS)."""
+        return f"{'tls' if self._tls else 'nats'}://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -70,12 +81,18 @@ class NatsServer:
             raise RuntimeError("the NATS server is already running")
         config = Path(self.store_dir) / "nats-server.conf"
         # max_payload: large enough that a batch of big frames fits one message.
-        config.write_text(
+        text = (
             f"listen: 127.0.0.1:{self.port}\n"
             f"jetstream {{ store_dir: {json.dumps(self.store_dir)} }}\n"
-            "max_payload: 8388608\n",
-            encoding="utf-8",
+            "max_payload: 8388608\n"
         )
+        if self._tls is not None:
+            cert, key = self._tls
+            text += f"tls {{ cert_file: {json.dumps(cert)}, key_file: {json.dumps(key)}"
+            if self._client_ca is not None:
+                text += f", ca_file: {json.dumps(self._client_ca)}, verify: true"
+            text += " }\n"
+        config.write_text(text, encoding="utf-8")
         self._process = subprocess.Popen(  # our own binary and arguments
             [nats_server_binary(), "-c", str(config)],
             stdout=subprocess.DEVNULL,

@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from reference_host import Host, HostConfig
 from reference_host._cli import build_config, build_parser
+from reference_host._config import ClusterConfig
+from reference_host.cluster.nats_server import NatsServer
+from tests.pki import make_test_pki
 
 _PROBE = """
 import asyncio, sys
@@ -66,3 +71,33 @@ def test_cluster_flags_build_a_cluster_config() -> None:
 def test_inconsistent_cluster_flags_are_refused(argv: list[str], complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
         build_config(build_parser().parse_args(argv))
+
+
+@pytest.mark.asyncio
+async def test_node_joins_over_mutual_tls_and_refuses_an_unverified_server(
+    tmp_path: Path,
+) -> None:
+    pki = make_test_pki(tmp_path)
+    server = NatsServer(
+        tls=(str(pki / "server.pem"), str(pki / "server.key")), client_ca=str(pki / "ca.pem")
+    )
+    with server:
+        verified = ClusterConfig(
+            servers=(server.url,),
+            name="tls",
+            tls_ca=str(pki / "ca.pem"),
+            tls_cert=str(pki / "client.pem"),
+            tls_key=str(pki / "client.key"),
+        )
+        host = Host("127.0.0.1:0", HostConfig(cluster=verified, metrics_log_interval_s=0))
+        await host.start()
+        try:
+            assert host.cluster is not None
+            assert host.cluster.available
+        finally:
+            await host.stop(grace=0)
+        # Without the client certificate the server refuses the node; the node says so.
+        unverified = ClusterConfig(servers=(server.url,), name="tls", tls_ca=str(pki / "ca.pem"))
+        refused = Host("127.0.0.1:0", HostConfig(cluster=unverified, metrics_log_interval_s=0))
+        with pytest.raises(OSError, match="cannot connect to NATS"):
+            await refused.start()
