@@ -25,7 +25,7 @@ from typing import Any, Final
 from reference_host.cluster.local import LocalCluster
 
 from .scenarios import SCENARIO_BY_NAME, Timing, measure
-from .subjects import OURS, OURS_BATCHED, CpuSample, Subject, cpu_sample
+from .subjects import OURS, OURS_BATCHED, CpuSample, cpu_sample
 
 RESULTS: Final = Path(__file__).resolve().parent / "results"
 SCENARIOS: Final = ("rpc_c1", "rpc_c64", "pub_s4")
@@ -141,5 +141,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-__all__ = ["ClusterHost", "Subject"]
