@@ -13,13 +13,16 @@ BUF := $(VENV_BIN)/buf
 # Python packages checked by mypy (strict); those not written yet are skipped.
 MYPY_TARGETS = $(wildcard reference_host reference_worker conformance tests)
 
-.PHONY: help demo bench bench-quick setup generate check-generated lint breaking test go ts spec go-worker conformance conformance-autogen ci
+.PHONY: help demo cluster-demo bench bench-quick setup generate check-generated lint breaking test go ts spec go-worker conformance conformance-autogen ci
 
 help: ## Show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 demo: setup ## Start a host and two worker processes that greet each other
 	$(PYTHON) examples/greeting_demo.py
+
+cluster-demo: setup ## NATS + 3 host nodes: greeting demo and group chat across nodes, then a node is killed
+	$(PYTHON) examples/cluster_demo.py
 
 bench: setup ## Compare hosts: relay, AutoGen's host, ours (unbatched, batched); about 6 min
 	interop/autogen/setup.sh

@@ -73,7 +73,13 @@ def _parser() -> argparse.ArgumentParser:
         "TLS, mutual-TLS and bearer-token cases start the host given for each mechanism "
         "(spec 16.3); without it they are not claimed.",
     )
-    host.add_argument("--address", metavar="HOST:PORT", help="attach to a running host")
+    host.add_argument(
+        "--address",
+        metavar="HOST:PORT",
+        action="append",
+        help="attach to a running host; repeat for every node of a host cluster (spec 18), "
+        "over which the cases then spread their workers",
+    )
     _add_filters(host)
     host.add_argument("--legacy", action="store_true", help="the host serves only /agents.AgentRpc")
     for option, what in (
@@ -206,7 +212,8 @@ def _cmd_host(args: argparse.Namespace, command: list[str], out: TextIO) -> int:
         return 2
     subject: Subject
     if args.address is not None:
-        subject = AttachedSubject(args.address, scale=args.timeout_scale)
+        first, *others = args.address
+        subject = AttachedSubject(first, scale=args.timeout_scale, others=tuple(others))
     else:
         subject = SpawnedSubject(command, scale=args.timeout_scale)
     try:

@@ -6,6 +6,14 @@ from __future__ import annotations
 
 __all__ = ["NOT_COVERED"]
 
+_WHOLE_SUITE = (
+    "checked by the whole host suite run against a cluster (several --address), which puts "
+    "the interacting workers of every case on different nodes; no case cites it alone"
+)
+_NODE_FAULT = (
+    "needs the harness to kill a node or the shared-state server, which it does not control; "
+    "tests/cluster/test_faults.py covers the reference host cluster"
+)
 _WORKER_SIDE = "binds how workers encode and read payloads; a host forwards payloads unchanged"
 
 _WORKER_BOUND = (
@@ -31,6 +39,16 @@ NOT_COVERED: dict[str, dict[str, str]] = {
             "counters have no wire format; tests/host and tests/stress read the reference "
             "host's through its metrics"
         ),
+        "AWP-CLU-002": _WHOLE_SUITE,
+        "AWP-CLU-003": _WHOLE_SUITE,
+        "AWP-CLU-004": _WHOLE_SUITE,
+        "AWP-CLU-007": _WHOLE_SUITE,
+        "AWP-CLU-014": _WHOLE_SUITE + " (legacy workers: the --legacy run, with several --address)",
+        "AWP-CLU-008": _NODE_FAULT,
+        "AWP-CLU-009": _NODE_FAULT,
+        "AWP-CLU-010": _NODE_FAULT,
+        "AWP-CLU-011": _NODE_FAULT,
+        "AWP-CLU-012": _NODE_FAULT,
     },
     "worker": {
         "AWP-CONN-019": (

@@ -48,7 +48,11 @@ class HostContext(StepsMixin):
     workers: list[RawWorker] = field(default_factory=list)
     secure_hosts: list[SecureHost] = field(default_factory=list)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    # Every node of a host cluster (spec 18): workers are spread over them in turn, so workers
+    # that interact sit on different nodes. Empty: ``address`` alone.
+    addresses: tuple[str, ...] = ()
     _counter: int = 0
+    _spread: int = 0
 
     def unique(self, prefix: str) -> str:
         """Return a name no other case or run uses (agent types, topics, ids)."""
@@ -80,8 +84,13 @@ class HostContext(StepsMixin):
         cid = self.unique(f"client-{label}") if isinstance(client_id, _Default) else client_id
         if isinstance(hello, _Default):
             hello = None if self.legacy else self.hello()
+        if address is None:
+            address = self.address
+            if self.addresses:
+                address = self.addresses[self._spread % len(self.addresses)]
+                self._spread += 1
         worker = RawWorker(
-            self.address if address is None else address,
+            address,
             label=label,
             client_id=cid,
             hello=hello,

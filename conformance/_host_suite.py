@@ -91,6 +91,7 @@ async def run_host_suite_async(
         offset = subject.output_size()
         return HostContext(
             address=subject.address,
+            addresses=tuple(getattr(subject, "addresses", ())),
             legacy=legacy,
             scale=scale,
             host_capabilities=frozenset(capabilities),

@@ -24,6 +24,17 @@ __all__ = [
 ]
 
 LISTEN_ADDRESS_ENV = "AGENTWORKER_LISTEN_ADDRESS"
+# A spawned host cluster prints this line, then every node's address (comma-separated, the
+# first being {address}), before its first node listens; cases then spread workers over them.
+ADDRESSES_LINE = "AGENTWORKER_ADDRESSES="
+
+
+def announced_addresses(output: str) -> tuple[str, ...]:
+    """Return the node addresses a spawned cluster announced in ``output`` (empty if none)."""
+    for line in output.splitlines():
+        if line.startswith(ADDRESSES_LINE):
+            return tuple(a for a in line[len(ADDRESSES_LINE) :].strip().split(",") if a)
+    return ()
 
 
 class SubjectError(Exception):
@@ -94,9 +105,11 @@ async def _wait_ready(
 class AttachedSubject:
     """A host that is already running at ``address``."""
 
-    def __init__(self, address: str, *, scale: float = 1.0) -> None:
+    def __init__(self, address: str, *, scale: float = 1.0, others: tuple[str, ...] = ()) -> None:
         self._address = address
         self._scale = scale
+        # With ``others``: the nodes of a host cluster, the first being ``address``.
+        self.addresses: tuple[str, ...] = (address, *others) if others else ()
 
     @property
     def address(self) -> str:
@@ -106,16 +119,21 @@ class AttachedSubject:
     @property
     def description(self) -> str:
         """Describe the subject."""
+        if self.addresses:
+            return f"attached to a host cluster at {', '.join(self.addresses)}"
         return f"attached to {self._address}"
 
     def replay_args(self) -> list[str]:
-        """Return ``--address ADDRESS``."""
-        return ["--address", self._address]
+        """Return ``--address ADDRESS`` (once per node of a cluster)."""
+        return [
+            arg for address in self.addresses or (self._address,) for arg in ("--address", address)
+        ]
 
     async def start(self) -> None:
         """Check that the address accepts a gRPC connection within 5 s (scaled)."""
-        if not await _wait_ready(self._address, 5.0 * self._scale):
-            raise SubjectError(f"no gRPC server answers at {self._address}")
+        for address in self.addresses or (self._address,):
+            if not await _wait_ready(address, 5.0 * self._scale):
+                raise SubjectError(f"no gRPC server answers at {address}")
 
     def output_size(self) -> int:
         """An attached subject's output is not seen."""
@@ -195,6 +213,8 @@ class SpawnedSubject:
         self._log_path: Path | None = None
         self._stop_requested = False
         self.starts = 0
+        # The nodes of a spawned host cluster, as it announced them (see ADDRESSES_LINE).
+        self.addresses: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -255,6 +275,7 @@ class SpawnedSubject:
             if await self._port_open(port) and await _wait_ready(
                 self._address, max(1.0, deadline - loop.time()), self._credentials
             ):
+                self.addresses = announced_addresses(self.output_since(0))
                 return
             await asyncio.sleep(0.05)
         message = (

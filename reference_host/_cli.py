@@ -8,7 +8,7 @@ import logging
 import os
 from collections.abc import Sequence
 
-from ._config import DEFAULT_ADDRESS, HostConfig, TlsConfig, load_tokens
+from ._config import DEFAULT_ADDRESS, ClusterConfig, HostConfig, TlsConfig, load_tokens
 from ._io_defaults import EXPERIMENTS_VARIABLE
 from ._logging import configure_logging, log
 from ._server import Host, split_address
@@ -106,6 +106,30 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="log level (default INFO)",
     )
+    cluster = parser.add_argument_group(
+        "cluster", "run as one node of a host cluster over NATS (needs the [cluster] extra)"
+    )
+    cluster.add_argument(
+        "--cluster",
+        metavar="URL[,URL...]",
+        help="NATS server URL(s), e.g. nats://127.0.0.1:4222; joins the cluster they hold",
+    )
+    cluster.add_argument("--node-id", default="", help="this node's name (default: random)")
+    cluster.add_argument(
+        "--cluster-name",
+        default="agentworker",
+        help="name shared by the nodes of one cluster (default agentworker)",
+    )
+    cluster.add_argument(
+        "--cluster-lease-ms",
+        type=_positive_int,
+        default=3_000,
+        help="a node that renews no lease for this long is lost (default 3000)",
+    )
+    cluster.add_argument("--nats-ca", help="PEM CA bundle verifying the NATS server (TLS)")
+    cluster.add_argument("--nats-cert", help="PEM client certificate towards NATS")
+    cluster.add_argument("--nats-key", help="PEM private key of --nats-cert")
+    cluster.add_argument("--nats-creds", help="NATS credentials file (JWT and NKey seed)")
     parser.add_argument("--version", action="version", version=f"reference_host {__version__}")
     return parser
 
@@ -119,6 +143,20 @@ def build_config(args: argparse.Namespace) -> HostConfig:
         tls = TlsConfig.from_files(args.tls_cert, args.tls_key, args.client_ca)
     elif args.client_ca:
         raise ValueError("--client-ca needs --tls-cert and --tls-key")
+    cluster: ClusterConfig | None = None
+    if args.cluster:
+        cluster = ClusterConfig(
+            servers=tuple(url.strip() for url in args.cluster.split(",") if url.strip()),
+            node_id=args.node_id,
+            name=args.cluster_name,
+            lease_ms=args.cluster_lease_ms,
+            tls_ca=args.nats_ca,
+            tls_cert=args.nats_cert,
+            tls_key=args.nats_key,
+            credentials=args.nats_creds,
+        )
+    elif args.node_id or args.nats_ca or args.nats_cert or args.nats_creds:
+        raise ValueError("--node-id and the --nats-* options need --cluster")
     return HostConfig(
         default_rpc_timeout_ms=args.default_rpc_timeout_ms,
         queue_limit=args.queue_limit,
@@ -128,6 +166,7 @@ def build_config(args: argparse.Namespace) -> HostConfig:
         tokens=load_tokens(args.tokens) if args.tokens else (),
         metrics_address=args.metrics_address,
         drain_grace_s=max(0, args.drain_grace_ms) / 1000.0,
+        cluster=cluster,
     )
 
 

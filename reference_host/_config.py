@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -10,6 +11,7 @@ from typing import Final
 DEFAULT_ADDRESS: Final = "localhost:50051"
 MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
 MAX_BATCH_MESSAGES: Final = 1024
+_NAME_RE: Final = re.compile(r"[A-Za-z0-9_\-]{1,32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,41 @@ class TlsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """How a host node joins a cluster over NATS (section 18 of the spec).
+
+    ``servers`` are NATS URLs (``nats://HOST:PORT`` or ``tls://HOST:PORT``). Nodes of one
+    cluster share ``name``, which names the JetStream key-value bucket and the subject prefix,
+    so several clusters can share one NATS deployment.
+    """
+
+    servers: tuple[str, ...]
+    # This node's name, unique in the cluster while it runs; empty: a random one.
+    node_id: str = ""
+    name: str = "agentworker"
+    # A node that renews no lease for this long is lost (AWP-CLU-008).
+    lease_ms: int = 3_000
+    # PEM CA bundle that verifies the NATS server, and an optional client certificate and key.
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # NATS credentials file (JWT and NKey seed), or a user/password or token in the URL.
+    credentials: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.servers:
+            raise ValueError("a cluster needs at least one NATS server URL")
+        if self.lease_ms < 100:
+            raise ValueError(f"lease_ms must be at least 100, got {self.lease_ms}")
+        if _NAME_RE.fullmatch(self.name) is None:
+            raise ValueError(f"cluster name {self.name!r} must be 1-32 characters of [A-Za-z0-9_-]")
+        if self.node_id and _NAME_RE.fullmatch(self.node_id) is None:
+            raise ValueError(f"node id {self.node_id!r} must be 1-32 characters of [A-Za-z0-9_-]")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("the NATS client certificate and key must be given together")
+
+
+@dataclass(frozen=True, slots=True)
 class HostConfig:
     """Settings of a Host. Every duration is in milliseconds unless its name says otherwise."""
 
@@ -79,6 +116,8 @@ class HostConfig:
     metrics_log_interval_s: float = 60.0
     # Time given to in-flight RPCs when draining on a signal (CLI), in seconds.
     drain_grace_s: float = 10.0
+    # Joins a cluster of host nodes over NATS when set; None: a single-process host.
+    cluster: ClusterConfig | None = None
 
     def __post_init__(self) -> None:
         positive = {

@@ -10,7 +10,7 @@ only when the caller's queue has room (see ``_outbound``).
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+from typing import ClassVar, Final
 
 import grpc
 
@@ -136,6 +136,10 @@ class DataConnection(Channel):
     """A worker's data channel (OpenChannel) and what the host tracks for it."""
 
     __slots__ = ("agent_types", "batching", "capabilities", "incoming", "outgoing", "shares_types")
+
+    # Time a call to this connection may run past its deadline before this host expires it:
+    # nonzero for stand-ins of workers on other cluster nodes, whose node enforces the deadline.
+    deadline_grace_ms: ClassVar[int] = 0
 
     def __init__(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 import grpc
@@ -20,7 +20,7 @@ from google.protobuf import any_pb2
 from agentworker.v1 import agentworker_pb2 as pb
 
 from ._config import HostConfig
-from ._connection import ControlConnection
+from ._connection import ControlConnection, DataConnection
 from ._errors import AlreadyExists
 from ._logging import log
 from ._metrics import Metrics
@@ -94,6 +94,11 @@ class ControlRouter:
         self._in_flight: dict[str, int] = {}
         self.connections: dict[str, ControlConnection] = {}
         self.draining = False
+        # Set by a cluster node: forwards a request whose worker is on another node and returns
+        # True, or returns False for a local worker (AWP-CLU-007).
+        self.relay: Callable[
+            [ControlConnection, pb.OpenControlChannelRequest, DataConnection], bool
+        ] = lambda conn, frame, worker: False
 
     def attach(self, conn: ControlConnection) -> None:
         """Make ``conn`` the control channel of its client."""
@@ -253,6 +258,8 @@ class ControlRouter:
                 pending, pb.ERROR_CODE_UNKNOWN_TARGET, f"no worker serves agent type {agent_type!r}"
             )
             return
+        if self.relay(conn, frame, worker):
+            return
         target = self.connections.get(worker.client_id)
         if target is None:
             self._fail(
@@ -309,6 +316,13 @@ class ControlRouter:
         # The answer takes the place of the sender's pending request: owed, never dropped.
         sender.outbound.owe(OwedFrame(forward.SerializeToString(), "control"))
         self._metrics.control_responses += 1
+
+    def answer_error(
+        self, sender: str, request: pb.OpenControlChannelRequest, code: int, text: str
+    ) -> None:
+        """Answer ``sender``'s control request with an error of the matching response type."""
+        name = state_message_name(request.rpc_message.type_url)
+        self._fail(_Pending(sender, request.rpc_id, "", _RESPONSE_FOR.get(name or "")), code, text)
 
     def _drop(self, key: tuple[str, str]) -> None:
         pending = self._pending.pop(key, None)

@@ -72,6 +72,16 @@ class Registry:
         chosen = choose_member(members, agent_type, key)
         return members[chosen] if chosen is not None else None
 
+    def set_members(self, agent_type: str, conns: list[DataConnection]) -> None:
+        """Make ``conns`` the members of ``agent_type``, as decided elsewhere (a cluster)."""
+        old = self._members.pop(agent_type, {})
+        for conn in old.values():
+            conn.agent_types.discard(agent_type)
+        if conns:
+            self._members[agent_type] = {conn.client_id: conn for conn in conns}
+            for conn in conns:
+                conn.agent_types.add(agent_type)
+
     def members(self, agent_type: str) -> list[DataConnection]:
         """Return the connections serving ``agent_type``, in registration order."""
         return list(self._members.get(agent_type, {}).values())

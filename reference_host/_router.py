@@ -463,17 +463,24 @@ class Router:
                 pb.ERROR_CODE_UNKNOWN_TARGET,
                 f"no worker serves agent type {target_type!r}",
             )
+        return self._forward(conn, request, target)
+
+    def _forward(
+        self, conn: DataConnection, request: pb.RpcRequest, target: DataConnection
+    ) -> list[Blocked] | None:
         if target.outbound.full:
             return self._reply_error(
                 conn,
-                request_id,
+                request.request_id,
                 pb.ERROR_CODE_OVERLOADED,
-                f"the queue of the worker serving {target_type!r} is full",
+                f"the queue of the worker serving {request.target.type!r} is full",
             )
         timeout_ms = request.timeout_ms or self._default_timeout_ms
         if self._max_timeout_ms and timeout_ms > self._max_timeout_ms:
             timeout_ms = self._max_timeout_ms  # AWP-RPC-024
-        call = self._rpc.start(conn, request_id, target, timeout_ms)
+        call = self._rpc.start(
+            conn, request.request_id, target, timeout_ms + target.deadline_grace_ms
+        )
         request.request_id = call.host_id
         request.timeout_ms = timeout_ms
         target.outbound.offer(_wire.frame(_wire.TAG_REQUEST, request.SerializeToString()))
@@ -516,3 +523,40 @@ class Router:
         self._metrics.count_rpc_error(pb.ERROR_CODE_DEADLINE_EXCEEDED)
         call.code = pb.ERROR_CODE_DEADLINE_EXCEEDED
         self.owe(call.caller, call)
+
+    # -- frames relayed by other nodes of a cluster (reference_host.cluster) ------------------
+    # A remote node appears here as a DataConnection stand-in: the caller of a relayed request,
+    # or the target of a request this node sent on. Routing stays in the methods above.
+
+    async def relay_request(
+        self, caller: DataConnection, request: pb.RpcRequest, client_id: str
+    ) -> None:
+        """Forward a request another node routed to the local worker ``client_id``."""
+        target = self.connections.get(client_id)
+        if target is None or target.closed:
+            blocked = self._reply_error(
+                caller,
+                request.request_id,
+                pb.ERROR_CODE_TARGET_UNAVAILABLE,
+                f"worker {client_id!r} disconnected before the request reached it",
+            )
+        else:
+            blocked = self._forward(caller, request, target)
+        if blocked is not None:
+            await self._deliver_blocked(blocked)
+
+    async def relay_response(self, target: DataConnection, response: pb.RpcResponse) -> None:
+        """Complete a call this node sent to ``target``, a worker on another node."""
+        blocked = self._response(target, response)
+        if blocked is not None:
+            await self._deliver_blocked(blocked)
+
+    async def relay_event(self, client_id: str, data: bytes) -> None:
+        """Deliver an encoded event frame another node routed to the local worker."""
+        target = self.connections.get(client_id)
+        if target is None or target.closed:
+            self._metrics.events_unroutable += 1
+        elif target.outbound.offer(data):
+            self._metrics.events_delivered += 1
+        else:
+            await self._deliver_blocked([(target, data, True)])

@@ -8,7 +8,7 @@ import ipaddress
 import logging
 import signal
 from types import TracebackType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import grpc
 from grpc_reflection.v1alpha import reflection
@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from . import _health
 from ._config import DEFAULT_ADDRESS, HostConfig
 from ._control import ControlRouter
+from ._directory import Directory, LocalDirectory
 from ._logging import log
 from ._metrics import Metrics
 from ._metrics_export import HostCollector, MetricsServer, QueueGauges
@@ -25,6 +26,9 @@ from ._security import Authenticator, server_credentials
 from ._servicer import SERVICE_NAME, AgentRpcServicer
 from ._subscriptions import SubscriptionTable
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from .cluster import ClusterNode
 
 _logger = logging.getLogger("reference_host")
 
@@ -73,6 +77,7 @@ class Host:
         self._metrics_server: MetricsServer | None = None
         self._metrics_task: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
+        self._cluster: ClusterNode | None = None
 
     @property
     def address(self) -> str:
@@ -88,6 +93,11 @@ class Host:
     def port(self) -> int:
         """Return the bound port (0 before start)."""
         return self._port
+
+    @property
+    def cluster(self) -> ClusterNode | None:
+        """Return the cluster node this host runs as, or None for a single-process host."""
+        return self._cluster
 
     @property
     def metrics(self) -> Metrics:
@@ -123,6 +133,25 @@ class Host:
         subscriptions = SubscriptionTable()
         router = Router(config, self._metrics, registry, subscriptions)
         control = ControlRouter(config, self._metrics, registry, router)
+        health = _health.HealthService()
+        directory: Directory = LocalDirectory(registry, subscriptions)
+        if config.cluster is not None:
+            # Imported only here: a single-process host loads nothing of NATS.
+            from .cluster import ClusterNode
+
+            node = ClusterNode(
+                config.cluster,
+                config,
+                self._metrics,
+                registry,
+                subscriptions,
+                router,
+                control,
+                health,
+            )
+            await node.start()
+            self._cluster = node
+            directory = node
         servicer = AgentRpcServicer(
             config=config,
             metrics=self._metrics,
@@ -131,8 +160,8 @@ class Host:
             subscriptions=subscriptions,
             router=router,
             control=control,
+            directory=directory,
         )
-        health = _health.HealthService()
         health.set("", _health.SERVING)
         health.set(SERVICE_NAME, _health.SERVING)
         server = grpc.aio.server(
@@ -226,9 +255,15 @@ class Host:
         await router.wait_idle(deadline - loop.time())
         failed = router.fail_pending()
         control.fail_pending()
+        if self._cluster is not None:
+            # In-flight calls from other nodes had the grace period and their answers are
+            # queued; now the other nodes stop routing here.
+            await self._cluster.leave()
         router.close_all()
         control.close_all()
         health.close()
+        if self._cluster is not None:
+            await self._cluster.stop()
         # Channels now flush what they hold (SHUTTING_DOWN answers included) and end; give
         # them a moment even when stopping without grace.
         await server.stop(max(_MIN_FINAL_GRACE_S, min(_FINAL_GRACE_S, deadline - loop.time())))

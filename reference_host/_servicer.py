@@ -19,6 +19,7 @@ from . import _handshake
 from ._config import HostConfig
 from ._connection import Channel, ControlConnection, DataConnection
 from ._control import ControlRouter
+from ._directory import Directory
 from ._errors import FailedPrecondition, HostError, Unavailable, status_code
 from ._logging import log
 from ._metrics import Metrics
@@ -58,6 +59,7 @@ class AgentRpcServicer:
         subscriptions: SubscriptionTable,
         router: Router,
         control: ControlRouter,
+        directory: Directory,
     ) -> None:
         self._config = config
         self._metrics = metrics
@@ -66,6 +68,7 @@ class AgentRpcServicer:
         self._subscriptions = subscriptions
         self._router = router
         self._control = control
+        self._directory = directory
         self._offered = _handshake.host_capabilities(config)
         self._channel_wait_s = config.channel_wait_ms / 1000.0
 
@@ -109,8 +112,13 @@ class AgentRpcServicer:
             shares_types=pb.CAPABILITY_SHARED_AGENT_TYPES in capabilities,
         )
         try:
+            await self._directory.claim(conn)
+        except HostError as exc:
+            await context.abort(status_code(exc), str(exc))
+        try:
             self._router.attach(conn)
         except HostError as exc:
+            self._directory.release(conn)
             await context.abort(status_code(exc), str(exc))
         try:
             initial: tuple[tuple[str, bytes], ...] = ()
@@ -122,10 +130,10 @@ class AgentRpcServicer:
                 conn,
                 self._router.read_loop(conn, request_iterator),
                 context.write,
-                lambda: self._router.detach(conn),
+                lambda: self._close_data(conn),
             )
         finally:
-            self._router.detach(conn)
+            self._close_data(conn)
         if conn.close_status is not None:
             await context.abort(*conn.close_status)
 
@@ -179,7 +187,7 @@ class AgentRpcServicer:
             validate_agent_type(request.type)
             check_agent_type_allowed(policy, request.type)
             conn = await self._data_channel(client_id)
-            added = self._registry.register(conn, request.type)
+            added = await self._directory.register(conn, request.type)
         except HostError as exc:
             await context.abort(status_code(exc), str(exc))
         if added:
@@ -204,7 +212,7 @@ class AgentRpcServicer:
             # Validate before waiting for the channel, so malformed requests fail fast.
             validate_subscription(request.subscription)
             await self._data_channel(client_id)
-            added = self._subscriptions.add(client_id, request.subscription)
+            added = await self._directory.add_subscription(client_id, request.subscription)
         except HostError as exc:
             await context.abort(status_code(exc), str(exc))
         if added:
@@ -228,7 +236,7 @@ class AgentRpcServicer:
         try:
             client_id, _ = self._auth.authenticate(_metadata(context))
             await self._data_channel(client_id)
-            self._subscriptions.remove(client_id, request.id)
+            await self._directory.remove_subscription(client_id, request.id)
         except HostError as exc:
             await context.abort(status_code(exc), str(exc))
         return pb.RemoveSubscriptionResponse()
@@ -244,6 +252,12 @@ class AgentRpcServicer:
         except HostError as exc:
             await context.abort(status_code(exc), str(exc))
         return pb.GetSubscriptionsResponse(subscriptions=self._subscriptions.all())
+
+    def _close_data(self, conn: DataConnection) -> None:
+        # The directory hears first, so a cluster tells the other nodes the worker left before
+        # any failure this causes reaches them (AWP-CLU-003).
+        self._directory.release(conn)
+        self._router.detach(conn)
 
     async def _data_channel(self, client_id: str) -> DataConnection:
         if self._router.draining:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from conformance.host_cases import (
     _batching,
+    _cluster,
     _compat,
     _connection,
     _control,
@@ -39,4 +40,5 @@ _MODULES = (
     _flow,
     _observability,
     _security,
+    _cluster,
 )

@@ -1,0 +1,143 @@
+"""Host cluster benchmark: 1 vs 2 vs 3 nodes over NATS, workers spread across the nodes.
+
+    .venv/bin/python -m bench.cluster            # one round, about 3 minutes
+    .venv/bin/python -m bench.cluster --quick    # shorter windows
+
+Same load clients and measurements as ``python -m bench`` (bench/scenarios.py). A cluster of N
+nodes stands in for the host: each worker a measurement opens goes to the next node in turn, so
+the caller and the responder, and the publisher and each subscriber, sit on different nodes
+whenever N > 1. "Host CPU" sums every node and the NATS server. Results go to
+bench/results/cluster.json and bench/results/cluster.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Final
+
+from reference_host.cluster.local import LocalCluster
+
+from .scenarios import SCENARIO_BY_NAME, Timing, measure
+from .subjects import OURS, OURS_BATCHED, CpuSample, cpu_sample
+
+RESULTS: Final = Path(__file__).resolve().parent / "results"
+SCENARIOS: Final = ("rpc_c1", "rpc_c64", "pub_s4")
+MODES: Final = (OURS, OURS_BATCHED)
+
+
+class ClusterHost:
+    """What the measurements need from a host (bench/subjects.HostProcess), for a cluster."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self._cluster = cluster
+        self._next = itertools.cycle(cluster.addresses)
+
+    @property
+    def address(self) -> str:
+        """Return the next node's address: consecutive workers land on different nodes."""
+        return next(self._next)
+
+    def pids(self) -> list[int]:
+        """Return the pids of the nodes and of the NATS server."""
+        pids = [n.process.pid for n in self._cluster.nodes if n.process is not None]
+        if self._cluster.nats is not None and self._cluster.nats.pid is not None:
+            pids.append(self._cluster.nats.pid)
+        return pids
+
+    def cpu(self) -> CpuSample:
+        """Return the CPU time of every node and the NATS server, summed."""
+        samples = [cpu_sample(pid) for pid in self.pids()]
+        fine = [s.sched_s for s in samples]
+        return CpuSample(
+            sum(s.stat_s for s in samples),
+            None if any(f is None for f in fine) else sum(f for f in fine if f is not None),
+        )
+
+    def alive(self) -> bool:
+        """Return True while every node runs."""
+        return all(n.process is not None and n.process.poll() is None for n in self._cluster.nodes)
+
+
+async def run(nodes_list: list[int], timing: Timing) -> list[dict[str, Any]]:
+    """Measure every scenario in both modes for each cluster size."""
+    rows: list[dict[str, Any]] = []
+    for nodes in nodes_list:
+        cluster = LocalCluster(nodes, name=f"bench{nodes}")
+        await asyncio.to_thread(cluster.start)
+        try:
+            host = ClusterHost(cluster)
+            for subject in MODES:
+                for name in SCENARIOS:
+                    scenario = SCENARIO_BY_NAME[name]
+                    tag = f"n{nodes}-{subject.name}-{name}-{time.monotonic_ns()}"
+                    result = await measure(host, subject, scenario, timing, tag)  # type: ignore[arg-type]
+                    row = {"nodes": nodes, "mode": subject.name, "scenario": name, **result}
+                    rows.append(row)
+                    print(_line(row), flush=True)
+        finally:
+            await asyncio.to_thread(cluster.stop)
+    return rows
+
+
+def _line(row: dict[str, Any]) -> str:
+    return (
+        f"{row['nodes']} node(s) {row['mode']:<13} {row['scenario']:<8} "
+        f"{row['rate']:>9.0f}/s  p50 {row.get('p50_ms') or 0:>7.2f} ms  "
+        f"p99 {row.get('p99_ms') or 0:>7.2f} ms  "
+        f"cpu {row.get('host_cpu_us_per_msg') or 0:>6.1f} us/msg"
+    )
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Return the results and the ratios to one node as a Markdown table."""
+    base = {(r["mode"], r["scenario"]): r for r in rows if r["nodes"] == 1}
+    lines = [
+        "| nodes | mode | scenario | rate/s | x 1 node | p50 ms | p99 ms | CPU us/msg "
+        "(nodes + NATS) | x 1 node |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        b = base.get((r["mode"], r["scenario"]))
+        rate_ratio = r["rate"] / b["rate"] if b and b["rate"] else None
+        cpu, b_cpu = r.get("host_cpu_us_per_msg"), b.get("host_cpu_us_per_msg") if b else None
+        cpu_ratio = cpu / b_cpu if cpu and b_cpu else None
+        lines.append(
+            f"| {r['nodes']} | {r['mode']} | {r['scenario']} | {r['rate']:.0f} | "
+            f"{rate_ratio:.2f} | {r.get('p50_ms') or 0:.2f} | {r.get('p99_ms') or 0:.2f} | "
+            f"{cpu or 0:.1f} | {cpu_ratio:.2f} |"
+            if rate_ratio is not None and cpu_ratio is not None
+            else f"| {r['nodes']} | {r['mode']} | {r['scenario']} | {r['rate']:.0f} | - | "
+            f"{r.get('p50_ms') or 0:.2f} | {r.get('p99_ms') or 0:.2f} | {cpu or 0:.1f} | - |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the cluster benchmark and write its results."""
+    parser = argparse.ArgumentParser(prog="python -m bench.cluster", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short windows")
+    parser.add_argument("--nodes", default="1,2,3", help="cluster sizes (default 1,2,3)")
+    args = parser.parse_args(argv)
+    timing = Timing(warmup_s=1.0, duration_s=3.0) if args.quick else Timing(2.0, 8.0)
+    nodes_list = [int(n) for n in args.nodes.split(",")]
+    rows = asyncio.run(run(nodes_list, timing))
+    RESULTS.mkdir(exist_ok=True)
+    machine = {"python": sys.version.split()[0], "platform": platform.platform()}
+    (RESULTS / "cluster.json").write_text(
+        json.dumps({"machine": machine, "timing": timing.__dict__, "rows": rows}, indent=1)
+    )
+    text = table(rows)
+    (RESULTS / "cluster.md").write_text(f"# Host cluster benchmark\n\n{text}\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""Links to other nodes: a bounded queue of frames per peer and one writer that batches them.
+
+The writer takes everything queued when it wakes and publishes it as few NATS messages as the
+server's payload limit allows: no timers, so a lone frame leaves at once and a burst shares
+messages, as a data channel batches (spec 12.2, AWP-CLU-015).
+
+Core NATS does not push back on a publisher, so links carry their own flow control: messages are
+numbered, the peer acknowledges the highest number it has processed, and the writer keeps at
+most ``window`` bytes unacknowledged. A slow worker at the peer thus fills this node's link, and
+the router's backpressure reaches the publishing workers as on one host (AWP-CLU-001).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Awaitable, Callable
+from typing import ClassVar, Final
+
+from reference_host._connection import ControlConnection, DataConnection, Outbound
+from reference_host._logging import log
+from reference_host._metrics import Metrics
+
+from . import _codec
+
+_logger = logging.getLogger("reference_host.cluster")
+
+Publish = Callable[[str, bytes], Awaitable[None]]
+
+# Room a message keeps for its sender header.
+_HEADER_ROOM: Final = 128
+
+
+class Link:
+    """Frames waiting to go to one peer node, in the order they were routed."""
+
+    __slots__ = (
+        "_acked",
+        "_bytes",
+        "_closed",
+        "_in_flight",
+        "_limit_bytes",
+        "_max_payload",
+        "_metrics",
+        "_progress",
+        "_publish",
+        "_queue",
+        "_sender",
+        "_seq",
+        "_space",
+        "_unacked",
+        "_wakeup",
+        "_window",
+        "member",
+        "subject",
+    )
+
+    def __init__(
+        self,
+        member: str,
+        subject: str,
+        sender: str,
+        publish: Publish,
+        metrics: Metrics,
+        *,
+        max_payload: int,
+        limit_bytes: int,
+        window: int,
+    ) -> None:
+        self.member = member
+        self.subject = subject
+        self._sender = sender.encode()
+        self._publish = publish
+        self._metrics = metrics
+        self._max_payload = max(4096, max_payload - _HEADER_ROOM)
+        self._limit_bytes = limit_bytes
+        self._queue: collections.deque[tuple[bytes, bytes]] = collections.deque()
+        self._bytes = 0
+        self._wakeup: asyncio.Future[None] | None = None
+        self._space: asyncio.Future[None] | None = None
+        self._closed = False
+        self._window = window
+        self._seq = 0
+        # (number, bytes) of messages published and not acknowledged, oldest first.
+        self._unacked: collections.deque[tuple[int, int]] = collections.deque()
+        self._in_flight = 0
+        self._acked: asyncio.Future[None] | None = None
+        self._progress = 0.0
+
+    def ack(self, seq: int) -> None:
+        """The peer has processed every message up to number ``seq``."""
+        unacked = self._unacked
+        while unacked and unacked[0][0] <= seq:
+            self._in_flight -= unacked.popleft()[1]
+        self._progress = asyncio.get_running_loop().time()
+        acked = self._acked
+        if acked is not None and not acked.done():
+            acked.set_result(None)
+
+    async def _wait_window(self, stall_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        while self._in_flight >= self._window and not self._closed:
+            self._acked = loop.create_future()
+            try:
+                await asyncio.wait_for(self._acked, stall_s)
+            except TimeoutError:
+                if loop.time() - self._progress >= stall_s:
+                    # Messages lost on the way (NATS is at most once): do not wait forever.
+                    log(
+                        _logger,
+                        logging.WARNING,
+                        "cluster.link_stalled",
+                        peer=self.member,
+                        unacknowledged=len(self._unacked),
+                    )
+                    self._unacked.clear()
+                    self._in_flight = 0
+            finally:
+                self._acked = None
+
+    @property
+    def full(self) -> bool:
+        """Return True when the queue holds its limit of bytes."""
+        return self._bytes >= self._limit_bytes and not self._closed
+
+    def put(self, client: bytes, frame: bytes) -> bool:
+        """Queue ``frame`` for ``client`` at the peer; return False when the queue is full."""
+        if self._closed:
+            return True
+        if self._bytes >= self._limit_bytes:
+            return False
+        if len(frame) + len(client) + 16 > self._max_payload:
+            # NATS cannot carry it: say so instead of dropping it silently.
+            self._metrics.frames_invalid += 1
+            log(
+                _logger,
+                logging.ERROR,
+                "cluster.frame_too_large",
+                peer=self.member,
+                client_id=client.decode(),
+                size=len(frame),
+                max_payload=self._max_payload,
+            )
+            return True
+        self._queue.append((client, frame))
+        self._bytes += len(frame)
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            if not wakeup.done():
+                wakeup.set_result(None)
+        return True
+
+    async def wait_room(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` until the queue has room; return False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.full:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            if self._space is None or self._space.done():
+                self._space = loop.create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._space), remaining)
+            except TimeoutError:
+                return not self.full
+        return True
+
+    def close(self) -> None:
+        """Discard what is queued and stop the writer."""
+        self._closed = True
+        self._queue.clear()
+        self._bytes = 0
+        for future in (self._wakeup, self._space):
+            if future is not None and not future.done():
+                future.set_result(None)
+
+    async def run(self, stall_s: float) -> None:
+        """Publish queued frames until closed; ``stall_s``: see ``_wait_window``."""
+        loop = asyncio.get_running_loop()
+        queue = self._queue
+        while not self._closed:
+            if self._in_flight >= self._window:
+                await self._wait_window(stall_s)
+                continue
+            if not queue:
+                wakeup: asyncio.Future[None] = loop.create_future()
+                self._wakeup = wakeup
+                try:
+                    await wakeup
+                finally:
+                    self._wakeup = None
+                continue
+            entries: list[tuple[bytes, bytes]] = []
+            size = 0
+            sent_bytes = 0
+            while queue:
+                client, frame = queue[0]
+                added = len(client) + len(frame) + 8
+                if entries and size + added > self._max_payload:
+                    break
+                queue.popleft()
+                entries.append((client, frame))
+                size += added
+                sent_bytes += len(frame)
+            self._bytes -= sent_bytes
+            space = self._space
+            if space is not None and not self.full:
+                self._space = None
+                if not space.done():
+                    space.set_result(None)
+            self._seq += 1
+            payload = _codec.pack(self._sender, self._seq, entries)
+            if not self._unacked:
+                self._progress = loop.time()
+            self._unacked.append((self._seq, len(payload)))
+            self._in_flight += len(payload)
+            try:
+                await self._publish(self.subject, payload)
+            except Exception as exc:  # any NATS failure: count, keep going
+                self._metrics.events_dropped_slow_consumer += len(entries)
+                log(
+                    _logger,
+                    logging.WARNING,
+                    "cluster.publish_failed",
+                    peer=self.member,
+                    frames=len(entries),
+                    error=repr(exc),
+                )
+
+
+class RemoteOutbound(Outbound):
+    """The outbound queue of a stand-in: frames go to the peer's link, addressed to a client.
+
+    ``prefix`` marks frames that are not data frames (control frames, see ``_codec``).
+    """
+
+    __slots__ = ("_client", "_link", "_prefix")
+
+    def __init__(self, link: Link, client_id: str, metrics: Metrics, prefix: bytes = b"") -> None:
+        super().__init__(1, metrics)
+        self._link = link
+        self._client = client_id.encode()
+        self._prefix = prefix
+
+    @property
+    def full(self) -> bool:
+        """Return True when the link to the peer is full."""
+        return self._link.full
+
+    def offer(self, frame: bytes) -> bool:
+        """Queue ``frame`` on the link; notices are not relayed (stand-ins are not v1)."""
+        return self._link.put(self._client, self._prefix + frame if self._prefix else frame)
+
+    async def offer_wait(self, frame: bytes, timeout_s: float) -> bool:
+        """Queue ``frame``, waiting for room on the link.
+
+        The peer disconnects its own slow consumer within ``timeout_s``, which frees the link;
+        this waits twice as long, then drops the frame and counts it rather than cut the remote
+        worker off from this node only.
+        """
+        if self.offer(frame):
+            return True
+        if await self._link.wait_room(2 * timeout_s) and self.offer(frame):
+            return True
+        self._metrics.events_dropped_slow_consumer += 1
+        log(_logger, logging.WARNING, "cluster.link_full", peer=self._link.member)
+        return True
+
+
+class RemoteWorker(DataConnection):
+    """A worker on another node, as the router sees it.
+
+    As a target it receives this node's requests and events for that worker; as a caller it
+    stands for requests that node relayed here, and answers go back to it. Either way its
+    frames go to the peer's link. It is not v1 (``Notice`` frames are not relayed).
+    """
+
+    __slots__ = ("member",)
+
+    # The worker's node answers DEADLINE_EXCEEDED (and tells a late worker so); this node
+    # expires the call itself only if that answer does not come.
+    deadline_grace_ms: ClassVar[int] = 1_000
+
+    def __init__(
+        self, client_id: str, member: str, link: Link, metrics: Metrics, *, shares: bool
+    ) -> None:
+        super().__init__(
+            client_id,
+            f"{member}/{client_id}",
+            RemoteOutbound(link, client_id, metrics),
+            v1=False,
+            capabilities=frozenset(),
+            batching=False,
+            shares_types=shares,
+        )
+        self.member = member
+
+
+class RemoteControl(ControlConnection):
+    """The control channel of a requester on another node, while its requests are relayed."""
+
+    __slots__ = ("member",)
+
+    def __init__(
+        self, client_id: str, member: str, link: Link, metrics: Metrics, *, v1: bool
+    ) -> None:
+        super().__init__(
+            client_id,
+            f"{member}/{client_id}/control",
+            RemoteOutbound(link, client_id, metrics, _codec.CONTROL_TO_CLIENT),
+            v1=v1,
+        )
+        self.member = member

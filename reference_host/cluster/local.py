@@ -1,0 +1,233 @@
+"""A host cluster on this machine: a NATS server (or an existing one) and N node processes.
+
+``python -m reference_host.cluster.local --nodes 3`` starts them, prints one line per node,
+``node ID 127.0.0.1:PORT pid=PID``, then ``addresses A,B,C``, and runs until SIGINT/SIGTERM,
+when it stops the nodes and the NATS server it started. Used by the demo, the benchmark and
+the conformance script; extra arguments after ``--`` go to every node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import IO, Final
+
+from reference_host.cluster.nats_server import NatsServer, free_port
+
+_STARTUP_S: Final = 60.0
+# The line that announces every node's address to a conformance harness (spawn mode).
+ADDRESSES_PREFIX: Final = "AGENTWORKER_ADDRESSES="
+
+
+class NodeProcess:
+    """A ``python -m reference_host --cluster`` process on a free loopback port."""
+
+    def __init__(
+        self,
+        nats_url: str,
+        node_id: str,
+        *,
+        name: str,
+        lease_ms: int,
+        extra: Sequence[str],
+        address: str | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.address = address or f"127.0.0.1:{free_port()}"
+        self.port = int(self.address.rpartition(":")[2])
+        self._args = [
+            sys.executable, "-m", "reference_host",
+            "--address", self.address,
+            "--cluster", nats_url,
+            "--cluster-name", name,
+            "--node-id", node_id,
+            "--cluster-lease-ms", str(lease_ms),
+            "--log-format", "json",
+            *extra,
+        ]  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, log: IO[bytes] | None) -> None:
+        """Start the node; its log goes to ``log`` (or is discarded)."""
+        self.process = subprocess.Popen(  # our own interpreter and module
+            self._args,
+            stdout=subprocess.DEVNULL,
+            stderr=log if log is not None else subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def wait_serving(self, deadline: float) -> None:
+        """Wait until the node accepts connections (it joined the cluster before binding)."""
+        import socket
+
+        while True:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"node {self.node_id} exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"node {self.node_id} did not listen") from None
+                time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 15.0) -> None:
+        """Stop the node with ``sig`` (SIGKILL after ``timeout_s``)."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(sig)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout_s)
+
+
+class LocalCluster:
+    """NATS (started unless ``nats_url`` is given) and ``nodes`` host node processes."""
+
+    def __init__(
+        self,
+        nodes: int,
+        *,
+        nats_url: str | None = None,
+        name: str = "agentworker",
+        lease_ms: int = 3_000,
+        extra: Sequence[str] = (),
+        log_dir: str | None = None,
+        first_address: str | None = None,
+    ) -> None:
+        self.nats: NatsServer | None = None if nats_url is not None else NatsServer()
+        self.nats_url = nats_url or (self.nats.url if self.nats is not None else "")
+        self.nodes = [
+            NodeProcess(
+                self.nats_url,
+                f"n{i + 1}",
+                name=name,
+                lease_ms=lease_ms,
+                extra=extra,
+                address=first_address if i == 0 else None,
+            )
+            for i in range(nodes)
+        ]
+        self._log_dir = log_dir
+        self._logs: list[IO[bytes]] = []
+
+    @property
+    def addresses(self) -> list[str]:
+        """Return the nodes' gRPC addresses, in node order."""
+        return [node.address for node in self.nodes]
+
+    def start(self) -> None:
+        """Start NATS and the nodes; return once every node serves. The first node starts
+        last, so that once it serves, every node does."""
+        if self.nats is not None:
+            self.nats.start()
+        deadline = time.monotonic() + _STARTUP_S
+        for node in self.nodes[1:]:
+            node.start(self._log_for(node))
+        for node in self.nodes[1:]:
+            node.wait_serving(deadline)
+        self.nodes[0].start(self._log_for(self.nodes[0]))
+        self.nodes[0].wait_serving(deadline)
+
+    def _log_for(self, node: NodeProcess) -> IO[bytes] | None:
+        if self._log_dir is None:
+            return None
+        log = open(os.path.join(self._log_dir, f"{node.node_id}.log"), "ab")  # noqa: SIM115
+        self._logs.append(log)
+        return log
+
+    def stop(self) -> None:
+        """Stop the nodes, then the NATS server if it was started here."""
+        for node in self.nodes:
+            node.stop()
+        if self.nats is not None:
+            self.nats.close()
+        for log in self._logs:
+            log.close()
+
+    def describe(self) -> str:
+        """Return the lines printed at start: one per node, then the address list."""
+        lines = [f"nats {self.nats_url}"]
+        for node in self.nodes:
+            pid = node.process.pid if node.process is not None else 0
+            lines.append(f"node {node.node_id} {node.address} pid={pid}")
+        lines.append(f"addresses {','.join(self.addresses)}")
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        """Return the cluster as one JSON object (for scripts)."""
+        return json.dumps(
+            {
+                "nats": self.nats_url,
+                "nodes": [
+                    {
+                        "id": node.node_id,
+                        "address": node.address,
+                        "pid": node.process.pid if node.process is not None else 0,
+                    }
+                    for node in self.nodes
+                ],
+            }
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a local cluster until SIGINT/SIGTERM."""
+    parser = argparse.ArgumentParser(
+        prog="python -m reference_host.cluster.local",
+        description="Run NATS and N reference-host nodes on 127.0.0.1 as one cluster.",
+    )
+    parser.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
+    parser.add_argument("--nats", help="use this NATS server instead of starting one")
+    parser.add_argument("--name", default="agentworker", help="cluster name")
+    parser.add_argument("--lease-ms", type=int, default=3_000, help="node lease (default 3000)")
+    parser.add_argument("--log-dir", help="write each node's log to DIR/ID.log")
+    parser.add_argument("--json", action="store_true", help="print the cluster as JSON")
+    parser.add_argument(
+        "--first-address",
+        metavar="HOST:PORT",
+        help="the first node's address (e.g. a conformance harness's {address}); the nodes' "
+        f"addresses are then printed first, as {ADDRESSES_PREFIX}A,B,C, before any node starts",
+    )
+    parser.add_argument("extra", nargs="*", help="arguments for every node (after --)")
+    args = parser.parse_args(argv)
+    cluster = LocalCluster(
+        args.nodes,
+        nats_url=args.nats,
+        name=args.name,
+        lease_ms=args.lease_ms,
+        extra=args.extra,
+        log_dir=args.log_dir,
+        first_address=args.first_address,
+    )
+    if args.first_address:
+        print(f"{ADDRESSES_PREFIX}{','.join(cluster.addresses)}", flush=True)
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    cluster.start()
+    try:
+        print(cluster.to_json() if args.json else cluster.describe(), flush=True)
+        while not stop:
+            signal.pause()
+    finally:
+        cluster.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
