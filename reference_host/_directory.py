@@ -12,7 +12,7 @@ from typing import Protocol
 
 from agentworker.v1 import agentworker_pb2 as pb
 
-from ._connection import DataConnection
+from ._connection import ControlConnection, DataConnection
 from ._registry import Registry
 from ._subscriptions import SubscriptionTable
 
@@ -34,6 +34,13 @@ class Directory(Protocol):
 
     async def remove_subscription(self, client_id: str, subscription_id: str) -> None:
         """Remove the subscription ``subscription_id`` that ``client_id`` owns."""
+
+    async def claim_control(self, conn: ControlConnection) -> None:
+        """Reserve the control channel of ``conn.client_id``; raise AlreadyExists if another
+        is open for it anywhere (AWP-CTL-007)."""
+
+    def release_control(self, conn: ControlConnection) -> None:
+        """Give up what ``claim_control`` reserved for ``conn``."""
 
 
 class LocalDirectory:
@@ -62,3 +69,9 @@ class LocalDirectory:
     async def remove_subscription(self, client_id: str, subscription_id: str) -> None:
         """Remove from the local subscription table."""
         self._subscriptions.remove(client_id, subscription_id)
+
+    async def claim_control(self, conn: ControlConnection) -> None:
+        """Nothing to reserve: the control router refuses a second local channel itself."""
+
+    def release_control(self, conn: ControlConnection) -> None:
+        """Nothing to give up."""

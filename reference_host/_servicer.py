@@ -158,8 +158,13 @@ class AgentRpcServicer:
             v1=hello is not None,
         )
         try:
+            await self._directory.claim_control(conn)
+        except HostError as exc:
+            await context.abort(status_code(exc), str(exc))
+        try:
             self._control.attach(conn)
         except HostError as exc:
+            self._directory.release_control(conn)
             await context.abort(status_code(exc), str(exc))
         try:
             await context.send_initial_metadata(())
@@ -171,6 +176,7 @@ class AgentRpcServicer:
             )
         finally:
             self._control.detach(conn)
+            self._directory.release_control(conn)
         if conn.close_status is not None:
             await context.abort(*conn.close_status)
 

@@ -18,9 +18,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import ClassVar, Final
 
-from reference_host._connection import ControlConnection, DataConnection, Outbound
+from reference_host._connection import ControlConnection, DataConnection
 from reference_host._logging import log
 from reference_host._metrics import Metrics
+from reference_host._outbound import Outbound, Owed
 
 from . import _codec
 
@@ -124,11 +125,15 @@ class Link:
         """Return True when the queue holds its limit of bytes."""
         return self._bytes >= self._limit_bytes and not self._closed
 
-    def put(self, client: bytes, frame: bytes) -> bool:
-        """Queue ``frame`` for ``client`` at the peer; return False when the queue is full."""
+    def put(self, client: bytes, frame: bytes, *, force: bool = False) -> bool:
+        """Queue ``frame`` for ``client`` at the peer; return False when the queue is full.
+
+        ``force`` queues it even past the limit: for frames the host owes (error responses),
+        which are bounded by the calls in flight and must not be dropped (AWP-FLOW-007).
+        """
         if self._closed:
             return True
-        if self._bytes >= self._limit_bytes:
+        if self._bytes >= self._limit_bytes and not force:
             return False
         if len(frame) + len(client) + 16 > self._max_payload:
             # NATS cannot carry it: say so instead of dropping it silently.
@@ -253,6 +258,14 @@ class RemoteOutbound(Outbound):
     def offer(self, frame: bytes) -> bool:
         """Queue ``frame`` on the link; notices are not relayed (stand-ins are not v1)."""
         return self._link.put(self._client, self._prefix + frame if self._prefix else frame)
+
+    def owe(self, item: Owed) -> None:
+        """Relay a frame the host owes the remote client at once, past the link's limit if need
+        be (owed frames never wait, AWP-FLOW-007); notices are not relayed (not v1)."""
+        if item.kind == "notice":
+            return
+        data = item.encode()
+        self._link.put(self._client, self._prefix + data if self._prefix else data, force=True)
 
     async def offer_wait(self, frame: bytes, timeout_s: float) -> bool:
         """Queue ``frame``, waiting for room on the link.

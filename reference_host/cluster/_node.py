@@ -68,6 +68,9 @@ _ACK_IDLE_BYTES: Final = 64 * 1024
 _CONNECT_DEADLINE_S: Final = 10.0
 # Compare-and-set attempts before a contended write gives up.
 _CAS_ATTEMPTS: Final = 50
+# Prefix of the claim name of a client's control channel; NUL never occurs in a client-id (a
+# gRPC metadata value), so it cannot collide with a data-channel claim.
+_CONTROL_CLAIM: Final = "\x00control:"
 
 
 class ClusterNode:
@@ -121,6 +124,8 @@ class ClusterNode:
         # What local workers hold, to give it up when they leave or to restore it after a
         # NATS outage: client-id -> (connection, claim revision), agent types, subscriptions.
         self._claims: dict[str, tuple[DataConnection, int]] = {}
+        # Control channels open here, by client-id (their claims use _CONTROL_CLAIM names).
+        self._control_claims: dict[str, ControlConnection] = {}
         self._owned_types: dict[str, set[str]] = {}
         self._owned_subscriptions: dict[str, dict[str, pb.Subscription]] = {}
         self._releasing: dict[str, asyncio.Task[None]] = {}
@@ -649,6 +654,31 @@ class ClusterNode:
         revision = await self._claim_key(client_id, takeover=False)
         self._claims[client_id] = (conn, revision)
 
+    async def claim_control(self, conn: ControlConnection) -> None:
+        """Claim the control channel of ``conn.client_id`` cluster-wide (AWP-CTL-007)."""
+        self._check_available()
+        client_id = conn.client_id
+        if client_id in self._control_claims:
+            raise AlreadyExists(f"client {client_id!r} already has an open control channel")
+        self._control_claims[client_id] = conn
+        try:
+            await self._claim_key_once(
+                _CONTROL_CLAIM + client_id, takeover=False, what="control channel"
+            )
+        except BaseException:
+            if self._control_claims.get(client_id) is conn:
+                del self._control_claims[client_id]
+            raise
+
+    def release_control(self, conn: ControlConnection) -> None:
+        """Give up the control-channel claim of ``conn`` once it has ended."""
+        client_id = conn.client_id
+        if self._control_claims.get(client_id) is not conn:
+            return
+        del self._control_claims[client_id]
+        key = _codec.key(_codec.KIND_CLIENT, _CONTROL_CLAIM + client_id)
+        self._spawn(self._delete_if(key, self.member.encode()))
+
     async def _claim_key(self, client_id: str, *, takeover: bool) -> int:
         try:
             return await self._claim_key_once(client_id, takeover=takeover)
@@ -659,7 +689,9 @@ class ClusterNode:
             await self._settle(holder)
         return await self._claim_key_once(client_id, takeover=takeover)
 
-    async def _claim_key_once(self, client_id: str, *, takeover: bool) -> int:
+    async def _claim_key_once(
+        self, client_id: str, *, takeover: bool, what: str = "data channel"
+    ) -> int:
         kv = self._kv
         assert kv is not None
         key = _codec.key(_codec.KIND_CLIENT, client_id)
@@ -678,7 +710,8 @@ class ClusterNode:
                 return entry.revision or 0
             if holder != self.member and self._mirror.is_live(holder):
                 raise AlreadyExists(
-                    f"client {client_id!r} already has an open data channel on another node"
+                    f"client {client_id.removeprefix(_CONTROL_CLAIM)!r} already has an open {what} "
+                    "on another node"
                 )
             # Held by a lost member whose state is not cleared yet, or left over by this
             # node's previous channel of the client: take it over.
