@@ -98,8 +98,8 @@ def decode_payload(payload: pb.Payload, kind: type[MessageT]) -> tuple[MessageT 
             return None, "JSON data is not an object"
         message = kind()
         for name in kind.DESCRIPTOR.fields_by_name:
-            if name not in value:
-                continue
+            if value.get(name) is None:
+                continue  # absent, or null: the field's default (protobuf's JSON mapping)
             with_value: Any = value[name]
             if isinstance(with_value, float) and with_value.is_integer():
                 with_value = int(with_value)  # 7.0 is the integer 7 (AWP-CNF-024)

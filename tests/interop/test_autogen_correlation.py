@@ -3,7 +3,9 @@
 AutoGen numbers a worker's requests with a counter that starts at 1 in every process, so two
 fresh AutoGen workers send the same ids. The target holds every call until all of them have
 arrived (a rendezvous), so each id is in flight from both callers at once; each reply repeats
-its caller's name, so a reply delivered to the wrong caller would show.
+its caller's name, so a reply delivered to the wrong caller would show. Our worker handles one
+message at a time per agent (AWP-CONN-040), so there every call goes to an agent of its own;
+AutoGen's runs them concurrently on one agent.
 """
 
 from __future__ import annotations
@@ -22,9 +24,16 @@ pytestmark = pytest.mark.asyncio
 CALLS_EACH = 8
 
 
-async def call_all(caller: AutoGenProcess, target: tuple[str, str], parties: int) -> list[str]:
+def target_key(shared: bool, name: str, seq: int) -> str:
+    return "shared-key" if shared else f"{name}-{seq}"
+
+
+async def call_all(
+    caller: AutoGenProcess, agent_type: str, shared: bool, parties: int
+) -> list[str]:
     ids = []
     for seq in range(1, CALLS_EACH + 1):
+        target = (agent_type, target_key(shared, caller.name, seq))
         body = {
             "group": "all",
             "parties": parties,
@@ -52,10 +61,10 @@ async def test_colliding_request_ids_get_their_own_replies(
         autogen("caller.py", "--name", "bob", name="bob"),
     )
 
-    target = ("target", "shared-key")
+    shared = target_side == "autogen"
     alice_ids, bob_ids = await asyncio.gather(
-        call_all(alice, target, parties=2 * CALLS_EACH),
-        call_all(bob, target, parties=2 * CALLS_EACH),
+        call_all(alice, "target", shared, parties=2 * CALLS_EACH),
+        call_all(bob, "target", shared, parties=2 * CALLS_EACH),
     )
     alice_results = [await alice.result(call_id, within=40.0) for call_id in alice_ids]
     bob_results = [await bob.result(call_id, within=40.0) for call_id in bob_ids]
@@ -71,7 +80,7 @@ async def test_colliding_request_ids_get_their_own_replies(
             assert result["reply"] == {
                 "text": f"{name}-{seq}",
                 "seq": seq,
-                "agent_key": "shared-key",
+                "agent_key": target_key(shared, name, seq),
             }
     assert host.metrics.rpc_requests == 2 * CALLS_EACH
     assert host.metrics.rpc_responses == 2 * CALLS_EACH
