@@ -3,7 +3,7 @@ caught after all fails the matrix test, so these lists can only shrink."""
 
 from __future__ import annotations
 
-__all__ = ["KNOWN_ESCAPES", "LEGACY_NOT_CAUGHT"]
+__all__ = ["KNOWN_ESCAPES", "LEGACY_NOT_CAUGHT", "NO_MUTANT_YET"]
 
 # Mutants (side:name) the suite does not catch yet.
 KNOWN_ESCAPES: dict[str, str] = {
@@ -23,4 +23,51 @@ LEGACY_NOT_CAUGHT: dict[str, str] = {
     "unavailable-when-full": _NO_CODES,
     "unknown-target-unavailable": _NO_CODES,
     "close-after-notice": "legacy workers get no notices, so nothing closes their channels",
+}
+
+
+# Cited MUSTs that have no mutant yet, per suite: requirements added with spec v1.0, the host's
+# memory bound and the worker SDK's mailboxes, whose cases came after the matrix. An entry
+# that gets a mutant fails the matrix test until it is removed, so this list can only shrink.
+_NEW = "added with spec v1.0 and its cases; no mutant written yet"
+NO_MUTANT_YET: dict[str, dict[str, str]] = {
+    "host": {
+        "AWP-CONN-028": _NEW,
+        "AWP-CONN-027": _NEW,
+        "AWP-CONN-024": _NEW,
+        "AWP-CONN-025": _NEW,
+        "AWP-CONN-026": _NEW,
+        "AWP-VER-017": _NEW,
+        "AWP-VER-019": _NEW,
+        "AWP-SEC-008": _NEW,
+        "AWP-SUB-013": _NEW,
+        "AWP-RPC-025": _NEW,
+        "AWP-RPC-024": _NEW,
+        "AWP-ERR-021": _NEW,
+        "AWP-FLOW-021": _NEW,
+        "AWP-FLOW-005": _NEW,
+        "AWP-FLOW-007": _NEW,
+        "AWP-FLOW-008": _NEW,
+        "AWP-FLOW-009": _NEW,
+        "AWP-BAT-006": _NEW,
+        "AWP-CTL-006": _NEW,
+        "AWP-CTL-007": _NEW,
+    },
+    "worker": {
+        "AWP-CONN-040": _NEW,
+        "AWP-VER-020": _NEW,
+        "AWP-VER-018": _NEW,
+        "AWP-PUB-025": _NEW,
+        "AWP-RPC-026": _NEW,
+        "AWP-ERR-022": _NEW,
+        "AWP-FLOW-030": _NEW,
+        "AWP-FLOW-033": _NEW,
+        "AWP-CTL-008": _NEW,
+        "AWP-CNF-025": _NEW,
+        "AWP-CNF-022": _NEW,
+        "AWP-CNF-024": _NEW,
+        "AWP-CNF-021": _NEW,
+        "AWP-CNF-023": _NEW,
+        "AWP-CNF-030": _NEW,
+    },
 }

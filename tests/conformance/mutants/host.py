@@ -469,7 +469,7 @@ def _ctl_002() -> None:
     "host/control/routing",
 )
 def _ctl_003() -> None:
-    from reference_host import _connection, _control
+    from reference_host import _control, _outbound
 
     forged: list[str] = []
 
@@ -498,7 +498,7 @@ def _ctl_003() -> None:
         return offer
 
     replace(_control.ControlRouter, "_request", make_request)
-    replace(_connection.Outbound, "offer", make_offer)
+    replace(_outbound.Outbound, "offer", make_offer)
 
 
 @_host(
@@ -591,7 +591,6 @@ def _err_004_forwarded() -> None:
     "close-after-notice",
     "AWP-ERR-010",
     "ends a channel after sending it a notice",
-    "host/connection/unknown-frame-case",
     "host/publish/invalid-event",
 )
 def _err_010() -> None:
@@ -648,7 +647,7 @@ def _err_020() -> None:
     "host/flow/overloaded",
 )
 def _flow_001() -> None:
-    from reference_host import _connection
+    from reference_host import _outbound
 
     def make(original: Any) -> Any:
         def init(self: Any, limit: int, *args: Any, **kwargs: Any) -> None:
@@ -656,7 +655,7 @@ def _flow_001() -> None:
 
         return init
 
-    replace(_connection.Outbound, "__init__", make)
+    replace(_outbound.Outbound, "__init__", make)
 
 
 @_host(
@@ -836,7 +835,7 @@ def _pub_012() -> None:
 
     def make(original: Any) -> Any:
         def publish(self: Any, conn: Any, event: Any) -> Any:
-            for agent_type in self._subscriptions.agent_types_for(event.type):
+            for agent_type, _ in self._subscriptions.agent_types_for(event.type):
                 if self._registry.lookup(agent_type, event.source) is None:
                     return None
             return original(self, conn, event)
@@ -1324,12 +1323,14 @@ def _sub_006() -> None:
 def _sub_010() -> None:
     from reference_host import _subscriptions
 
-    def agent_types_for(self: Any, topic_type: str) -> tuple[str, ...]:
-        found = dict.fromkeys(self._exact.get(topic_type, {}))
-        for prefix, agent_type in self._prefixes:
+    def agent_types_for(self: Any, topic_type: str) -> tuple[tuple[str, frozenset[str]], ...]:
+        found: dict[str, set[str]] = {}
+        for agent_type, owners in self._exact.get(topic_type, {}).items():
+            found.setdefault(agent_type, set()).update(owners)
+        for (prefix, agent_type), owners in self._prefixes.items():
             if topic_type == prefix:
-                found[agent_type] = None
-        return tuple(found)
+                found.setdefault(agent_type, set()).update(owners)
+        return tuple((agent_type, frozenset(owners)) for agent_type, owners in found.items())
 
     _subscriptions.SubscriptionTable.agent_types_for = agent_types_for  # type: ignore[method-assign]
 
