@@ -1360,3 +1360,51 @@ def _ver_016() -> None:
         return hello
 
     replace(_connection.Connection, "hello", make)
+
+
+# -- added with spec v1.0 ----------------------------------------------------------------
+
+
+@_worker(
+    "exit-nonzero-after-drain",
+    "AWP-CNF-022",
+    "exits with status 3 once a drain started by SIGTERM completes",
+    "worker/lifecycle/sigterm-drains",
+)
+def _cnf_022() -> None:
+    import os
+
+    from reference_worker import _worker
+
+    def make(original: Any) -> Any:
+        async def stop_when_signal(self: Any, *args: Any, **kwargs: Any) -> None:
+            await original(self, *args, **kwargs)
+            os._exit(3)
+
+        return stop_when_signal
+
+    replace(_worker.Worker, "stop_when_signal", make)
+
+
+@_worker(
+    "certificate-without-key-ignored",
+    "AWP-CNF-025",
+    "given a certificate without its key, ignores both and starts",
+    "worker/security/certificate-without-key",
+)
+def _cnf_025() -> None:
+    import os
+
+    from reference_worker import _worker
+
+    def make(original: Any) -> Any:
+        def settings(environ: Any = None) -> Any:
+            env = dict(os.environ if environ is None else environ)
+            if bool(env.get("AGENTWORKER_TLS_CERT")) != bool(env.get("AGENTWORKER_TLS_KEY")):
+                env.pop("AGENTWORKER_TLS_CERT", None)
+                env.pop("AGENTWORKER_TLS_KEY", None)
+            return original(env)
+
+        return settings
+
+    replace(_worker, "settings_from_env", make)
