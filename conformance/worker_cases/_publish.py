@@ -66,6 +66,11 @@ def check_envelope(ctx: WorkerContext, item: Inbound, source: str, key: str, pro
         event.source == source,
         f"{where}: source {event.source!r}, expected {source!r} (AWP-PUB-001)",
     )
+    # Names first: a misspelt name would otherwise fail as a missing value (AWP-PUB-001).
+    for name in event.attributes:
+        ctx.check(
+            re.fullmatch(r"[a-z0-9]+", name), f"{where}: attribute name {name!r} (AWP-PUB-002)"
+        )
     expected = {
         "datacontenttype": PROTOBUF if protobuf else JSON,
         "dataschema": cp.Ping.DESCRIPTOR.full_name if protobuf else "Ping",
@@ -79,10 +84,6 @@ def check_envelope(ctx: WorkerContext, item: Inbound, source: str, key: str, pro
         ctx.check(
             got == value,
             f"{where}: attribute {name} = {got!r}, expected {value!r} ({reqs or 'AWP-PUB-001'})",
-        )
-    for name in event.attributes:
-        ctx.check(
-            re.fullmatch(r"[a-z0-9]+", name), f"{where}: attribute name {name!r} (AWP-PUB-002)"
         )
     data = event.WhichOneof("data")
     if protobuf:
