@@ -223,5 +223,10 @@ class HostContext(StepsMixin):
                 f"{what}: error_code {pb.ErrorCode.Name(code)}",
                 response.error_code == code,
                 f"{what}: expected {pb.ErrorCode.Name(code)}, got error_code "
-                f"{pb.ErrorCode.Name(response.error_code)} (error {response.error!r})",
+                f"{_code_name(response.error_code)} (error {response.error!r})",
             )
+
+
+def _code_name(code: int) -> str:
+    """Return the name of an error code, or its number when it is outside the closed set."""
+    return pb.ErrorCode.Name(code) if code in pb.ErrorCode.values() else str(code)

@@ -112,14 +112,17 @@ async def legacy_path(ctx: HostContext) -> None:
     with ctx.step("AWP-VER-003", "the legacy path serves OpenChannel and RegisterAgent", gate=True):
         await legacy.open()
         await legacy.register(agent_type)
-    caller = await ctx.connect("caller")
-    await caller.request(
-        pb.RpcRequest(
-            request_id="1",
-            target=pb.AgentId(type=agent_type, key="k"),
-            payload=pb.Payload(data_type="Note", data_content_type="application/json", data=b"1"),
+    with ctx.step("AWP-CONN-001", "the run's path serves OpenChannel", gate=True):
+        caller = await ctx.connect("caller")
+        await caller.request(
+            pb.RpcRequest(
+                request_id="1",
+                target=pb.AgentId(type=agent_type, key="k"),
+                payload=pb.Payload(
+                    data_type="Note", data_content_type="application/json", data=b"1"
+                ),
+            )
         )
-    )
     with ctx.step(("AWP-VER-003", "AWP-CONN-001"), "the request and response cross paths"):
         req = await legacy.expect_request("request on the legacy path")
         await legacy.respond(pb.RpcResponse(request_id=req.request_id, payload=req.payload))

@@ -208,6 +208,7 @@ _MAX_LIMIT_EXERCISED = 50_000
 @host_case(
     "host/flow/calls-in-flight-limit",
     requirements=["AWP-FLOW-005", "AWP-ERR-004", "AWP-FLOW-009"],
+    v1_only=True,
 )
 async def calls_in_flight_limit(ctx: HostContext) -> None:
     """Procedure: caller C reads the welcome's max_calls_in_flight F. Worker T serves a type,

@@ -70,10 +70,12 @@ async def _open_ok(
     if mechanisms is not None:
         listed = sorted(pb.SecurityMechanism.Name(m) for m in worker.welcome.security_mechanisms)
         wanted = sorted(pb.SecurityMechanism.Name(m) for m in mechanisms)
-        ctx.check(
+        # A step of its own: the mechanisms listed decide AWP-VER-017, not the step around.
+        ctx.decide(
+            "AWP-VER-017",
+            "the welcome lists the security mechanisms in force",
             listed == wanted,
-            f"{worker.label}: the welcome's security_mechanisms are {listed}, expected {wanted} "
-            "(AWP-VER-017)",
+            f"{worker.label}: the welcome's security_mechanisms are {listed}, expected {wanted}",
         )
     ctx.check(not worker.data.ended, f"{worker.label}: the host ended the data channel")
 

@@ -184,7 +184,10 @@ async def no_answer(ctx: WorkerContext) -> None:
     )
     loop = asyncio.get_running_loop()
     started = loop.time()
-    got = await outcome(ctx, rid, within=0.8 + 1.0 + 1.5)
+    with ctx.step(
+        ("AWP-RPC-012", "AWP-CNF-011"), "the outcome arrives within the deadline", gate=True
+    ):
+        got = await outcome(ctx, rid, within=0.8 + 1.0 + 1.5)
     ctx.check(
         got.error_code == pb.ERROR_CODE_DEADLINE_EXCEEDED,
         f"outcome error_code {pb.ErrorCode.Name(got.error_code)} after "

@@ -38,7 +38,10 @@ async def sigterm(ctx: WorkerContext) -> None:
     ctx.check(ctx.subject.request_stop(), "the worker is not running")
     ctx.trace.note("harness", "SIGTERM sent")
     await asyncio.sleep(0.4)
-    with ctx.step("AWP-RPC-006", "a request while draining is answered", gate=True):
+    # A worker that ended its channel while a handler still runs did not drain (AWP-CONN-017).
+    with ctx.step(
+        ("AWP-CONN-017", "AWP-RPC-006"), "a request while draining is answered", gate=True
+    ):
         late = await ctx.rpc(conn, json_ping_payload("late", 1), within=1.0)
     ctx.decide(
         ("AWP-CONN-017", "AWP-CONN-023"),

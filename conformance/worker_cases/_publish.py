@@ -39,17 +39,18 @@ async def publish_and_collect(
         result.published == count, f"CommandResult.published {result.published} (AWP-CNF-010)"
     )
     events = []
-    for index in range(count):
-        item = await ctx.host.expect(
-            f"published event {index + 1} of {count}",
-            lambda i: (
-                not i.connection.control
-                and i.frame.WhichOneof("message") == "cloud_event"
-                and i.frame.cloud_event.type == topic
-            ),
-            within=5.0,
-        )
-        events.append(item)
+    with ctx.step("AWP-CNF-010", "every event Command.publish reports arrives", gate=True):
+        for index in range(count):
+            item = await ctx.host.expect(
+                f"published event {index + 1} of {count}",
+                lambda i: (
+                    not i.connection.control
+                    and i.frame.WhichOneof("message") == "cloud_event"
+                    and i.frame.cloud_event.type == topic
+                ),
+                within=5.0,
+            )
+            events.append(item)
     return events, source, key
 
 
@@ -58,8 +59,18 @@ def check_envelope(ctx: WorkerContext, item: Inbound, source: str, key: str, pro
     event = item.frame.cloud_event
     where = f"event {event.id!r}"
     ctx.check(_UUID.match(event.id), f"{where}: id is not a UUID (AWP-PUB-001)")
-    ctx.check(event.spec_version == "1.0", f"{where}: spec_version {event.spec_version!r}")
-    ctx.check(event.source == source, f"{where}: source {event.source!r}, expected {source!r}")
+    ctx.check(
+        event.spec_version == "1.0", f"{where}: spec_version {event.spec_version!r} (AWP-PUB-001)"
+    )
+    ctx.check(
+        event.source == source,
+        f"{where}: source {event.source!r}, expected {source!r} (AWP-PUB-001)",
+    )
+    # Names first: a misspelt name would otherwise fail as a missing value (AWP-PUB-001).
+    for name in event.attributes:
+        ctx.check(
+            re.fullmatch(r"[a-z0-9]+", name), f"{where}: attribute name {name!r} (AWP-PUB-002)"
+        )
     expected = {
         "datacontenttype": PROTOBUF if protobuf else JSON,
         "dataschema": cp.Ping.DESCRIPTOR.full_name if protobuf else "Ping",
@@ -73,10 +84,6 @@ def check_envelope(ctx: WorkerContext, item: Inbound, source: str, key: str, pro
         ctx.check(
             got == value,
             f"{where}: attribute {name} = {got!r}, expected {value!r} ({reqs or 'AWP-PUB-001'})",
-        )
-    for name in event.attributes:
-        ctx.check(
-            re.fullmatch(r"[a-z0-9]+", name), f"{where}: attribute name {name!r} (AWP-PUB-002)"
         )
     data = event.WhichOneof("data")
     if protobuf:

@@ -37,14 +37,13 @@ def _field(number: int, payload: bytes) -> bytes:
     requirements=["AWP-VER-001", "AWP-CONN-013", "AWP-CONN-010"],
 )
 async def unknown_fields(ctx: WorkerContext) -> None:
-    """Procedure: send (1) a frame with no known oneof case (only field 99); (2) a Ping
-    request whose RpcRequest and whose frame both carry unknown fields (numbers 40 and 41,
-    varint and length-delimited); (3) a plain Ping.
+    """Procedure: send (1) a Ping request whose RpcRequest and whose frame both carry
+    unknown fields (numbers 40 and 41, varint and length-delimited); (2) a frame with no known
+    oneof case (only field 99); (3) a plain Ping.
 
     Asserts: the worker keeps its channel open, answers both Pings with correct Pongs and
     sends no frame without a oneof case (checked for every case)."""
     conn = await ctx.ready()
-    await conn.write(unknown_case_frame(99))
     rid = ctx.unique("h")
     request = pb.RpcRequest(
         request_id=rid,
@@ -57,6 +56,7 @@ async def unknown_fields(ctx: WorkerContext) -> None:
     with ctx.step("AWP-VER-001", "a Ping with unknown fields is answered", gate=True):
         response = await ctx.expect_response(rid)
     check_pong(ctx, response, JSON, "u", 1, "k")
+    await conn.write(unknown_case_frame(99))
     with ctx.step("AWP-CONN-013", "a later Ping is answered", gate=True):
         response = await ctx.rpc(conn, json_ping_payload("v", 2))
     check_pong(ctx, response, JSON, "v", 2, "k")

@@ -8,7 +8,7 @@ from google.protobuf import any_pb2
 
 from agentworker.conformance.v1 import contract_pb2 as cp
 from agentworker.v1 import agentworker_pb2 as pb
-from conformance._cases import CaseFailure, Level
+from conformance._cases import Level
 from conformance._harness_host import Connection, Inbound
 from conformance._worker_context import AGENT_TYPE, WorkerContext
 from conformance.worker_cases._registry import worker_case
@@ -118,11 +118,11 @@ async def round_trip(ctx: WorkerContext, prefix: str) -> None:
         )
     decode(ctx, answer, pb.LoadStateResponse, prefix)
     recalled = await ctx.command(conn, cp.Command(recall=cp.RecallAction()), key=key_y)
-    if recalled.recalled != value:
-        raise CaseFailure(
-            f"agent {key_y} recalls {recalled.recalled!r} after loading {key_x}'s state "
-            f"{saved.state!r}; expected {value!r} (AWP-CTL-001, AWP-CNF-014)"
-        )
+    ctx.check(
+        recalled.recalled == value,
+        f"agent {key_y} recalls {recalled.recalled!r} after loading {key_x}'s state "
+        f"{saved.state!r}; expected {value!r} (AWP-CTL-001, AWP-CNF-014)",
+    )
 
 
 @worker_case(

@@ -30,10 +30,14 @@ def replace(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
 
 def host_outbound(transform: HostOut) -> None:
     """Pass every data frame the host queues for a worker through ``transform(conn, frame)``,
-    which returns the frames to queue instead (none to drop it, two to duplicate it)."""
-    from reference_host import _connection
+    which returns the frames to queue instead (none to drop it, two to duplicate it).
+
+    Frames the host owes (error responses, notices) are encoded when they are owed rather than
+    when the queue has room, so the transform sees them too."""
+    from reference_host import _connection, _outbound
 
     owners: dict[int, Any] = {}
+    owing: list[bool] = []  # set while an owed frame, rewritten already, is being queued
 
     def make_init(original: Any) -> Any:
         def init(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -44,7 +48,7 @@ def host_outbound(transform: HostOut) -> None:
 
     def rewrite(outbound: Any, data: bytes) -> list[bytes]:
         conn = owners.get(id(outbound))
-        if conn is None:  # a control channel's queue
+        if conn is None or owing:  # a control channel's queue, or rewritten already
             return [data]
         frame = pb.OpenChannelResponse.FromString(data)
         return [f.SerializeToString() for f in transform(conn, frame)]
@@ -67,9 +71,24 @@ def host_outbound(transform: HostOut) -> None:
 
         return offer_wait
 
+    def make_owe(original: Any) -> Any:
+        def owe(self: Any, item: Any) -> None:
+            if id(self) not in owners:
+                original(self, item)
+                return
+            for data in rewrite(self, item.encode()):
+                owing.append(True)
+                try:
+                    original(self, _outbound.OwedFrame(data, item.kind))
+                finally:
+                    owing.pop()
+
+        return owe
+
     replace(_connection.DataConnection, "__init__", make_init)
-    replace(_connection.Outbound, "offer", make_offer)
-    replace(_connection.Outbound, "offer_wait", make_offer_wait)
+    replace(_outbound.Outbound, "offer", make_offer)
+    replace(_outbound.Outbound, "offer_wait", make_offer_wait)
+    replace(_outbound.Outbound, "owe", make_owe)
 
 
 def host_inbound(transform: HostIn) -> None:
@@ -107,14 +126,23 @@ def worker_outbound(transform: WorkerOut) -> None:
 
 def worker_inbound(transform: WorkerIn) -> None:
     """Pass every data frame the worker reads through ``transform`` before it handles it
-    (batches are passed whole)."""
-    from reference_worker import _worker
+    (batches are passed whole; the frames inside them are not passed again)."""
+    from reference_worker import _inbound
+
+    inside: list[bool] = []  # set while the frames of a batch are handled
 
     def make(original: Any) -> Any:
         async def on_frame(self: Any, conn: Any, frame: pb.OpenChannelResponse) -> None:
+            if inside:
+                await original(self, conn, frame)
+                return
             for out in transform(frame):
-                await original(self, conn, out)
+                inside.append(True)
+                try:
+                    await original(self, conn, out)
+                finally:
+                    inside.pop()
 
         return on_frame
 
-    replace(_worker.Worker, "_on_frame", make)
+    replace(_inbound.Inbound, "on_frame", make)

@@ -469,7 +469,7 @@ def _ctl_002() -> None:
     "host/control/routing",
 )
 def _ctl_003() -> None:
-    from reference_host import _connection, _control
+    from reference_host import _control, _outbound
 
     forged: list[str] = []
 
@@ -498,7 +498,7 @@ def _ctl_003() -> None:
         return offer
 
     replace(_control.ControlRouter, "_request", make_request)
-    replace(_connection.Outbound, "offer", make_offer)
+    replace(_outbound.Outbound, "offer", make_offer)
 
 
 @_host(
@@ -591,7 +591,6 @@ def _err_004_forwarded() -> None:
     "close-after-notice",
     "AWP-ERR-010",
     "ends a channel after sending it a notice",
-    "host/connection/unknown-frame-case",
     "host/publish/invalid-event",
 )
 def _err_010() -> None:
@@ -644,11 +643,12 @@ def _err_020() -> None:
 @_host(
     "unbounded-queues",
     "AWP-FLOW-001",
-    "queues frames for a worker without limit",
+    "queues frames for a worker without limit (and lets calls in flight grow, without which "
+    "the calls-in-flight limit bounds the queue)",
     "host/flow/overloaded",
 )
 def _flow_001() -> None:
-    from reference_host import _connection
+    from reference_host import _outbound, _router
 
     def make(original: Any) -> Any:
         def init(self: Any, limit: int, *args: Any, **kwargs: Any) -> None:
@@ -656,7 +656,15 @@ def _flow_001() -> None:
 
         return init
 
-    replace(_connection.Outbound, "__init__", make)
+    def make_router(original: Any) -> Any:
+        def init(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            self._max_calls = 10**9
+
+        return init
+
+    replace(_outbound.Outbound, "__init__", make)
+    replace(_router.Router, "__init__", make_router)
 
 
 @_host(
@@ -836,7 +844,7 @@ def _pub_012() -> None:
 
     def make(original: Any) -> Any:
         def publish(self: Any, conn: Any, event: Any) -> Any:
-            for agent_type in self._subscriptions.agent_types_for(event.type):
+            for agent_type, _ in self._subscriptions.agent_types_for(event.type):
                 if self._registry.lookup(agent_type, event.source) is None:
                     return None
             return original(self, conn, event)
@@ -1324,12 +1332,14 @@ def _sub_006() -> None:
 def _sub_010() -> None:
     from reference_host import _subscriptions
 
-    def agent_types_for(self: Any, topic_type: str) -> tuple[str, ...]:
-        found = dict.fromkeys(self._exact.get(topic_type, {}))
-        for prefix, agent_type in self._prefixes:
+    def agent_types_for(self: Any, topic_type: str) -> tuple[tuple[str, frozenset[str]], ...]:
+        found: dict[str, set[str]] = {}
+        for agent_type, owners in self._exact.get(topic_type, {}).items():
+            found.setdefault(agent_type, set()).update(owners)
+        for (prefix, agent_type), owners in self._prefixes.items():
             if topic_type == prefix:
-                found[agent_type] = None
-        return tuple(found)
+                found.setdefault(agent_type, set()).update(owners)
+        return tuple((agent_type, frozenset(owners)) for agent_type, owners in found.items())
 
     _subscriptions.SubscriptionTable.agent_types_for = agent_types_for  # type: ignore[method-assign]
 
@@ -1461,3 +1471,104 @@ def _ver_014() -> None:
         return parse_hello
 
     replace(_handshake, "parse_hello", make)
+
+
+# -- added with spec v1.0 ----------------------------------------------------------------
+
+
+def _welcome(change: Callable[[pb.ChannelWelcome], None]) -> None:
+    """Apply ``change`` to every ChannelWelcome the host sends."""
+    from reference_host import _handshake
+
+    def make(original: Any) -> Any:
+        def welcome(config: Any, capabilities: frozenset[int], connection_id: str) -> bytes:
+            message = pb.ChannelWelcome.FromString(original(config, capabilities, connection_id))
+            change(message)
+            return message.SerializeToString()
+
+        return welcome
+
+    replace(_handshake, "welcome", make)
+
+
+@_host(
+    "short-channel-wait",
+    "AWP-CONN-028",
+    "announces a channel wait of one second",
+    "host/handshake/welcome",
+)
+def _conn_028() -> None:
+    def change(welcome: pb.ChannelWelcome) -> None:
+        welcome.channel_wait_ms = 1000
+
+    _welcome(change)
+
+
+@_host(
+    "no-security-mechanisms",
+    "AWP-VER-017",
+    "lists no security mechanism in its welcome, whatever is in force",
+    "host/security/mutual-tls",
+)
+def _ver_017() -> None:
+    def change(welcome: pb.ChannelWelcome) -> None:
+        del welcome.security_mechanisms[:]
+
+    _welcome(change)
+
+
+@_host(
+    "no-calls-in-flight-limit",
+    "AWP-FLOW-005",
+    "announces a calls-in-flight limit but does not enforce it",
+    "host/flow/calls-in-flight-limit",
+)
+def _flow_005() -> None:
+    from reference_host import _router
+
+    def make(original: Any) -> Any:
+        def init(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            self._max_calls = 10**9
+
+        return init
+
+    replace(_router.Router, "__init__", make)
+
+
+@_host(
+    "batches-beyond-worker-limit",
+    "AWP-BAT-006",
+    "builds batches up to 64 MiB, whatever the worker's max_message_bytes",
+    "host/batching/worker-frame-limit",
+)
+def _bat_006() -> None:
+    from reference_host import _handshake, _outbound
+
+    replace(_outbound, "MAX_BATCH_BYTES", lambda original: 64 * 1024 * 1024)
+    replace(_handshake, "worker_max_message_bytes", lambda original: lambda hello: 64 << 20)
+
+
+class _Everyone(frozenset[str]):
+    """An owner set that contains every client-id."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+@_host(
+    "match-foreign-subscriptions",
+    "AWP-SUB-013",
+    "counts a match at any worker serving the subscription's type, not only at its owner",
+    "host/publish/foreign-subscription",
+)
+def _sub_013() -> None:
+    from reference_host import _subscriptions
+
+    def make(original: Any) -> Any:
+        def agent_types_for(self: Any, topic_type: str) -> tuple[tuple[str, frozenset[str]], ...]:
+            return tuple((agent_type, _Everyone()) for agent_type, _ in original(self, topic_type))
+
+        return agent_types_for
+
+    replace(_subscriptions.SubscriptionTable, "agent_types_for", make)

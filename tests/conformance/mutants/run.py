@@ -3,12 +3,14 @@ run and one subject process per mutant, several runs at a time), the unmodified 
 against every such case, and the host mutants again in the suite's legacy mode.
 
 ``python -m tests.conformance.mutants.run [--jobs N] [--only NAME ...]`` prints one line per
-run and exits non-zero when a mutant escapes or an unmodified subject fails."""
+run and exits non-zero when a mutant escapes or an unmodified subject fails. ``--record``
+writes the steps that caught each mutant to ``caught_steps.json``, which the table shows."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shlex
 import signal
 import sys
@@ -24,12 +26,12 @@ from conformance._secure_host import secure_commands
 from conformance._subject import SpawnedSubject
 from conformance._worker_subject import WorkerSubject
 from conformance._worker_suite import run_worker_suite_async, select_worker_cases
-from conformance.host_cases import HOST_CASES
 from tests.conformance.mutants._model import Mutant
 from tests.conformance.mutants._verdicts import case_of, caught_by, has_step_verdicts
 from tests.conformance.mutants.catalogue import all_mutants
 from tests.conformance.mutants.expectations import KNOWN_ESCAPES, LEGACY_NOT_CAUGHT
 from tests.conformance.mutants.subject import SCRIPT, UNMODIFIED
+from tests.conformance.mutants.table import CAUGHT_STEPS, legacy_cases, recorded_steps
 
 __all__ = ["Outcome", "Run", "baseline_runs", "legacy_cases", "mutant_runs", "run_all"]
 
@@ -187,18 +189,6 @@ async def execute(run: Run) -> Outcome:
     return outcome
 
 
-def legacy_cases(mutant: Mutant) -> tuple[str, ...]:
-    """Return the cases of a host mutant that also apply in legacy mode (not v1-only)."""
-    if mutant.side != "host":
-        return ()
-    applicable = []
-    for case_id in mutant.catches:
-        case = HOST_CASES.get(case_id)
-        if case is not None and not case.v1_only:
-            applicable.append(case_id)
-    return tuple(applicable)
-
-
 def mutant_runs(mutants: Iterable[Mutant], *, legacy: bool = False) -> list[Run]:
     """Return one run per mutant (in legacy mode: per host mutant with applicable cases)."""
     runs = []
@@ -255,6 +245,18 @@ def run_all(runs: Sequence[Run], jobs: int, *, echo: bool = False) -> list[Outco
     return outcomes
 
 
+def record(outcomes: Sequence[Outcome]) -> None:
+    """Write, for each mutant caught on a v1 run, the cases and steps that caught it (kept
+    for mutants not run now)."""
+    steps = recorded_steps()
+    for o in outcomes:
+        m = o.run.mutant
+        if m is not None and not o.run.legacy and o.ok and o.caught:
+            steps[m.key] = [c for c in o.caught if case_of(c) in m.catches]
+    text = json.dumps(dict(sorted(steps.items())), indent=2, sort_keys=True)
+    CAUGHT_STEPS.write_text(text + "\n")
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -267,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-legacy", action="store_true")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--verbose", action="store_true", help="print the output of escapes")
+    parser.add_argument("--record", action="store_true", help="write caught_steps.json")
     args = parser.parse_args(argv)
     # Stopped from outside (a test's timeout), still stop every subject process started.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -279,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     outcomes = run_all(runs, args.jobs, echo=True)
     bad = [o for o in outcomes if not o.ok or o.stale_expectation]
+    if args.record:
+        record(outcomes)
     for outcome in bad:
         print(f"NOT OK: {outcome.verdict()}")
         if args.verbose:

@@ -9,6 +9,7 @@ every mutant is caught where the table says."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,12 +22,25 @@ from conformance.host_cases import HOST_CASES
 from conformance.worker_cases import WORKER_CASES
 from tests.conformance.mutants._model import Mutant
 from tests.conformance.mutants.catalogue import all_mutants
-from tests.conformance.mutants.expectations import KNOWN_ESCAPES, LEGACY_NOT_CAUGHT
-from tests.conformance.mutants.run import legacy_cases
+from tests.conformance.mutants.expectations import (
+    KNOWN_ESCAPES,
+    LEGACY_NOT_CAUGHT,
+    NO_MUTANT_YET,
+)
 
-__all__ = ["Counts", "cited_musts", "counts", "render"]
+__all__ = [
+    "CAUGHT_STEPS",
+    "Counts",
+    "cited_musts",
+    "counts",
+    "legacy_cases",
+    "recorded_steps",
+    "render",
+]
 
 TABLE = Path(__file__).resolve().parents[3] / "conformance" / "MUTATION_MATRIX.md"
+# Written by ``run --record``: per mutant key, the ``case#step`` entries that caught it.
+CAUGHT_STEPS = Path(__file__).resolve().parent / "caught_steps.json"
 REGISTRIES: dict[str, Registry[object]] = {
     "host": HOST_CASES,  # type: ignore[dict-item]
     "worker": WORKER_CASES,  # type: ignore[dict-item]
@@ -74,6 +88,37 @@ def counts(spec: SpecIndex, mutants: Sequence[Mutant]) -> Counts:
     )
 
 
+def legacy_cases(mutant: Mutant) -> tuple[str, ...]:
+    """Return the cases of a host mutant that also apply in legacy mode (not v1-only)."""
+    if mutant.side != "host":
+        return ()
+    applicable = []
+    for case_id in mutant.catches:
+        case = HOST_CASES.get(case_id)
+        if case is not None and not case.v1_only:
+            applicable.append(case_id)
+    return tuple(applicable)
+
+
+def recorded_steps() -> dict[str, list[str]]:
+    """Return the steps recorded as catching each mutant (empty when none were recorded)."""
+    if not CAUGHT_STEPS.exists():
+        return {}
+    data = json.loads(CAUGHT_STEPS.read_text())
+    return {str(k): [str(c) for c in v] for k, v in data.items()}
+
+
+def _caught_cell(mutant: Mutant, steps: dict[str, list[str]]) -> str:
+    """Return each expected case, with the steps that caught the mutant when recorded."""
+    parts = []
+    for case_id in mutant.catches:
+        named = [
+            c.split("#", 1)[1] for c in steps.get(mutant.key, []) if c.startswith(case_id + "#")
+        ]
+        parts.append(f"`{case_id}`" + "".join(f" (step: {s})" for s in named))
+    return ", ".join(parts)
+
+
 def _legacy(mutant: Mutant) -> str:
     if mutant.side != "host":
         return ""
@@ -96,9 +141,14 @@ def _side_table(side: str, spec: SpecIndex, mutants: Sequence[Mutant]) -> list[s
         header += " Legacy run |"
         rule += "---|"
     lines = [header, rule]
+    steps = recorded_steps()
+    pending = NO_MUTANT_YET.get(side, {})
     for req_id, _ in cited_musts(side, spec).items():
+        if req_id in pending:
+            row = f"| {req_id} | none | | **no mutant yet**: {_cell(pending[req_id])} |"
+            lines.append(row + (" |" if legacy else ""))
         for m in [m for m in mutants if m.side == side and m.requirement == req_id]:
-            caught = ", ".join(f"`{c}`" for c in m.catches)
+            caught = _caught_cell(m, steps)
             if m.spares:
                 caught += f" (its steps for {', '.join(m.spares)} must still pass)"
             if m.key in KNOWN_ESCAPES:
@@ -130,7 +180,8 @@ def render(spec: SpecIndex | None = None, mutants: Sequence[Mutant] | None = Non
         f"- Requirements cited by a case: {n.cited}",
         f"- MUSTs cited, counted per suite (host, worker): {n.musts}",
         f"- Mutants: {n.mutants}; caught: {n.caught}; not caught yet: {n.mutants - n.caught}",
-        f"- Cited MUSTs with a caught mutant: {n.covered} of {n.musts}",
+        f"- Cited MUSTs with a caught mutant: {n.covered} of {n.musts}; without a mutant yet: "
+        f"{sum(len(v) for v in NO_MUTANT_YET.values())}",
         f"- MUSTs no case checks: {n.uncovered} (listed below with the reason)",
         "",
     ]

@@ -417,27 +417,28 @@ def _conn_003() -> None:
 def _conn_007() -> None:
     import grpc
 
-    from reference_worker import _stub, _worker
+    from reference_worker import _stub, _supervisor
 
     pending: list[Any] = []
 
     def make(original: Any) -> Any:
-        async def connect(self: Any) -> None:
+        async def connect(self: Any, index: int) -> None:
             if not self.connections and not pending:
-                channel = grpc.aio.insecure_channel(self.host_address)
-                stub = _stub.AgentRpcStub(channel, self._service)
+                settings = self._settings(self.addresses[index])
+                channel = grpc.aio.insecure_channel(settings.address)
+                stub = _stub.AgentRpcStub(channel, settings.service)
                 call = stub.RegisterAgent(
                     pb.RegisterAgentRequest(type="conformance"),
-                    metadata=[("client-id", self.client_id)],
+                    metadata=[("client-id", settings.client_id)],
                 )
                 pending.append((channel, asyncio.ensure_future(call)))
                 # Long enough to show on a busy machine; the host holds it up to 5 s.
                 await asyncio.sleep(2.0)
-            await original(self)
+            await original(self, index)
 
         return connect
 
-    replace(_worker.Worker, "_connect", make)
+    replace(_supervisor.Supervisor, "_connect", make)
 
 
 @_worker(
@@ -447,6 +448,13 @@ def _conn_007() -> None:
     "worker/robustness/unknown-fields-and-cases",
 )
 def _conn_010() -> None:
+    from reference_worker import _writer
+
+    # Unbatched, so that the empty frame is a frame of its own (not a batch's member).
+    _writer.FrameWriter.batching = property(  # type: ignore[assignment]
+        lambda self: False, lambda self, value: None
+    )
+
     def add_empty(frame: pb.OpenChannelRequest) -> Frames:
         if frame.WhichOneof("message") == "response":
             return [frame, pb.OpenChannelRequest()]
@@ -483,7 +491,7 @@ def _conn_011() -> None:
     "worker/robustness/unknown-fields-and-cases",
 )
 def _conn_013() -> None:
-    from reference_worker import _worker
+    from reference_worker import _inbound
 
     def make(original: Any) -> Any:
         async def on_frame(self: Any, conn: Any, frame: Any) -> None:
@@ -494,7 +502,7 @@ def _conn_013() -> None:
 
         return on_frame
 
-    replace(_worker.Worker, "_on_frame", make)
+    replace(_inbound.Inbound, "on_frame", make)
 
 
 @_worker(
@@ -510,7 +518,7 @@ def _conn_014() -> None:
 
     def make(original: Any) -> Any:
         def on_lost(self: Any, conn: Any) -> None:
-            if not self._stop_requested.is_set():
+            if not self._supervisor._stopping.is_set():
                 os._exit(0)
             original(self, conn)
 
@@ -544,23 +552,18 @@ def _conn_017() -> None:
     "worker/lifecycle/reconnect",
 )
 def _conn_020() -> None:
-    from reference_worker import _worker
+    from reference_worker import _registration, _worker
 
     def make(original: Any) -> Any:
-        async def connect(self: Any) -> None:
-            if not self.connections:
-                await original(self)
+        async def on_connected(self: Any, conn: Any) -> None:
+            if not self._supervisor.connections:
+                await original(self, conn)
                 return
-            kept = self._subscriptions
-            self._subscriptions = []
-            try:
-                await original(self)
-            finally:
-                self._subscriptions = kept
+            await _registration.announce(conn, list(self._registry.factories), [])
 
-        return connect
+        return on_connected
 
-    replace(_worker.Worker, "_connect", make)
+    replace(_worker.Worker, "_on_connected", make)
 
 
 @_worker(
@@ -572,21 +575,21 @@ def _conn_020() -> None:
 def _conn_021() -> None:
     import grpc
 
-    from reference_worker import _worker
+    from reference_worker import _supervisor
     from reference_worker._connection import HostConnectionError
 
     def make(original: Any) -> Any:
-        async def connect(self: Any) -> None:
+        async def connect(self: Any, index: int) -> None:
             try:
-                await original(self)
+                await original(self, index)
             except HostConnectionError as exc:
                 if exc.code is grpc.StatusCode.ALREADY_EXISTS:
-                    self._stop_requested.set()
+                    self._stopping.set()
                 raise
 
         return connect
 
-    replace(_worker.Worker, "_connect", make)
+    replace(_supervisor.Supervisor, "_connect", make)
 
 
 @_worker(
@@ -610,7 +613,10 @@ def _conn_023() -> None:
     "worker/state/legacy-type-urls",
 )
 def _ctl_001() -> None:
-    _agent_method("save_state", lambda original: lambda self: "{}")
+    async def save_state(self: Any) -> dict[str, Any]:
+        return {}
+
+    _agent_method("save_state", lambda original: save_state)
 
 
 @_worker(
@@ -703,7 +709,6 @@ def _err_001() -> None:
     "empty-error-text",
     "AWP-ERR-002",
     "sends error responses with an empty error text",
-    "worker/rpc/handler-failure",
     "worker/rpc/unsupported-payload",
 )
 def _err_002() -> None:
@@ -731,21 +736,22 @@ def _err_003() -> None:
     "worker/robustness/notice-and-future-enum",
 )
 def _err_011() -> None:
-    from reference_worker import _worker
+    from reference_worker import _inbound
 
     aborting: set[Any] = set()
 
     def make(original: Any) -> Any:
         def on_notice(self: Any, notice: Any) -> None:
             original(self, notice)
-            if self._conn is not None:
-                task = asyncio.ensure_future(self._conn.abort())
+            conn = self._runtime.connection
+            if conn is not None:
+                task = asyncio.ensure_future(conn.abort())
                 aborting.add(task)
                 task.add_done_callback(aborting.discard)
 
         return on_notice
 
-    replace(_worker.Worker, "_on_notice", make)
+    replace(_inbound.Inbound, "_on_notice", make)
 
 
 # -- tracing, publishing, payloads -------------------------------------------------------
@@ -824,7 +830,6 @@ def _pub_002_reading() -> None:
     "json-as-text-json",
     "AWP-PUB-020",
     "labels JSON payloads `text/json`",
-    "worker/rpc/ping/json",
     "worker/publish/envelope/json",
 )
 def _pub_020() -> None:
@@ -872,7 +877,7 @@ def _pub_021() -> None:
     "worker/events/broadcast/json",
 )
 def _pub_022() -> None:
-    from reference_worker import _worker
+    from reference_worker import _inbound
     from reference_worker.serialization import SerializationError
 
     def make(original: Any) -> Any:
@@ -883,7 +888,7 @@ def _pub_022() -> None:
 
         return parse
 
-    replace(_worker, "parse_cloud_event", make)
+    replace(_inbound, "parse_cloud_event", make)
 
 
 # -- agents and RPC ----------------------------------------------------------------------
@@ -896,16 +901,16 @@ def _pub_022() -> None:
     "worker/rpc/agent-instance-per-key",
 )
 def _reg_004() -> None:
-    from reference_worker import _worker
+    from reference_worker import _registry
 
     def make(original: Any) -> Any:
-        def get_agent(self: Any, agent_id: Any) -> Any:
+        def get(self: Any, agent_id: Any, runtime: Any) -> Any:
             self._agents.pop(agent_id, None)
-            return original(self, agent_id)
+            return original(self, agent_id, runtime)
 
-        return get_agent
+        return get
 
-    replace(_worker.Worker, "_get_agent", make)
+    replace(_registry.AgentRegistry, "get", make)
 
 
 @_worker(
@@ -917,16 +922,16 @@ def _reg_004() -> None:
 def _rpc_001() -> None:
     import itertools
 
-    from reference_worker import _worker
+    from reference_worker import _outbound
 
     def make(original: Any) -> Any:
-        def init(self: Any, *args: Any, **kwargs: Any) -> None:
-            original(self, *args, **kwargs)
-            self._request_ids = itertools.repeat(1)
+        def init(self: Any) -> None:
+            original(self)
+            self._ids = itertools.repeat(1)
 
         return init
 
-    replace(_worker.Worker, "__init__", make)
+    replace(_outbound.OutboundCalls, "__init__", make)
 
 
 def _answer_twice(frame: pb.OpenChannelRequest) -> Frames:
@@ -987,7 +992,7 @@ def _rpc_006_id() -> None:
     "worker/call/concurrent-out-of-order",
 )
 def _rpc_007() -> None:
-    from reference_worker import _worker
+    from reference_worker import _outbound
 
     def make(original: Any) -> Any:
         def on_response(self: Any, response: Any) -> None:
@@ -998,7 +1003,7 @@ def _rpc_007() -> None:
 
         return on_response
 
-    replace(_worker.Worker, "_on_response", make)
+    replace(_outbound.OutboundCalls, "on_response", make)
 
 
 @_worker(
@@ -1008,7 +1013,7 @@ def _rpc_007() -> None:
     "worker/call/unknown-response-id",
 )
 def _rpc_008() -> None:
-    from reference_worker import _worker
+    from reference_worker import _outbound
 
     def make(original: Any) -> Any:
         def on_response(self: Any, response: Any) -> None:
@@ -1018,7 +1023,7 @@ def _rpc_008() -> None:
 
         return on_response
 
-    replace(_worker.Worker, "_on_response", make)
+    replace(_outbound.OutboundCalls, "on_response", make)
 
 
 @_worker(
@@ -1206,16 +1211,24 @@ def _sub_010() -> None:
 def _sub_011() -> None:
     from reference_worker import _worker
 
+    def direct(s: Any) -> bool:
+        return bool(s.spec.prefix and s.spec.topic == f"{s.agent_type}:")
+
+    def make_announce(original: Any) -> Any:
+        async def announce(conn: Any, agent_types: list[str], subscriptions: list[Any]) -> None:
+            await original(conn, agent_types, [s for s in subscriptions if not direct(s)])
+
+        return announce
+
     def make(original: Any) -> Any:
         async def register(self: Any, type_name: str, factory: Any, **kwargs: Any) -> None:
             await original(self, type_name, factory, **kwargs)
-            direct = f"{type_name}:"
-            self._subscriptions = [
-                s for s in self._subscriptions if not (s.spec.prefix and s.spec.topic == direct)
-            ]
+            kept = [s for s in self._registry.subscriptions if not direct(s)]
+            self._registry.subscriptions = kept
 
         return register
 
+    replace(_worker, "announce", make_announce)
     replace(_worker.Worker, "register", make)
 
 
@@ -1226,10 +1239,10 @@ def _sub_011() -> None:
     "worker/events/not-to-sender",
 )
 def _sub_012() -> None:
-    from reference_worker import _worker
+    from reference_worker import _registry
 
     replace(
-        _worker,
+        _registry,
         "recipients",
         lambda original: lambda subscriptions, topic, sender: original(subscriptions, topic, None),
     )
@@ -1347,3 +1360,51 @@ def _ver_016() -> None:
         return hello
 
     replace(_connection.Connection, "hello", make)
+
+
+# -- added with spec v1.0 ----------------------------------------------------------------
+
+
+@_worker(
+    "exit-nonzero-after-drain",
+    "AWP-CNF-022",
+    "exits with status 3 once a drain started by SIGTERM completes",
+    "worker/lifecycle/sigterm-drains",
+)
+def _cnf_022() -> None:
+    import os
+
+    from reference_worker import _worker
+
+    def make(original: Any) -> Any:
+        async def stop_when_signal(self: Any, *args: Any, **kwargs: Any) -> None:
+            await original(self, *args, **kwargs)
+            os._exit(3)
+
+        return stop_when_signal
+
+    replace(_worker.Worker, "stop_when_signal", make)
+
+
+@_worker(
+    "certificate-without-key-ignored",
+    "AWP-CNF-025",
+    "given a certificate without its key, ignores both and starts",
+    "worker/security/certificate-without-key",
+)
+def _cnf_025() -> None:
+    import os
+
+    from reference_worker import _worker
+
+    def make(original: Any) -> Any:
+        def settings(environ: Any = None) -> Any:
+            env = dict(os.environ if environ is None else environ)
+            if bool(env.get("AGENTWORKER_TLS_CERT")) != bool(env.get("AGENTWORKER_TLS_KEY")):
+                env.pop("AGENTWORKER_TLS_CERT", None)
+                env.pop("AGENTWORKER_TLS_KEY", None)
+            return original(env)
+
+        return settings
+
+    replace(_worker, "settings_from_env", make)
