@@ -228,6 +228,21 @@ async def not_to_sender(ctx: WorkerContext) -> None:
         ctx.check(not late, "the agent named as the event's sender received it")
 
 
+def _receipt_from(agent_key: str) -> Callable[[Inbound], bool]:
+    """Match an EventReceipt on the data channel published by the agent ``agent_key``."""
+
+    def match(item: Inbound) -> bool:
+        frame = item.frame
+        return (
+            not item.connection.control
+            and frame.WhichOneof("message") == "cloud_event"
+            and frame.cloud_event.type == RECEIPTS_TOPIC
+            and frame.cloud_event.source == agent_key
+        )
+
+    return match
+
+
 def _receipt_for(event_id: str) -> Callable[[Inbound], bool]:
     def match(item: Inbound) -> bool:
         frame = item.frame
@@ -337,14 +352,7 @@ async def own_subscriptions_only(ctx: WorkerContext) -> None:
     await conn.write(pb.OpenChannelResponse(cloud_event=stray))
     await conn.write(pb.OpenChannelResponse(cloud_event=matched))
     await ctx.expect_receipt(matched.id)
-    late = ctx.host.pending(
-        lambda i: (
-            not i.connection.control
-            and i.frame.WhichOneof("message") == "cloud_event"
-            and i.frame.cloud_event.type == "conformance.receipts"
-            and i.frame.cloud_event.source == source
-        )
-    )
+    late = ctx.host.pending(_receipt_from(source))
     ctx.check(
         not late,
         f"the worker handled an event on {stray.type!r}, which none of its subscriptions "
@@ -368,12 +376,5 @@ async def unhandled_type(ctx: WorkerContext) -> None:
     await conn.write(pb.OpenChannelResponse(cloud_event=unhandled))
     await conn.write(pb.OpenChannelResponse(cloud_event=handled))
     await ctx.expect_receipt(handled.id)
-    late = ctx.host.pending(
-        lambda i: (
-            not i.connection.control
-            and i.frame.WhichOneof("message") == "cloud_event"
-            and i.frame.cloud_event.type == "conformance.receipts"
-            and i.frame.cloud_event.source == source
-        )
-    )
+    late = ctx.host.pending(_receipt_from(source))
     ctx.check(not late, f"{len(late)} receipts for an event of a type no handler takes")
