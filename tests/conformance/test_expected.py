@@ -38,7 +38,10 @@ def test_malformed_entries_are_rejected(tmp_path: Path, entries: object) -> None
         load_expected_failures(path)
 
 
-def test_reference_host_list_is_valid() -> None:
-    path = Path(__file__).resolve().parent / "reference_host_expected_failures.toml"
+@pytest.mark.parametrize(
+    "subject", ["reference_host", "reference_worker", "go_worker", "typescript_worker"]
+)
+def test_shipped_subject_lists_are_valid(subject: str) -> None:
+    path = Path(__file__).resolve().parents[2] / "conformance" / "expected" / f"{subject}.toml"
     for entry in load_expected_failures(path):
         assert entry.reason

@@ -1176,38 +1176,3 @@ async def test_sigterm_refuses_new_work_finishes_running_work_and_half_closes(
     async with asyncio.timeout(WAIT_S):
         await fake_host.half_closed.wait()
         assert await fake_worker.wait() == 0
-
-
-# -- the conformance harness's worker suite -----------------------------------------------
-
-
-@pytest.mark.slow
-async def test_conformance_worker_suite_passes(worker_script: Path, tmp_path: Path) -> None:
-    """Runs `python -m conformance worker` (the harness plays the host) against the worker."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "conformance",
-        "worker",
-        "--require",
-        "should",
-        "--expected-failures",
-        str(ROOT / "conformance" / "expected" / "typescript_worker.toml"),
-        "--report-dir",
-        str(tmp_path / "report"),
-        "--",
-        "node",
-        str(worker_script),
-        cwd=ROOT,
-        env=_python_env(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        async with asyncio.timeout(600):
-            out, _ = await process.communicate()
-    finally:
-        await stop_process(process)
-    text = out.decode(errors="replace")
-    assert process.returncode == 0, text
-    assert " 0 failed" in text, text
