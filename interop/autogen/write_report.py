@@ -102,6 +102,53 @@ makes a fresh UUID); the TLS and token variables are not read.
 """
 
 
+_CALL_OUTCOME = (
+    "the case reads the call's outcome from a protobuf `CallOutcome`, which AutoGen cannot send "
+    "(its JSON reply carries scalar fields only), so the behaviour it targets is not observed"
+)
+# What is known of the cause of a failure in AutoGen, by case (shown when the case fails).
+CAUSES: Final = {
+    "host/rpc/correlation/colliding-request-ids": (
+        "AutoGen's host correlates responses by the caller's request id alone, so colliding "
+        "ids from two workers can cross replies (AutoGen issue #7016)"
+    ),
+    "host/rpc/unknown-target": "AutoGen's host sends no error for an unknown target and has no "
+    "deadline, so the caller waits forever",
+    "host/rpc/target-disconnects": "AutoGen's host does not fail the calls pending at a worker "
+    "that leaves",
+    "host/registration/conflict": "AutoGen's host answers `INVALID_ARGUMENT`",
+    "host/subscriptions/conflicts": "AutoGen's host answers `INVALID_ARGUMENT`",
+    "host/flow/overloaded": "AutoGen's queues are unbounded: its memory grows with every request",
+    "host/flow/slow-consumer": "AutoGen's queues are unbounded: it never ends a slow consumer",
+    "host/observability/health": "AutoGen's host serves no gRPC health service",
+    "host/observability/reflection": "AutoGen's host serves no reflection (a SHOULD)",
+    "worker/rpc/ping/protobuf": "AutoGen labels every RPC reply `application/json`",
+    "worker/rpc/concurrent-requests": "AutoGen labels every RPC reply `application/json`",
+    "worker/rpc/handler-failure": "AutoGen's `RpcResponse` has no error code",
+    "worker/rpc/command-deadline": "AutoGen's `RpcResponse` has no error code",
+    "worker/rpc/unsupported-payload": "AutoGen's `RpcResponse` has no error code; without the "
+    "adapter's `on_unhandled_message` AutoGen would send nothing at all",
+    "worker/rpc/unknown-agent-type": "AutoGen raises outside the handler (`Agent with name ... "
+    "not found`) and sends no response",
+    "worker/call/concurrent-out-of-order": "AutoGen has no per-call timeout on the wire",
+    "worker/call/empty-response": _CALL_OUTCOME,
+    "worker/call/error-code-surfaced": _CALL_OUTCOME,
+    "worker/call/legacy-error": _CALL_OUTCOME,
+    "worker/call/no-answer-deadline": _CALL_OUTCOME,
+    "worker/call/reply-not-a-pong": _CALL_OUTCOME,
+    "worker/call/unknown-response-id": _CALL_OUTCOME,
+    "worker/robustness/duplicate-response": _CALL_OUTCOME,
+    "worker/robustness/notice-and-future-enum": _CALL_OUTCOME,
+    "worker/events/string-like-attributes": "AutoGen reads only `ce_string` attribute values; "
+    "a sender type sent as `ce_uri` reads as empty and the event is dropped",
+    "worker/handshake/hello": "AutoGen is a legacy worker (spec Appendix A)",
+    "worker/handshake/client-id-on-every-call": "the adapter's second runtime for protobuf "
+    "events has a client-id of its own; one AutoGen runtime keeps one client-id",
+    "worker/lifecycle/sigterm-drains": "AutoGen's `stop()` keeps serving requests that arrive "
+    "while it runs",
+}
+
+
 def _cell(text: str | None) -> str:
     """Return ``text`` on one line, shortened, safe inside a Markdown table cell."""
     flat = " ".join((text or "").split())
@@ -248,8 +295,8 @@ def _case_lists(report: Report) -> list[str]:
             "",
             f"Failed ({len(failed)}):",
             "",
-            "| Case | Failed requirements | First failure |",
-            "|---|---|---|",
+            "| Case | Failed requirements | First failure | Known cause in AutoGen |",
+            "|---|---|---|---|",
         ]
         for case in failed:
             reqs = [
@@ -259,7 +306,8 @@ def _case_lists(report: Report) -> list[str]:
             ]
             first = next((s for s in case.get("steps", []) if s["verdict"] == "fail"), None)
             text = f"{first['name']}: {first['message']}" if first else case.get("message", "")
-            lines.append(f"| `{case['id']}` | {', '.join(reqs)} | {_cell(text)} |")
+            cause = CAUSES.get(case["id"], "")
+            lines.append(f"| `{case['id']}` | {', '.join(reqs)} | {_cell(text)} | {cause} |")
     return lines
 
 
