@@ -139,6 +139,19 @@ CAUSES: Final = {
     "worker/call/unknown-response-id": _CALL_OUTCOME,
     "worker/robustness/duplicate-response": _CALL_OUTCOME,
     "worker/robustness/notice-and-future-enum": _CALL_OUTCOME,
+    "worker/call/notice-naming-call": _CALL_OUTCOME,
+    "worker/events/per-agent-order": "AutoGen's worker runtime does not hand one agent its "
+    "messages one at a time: the agent's second event handler started while its first ran",
+    "worker/flow/responses-while-busy": _CALL_OUTCOME,
+    "host/registration/idempotent": "AutoGen's host refuses a type its caller already serves "
+    "with `INVALID_ARGUMENT`",
+    "host/subscriptions/add-list-remove": "AutoGen's host refuses an identical subscription with "
+    "`INVALID_ARGUMENT` ('Subscription already exists')",
+    "host/control/routing": "AutoGen's host forwards `respond_to` as the requester wrote it",
+    "host/control/unknown-target": "AutoGen's host drops a control request it cannot route",
+    "host/control/without-data-channel": "AutoGen's host drops a control request it cannot route",
+    "host/publish/foreign-subscription": "AutoGen's host delivers a match to whoever serves the "
+    "agent type, not to the subscription's owner",
     "worker/events/string-like-attributes": "AutoGen reads only `ce_string` attribute values; "
     "a sender type sent as `ce_uri` reads as empty and the event is dropped",
     "worker/handshake/hello": "AutoGen is a legacy worker (spec Appendix A)",
@@ -307,7 +320,8 @@ def _case_lists(report: Report) -> list[str]:
             first = next((s for s in case.get("steps", []) if s["verdict"] == "fail"), None)
             text = f"{first['name']}: {first['message']}" if first else case.get("message", "")
             cause = CAUSES.get(case["id"], "")
-            lines.append(f"| `{case['id']}` | {', '.join(reqs)} | {_cell(text)} | {cause} |")
+            failed_reqs = ", ".join(reqs) or "none decided (the case ended first)"
+            lines.append(f"| `{case['id']}` | {failed_reqs} | {_cell(text)} | {cause} |")
     return lines
 
 
