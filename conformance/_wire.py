@@ -17,6 +17,7 @@ __all__ = [
     "AUTHORIZATION_KEY",
     "CANONICAL_SERVICE",
     "CLIENT_ID_KEY",
+    "CONTROL_TIMEOUT_KEY",
     "HELLO_KEY",
     "LEGACY_SERVICE",
     "WELCOME_KEY",
@@ -33,6 +34,7 @@ CLIENT_ID_KEY: Final = "client-id"
 AUTHORIZATION_KEY: Final = "authorization"
 HELLO_KEY: Final = "agentworker-hello-bin"
 WELCOME_KEY: Final = "agentworker-welcome-bin"
+CONTROL_TIMEOUT_KEY: Final = "agentworker-control-timeout-ms"
 
 
 def method_path(method: str, *, legacy: bool) -> str:

@@ -232,14 +232,16 @@ class RawWorker:
 
     # -- control channel ------------------------------------------------------------------
 
-    async def open_control(self) -> FrameStream[pb.OpenControlChannelResponse]:
-        """Open the control channel."""
+    async def open_control(
+        self, *, extra_metadata: Sequence[tuple[str, str]] = ()
+    ) -> FrameStream[pb.OpenControlChannelResponse]:
+        """Open the control channel, adding ``extra_metadata`` to the call's metadata."""
         method: Any = self.channel.stream_stream(  # called without a request iterator
             self._path("OpenControlChannel"),
             request_serializer=encode,
             response_deserializer=pb.OpenControlChannelResponse.FromString,
         )
-        call = method(metadata=self.metadata())
+        call = method(metadata=[*self.metadata(), *extra_metadata])
         self.trace.sent(self.label, "OpenControlChannel")
         self.control = FrameStream(
             call, label=self.label + "/ctl", trace=self.trace, scale=self.scale
@@ -252,7 +254,7 @@ class RawWorker:
     async def unary(
         self,
         method: str,
-        request: Message,
+        request: Message | bytes,
         response_type: type[ResponseT],
         *,
         metadata: Sequence[tuple[str, str]] | None = None,

@@ -168,4 +168,18 @@ class DataConnection(Channel):
 class ControlConnection(Channel):
     """A worker's control channel (OpenControlChannel)."""
 
-    __slots__ = ()
+    __slots__ = ("timeout_ms",)
+
+    def __init__(
+        self,
+        client_id: str,
+        connection_id: str,
+        outbound: Outbound,
+        *,
+        v1: bool,
+        timeout_ms: int | None = None,
+    ) -> None:
+        super().__init__(client_id, connection_id, outbound, v1=v1)
+        # The control timeout the worker stated for its control calls (AWP-CTL-010); None
+        # means the host default.
+        self.timeout_ms = timeout_ms

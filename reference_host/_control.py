@@ -66,7 +66,7 @@ def rewrite_type_url(message: any_pb2.Any, v1: bool) -> any_pb2.Any:
 
 
 class _Pending:
-    __slots__ = ("handle", "response_name", "rpc_id", "sender", "target")
+    __slots__ = ("handle", "response_name", "rpc_id", "sender", "target", "timeout_ms")
 
     def __init__(self, sender: str, rpc_id: str, target: str, response_name: str | None) -> None:
         self.sender = sender
@@ -74,6 +74,7 @@ class _Pending:
         self.target = target
         self.response_name = response_name
         self.handle: asyncio.TimerHandle | None = None
+        self.timeout_ms = 0
 
 
 class ControlRouter:
@@ -85,7 +86,8 @@ class ControlRouter:
         self._metrics = metrics
         self._registry = registry
         self._data = data
-        self._timeout_s = config.default_rpc_timeout_ms / 1000.0
+        self._default_timeout_ms = config.default_rpc_timeout_ms
+        self._max_timeout_ms = config.max_rpc_timeout_ms
         self._slow_timeout_s = config.slow_consumer_timeout_ms / 1000.0
         self._max_calls = config.max_calls_in_flight
         self._loop = asyncio.get_running_loop()
@@ -192,11 +194,27 @@ class ControlRouter:
         conn.outbound.close()
         self.detach(conn)
 
-    def handle(self, conn: ControlConnection, frame: pb.OpenControlChannelRequest) -> None:
-        """Route one control frame from ``conn``."""
+    def timeout_ms(self, conn: ControlConnection) -> int:
+        """Return the deadline of a control call read on ``conn``, in milliseconds: its stated
+        control timeout, capped, or the host default (AWP-CTL-011)."""
+        if conn.timeout_ms is None:
+            return self._default_timeout_ms
+        if self._max_timeout_ms:
+            return min(conn.timeout_ms, self._max_timeout_ms)
+        return conn.timeout_ms
+
+    def handle(
+        self,
+        conn: ControlConnection,
+        frame: pb.OpenControlChannelRequest,
+        timeout_ms: int | None = None,
+    ) -> None:
+        """Route one control frame from ``conn``; a request's deadline is ``timeout_ms`` when
+        given (a request relayed from another node), else ``conn``'s."""
         destination = frame.destination
         if destination.startswith(AGENT_DESTINATION):
-            self._request(conn, frame, destination[len(AGENT_DESTINATION) :])
+            deadline_ms = self.timeout_ms(conn) if timeout_ms is None else timeout_ms
+            self._request(conn, frame, destination[len(AGENT_DESTINATION) :], deadline_ms)
         elif destination.startswith(CLIENT_DESTINATION):
             self._response(conn, frame, destination[len(CLIENT_DESTINATION) :])
         else:
@@ -219,7 +237,11 @@ class ControlRouter:
                 )
 
     def _request(
-        self, conn: ControlConnection, frame: pb.OpenControlChannelRequest, agent: str
+        self,
+        conn: ControlConnection,
+        frame: pb.OpenControlChannelRequest,
+        agent: str,
+        timeout_ms: int,
     ) -> None:
         self._metrics.control_requests += 1
         name = state_message_name(frame.rpc_message.type_url)
@@ -282,7 +304,10 @@ class ControlRouter:
             rpc_message=rewrite_type_url(frame.rpc_message, self.is_v1(target.client_id)),
         )
         pending.target = target.client_id
-        pending.handle = self._loop.call_at(self._loop.time() + self._timeout_s, self._expire, key)
+        pending.timeout_ms = timeout_ms
+        pending.handle = self._loop.call_at(
+            self._loop.time() + timeout_ms / 1000.0, self._expire, key
+        )
         self._pending[key] = pending
         self._in_flight[conn.client_id] = self._in_flight.get(conn.client_id, 0) + 1
         target.outbound.offer(forward.SerializeToString())
@@ -293,6 +318,8 @@ class ControlRouter:
         key = (client_id, frame.rpc_id)
         pending = self._pending.get(key)
         if pending is None or pending.target != conn.client_id:
+            # Unknown, or answered already (its deadline passed): one answer per call
+            # (AWP-CTL-013).
             self._metrics.control_dropped += 1
             log(
                 _logger,
@@ -349,7 +376,7 @@ class ControlRouter:
         self._fail(
             pending,
             pb.ERROR_CODE_DEADLINE_EXCEEDED,
-            f"no response within {int(self._timeout_s * 1000)} ms",
+            f"no response within {pending.timeout_ms} ms",
         )
 
     def _fail(self, pending: _Pending, code: int, text: str) -> None:

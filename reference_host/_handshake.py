@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Final, cast
 
@@ -15,6 +16,9 @@ from ._version import __version__
 
 HELLO_METADATA_KEY: Final = "agentworker-hello-bin"
 WELCOME_METADATA_KEY: Final = "agentworker-welcome-bin"
+CONTROL_TIMEOUT_METADATA_KEY: Final = "agentworker-control-timeout-ms"
+# A control timeout is 1 to 18 decimal digits, nothing else (AWP-CTL-010).
+_CONTROL_TIMEOUT: Final = re.compile(r"[0-9]{1,18}")
 PROTOCOL_VERSION: Final = 1
 IMPLEMENTATION: Final = f"reference_host/{__version__} (python)"
 DEFAULT_WORKER_MAX_BATCH: Final = 1024
@@ -56,6 +60,22 @@ def parse_hello(raw: bytes | str | None) -> pb.ChannelHello | None:
             f"{PROTOCOL_VERSION}"
         )
     return hello
+
+
+def parse_control_timeout(raw: bytes | str | None) -> int | None:
+    """Decode the control timeout of a control channel, in milliseconds; None when absent.
+
+    Raises InvalidArgument for a value that is not a positive decimal integer of at most 18
+    digits (AWP-CTL-012).
+    """
+    if raw is None:
+        return None
+    text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
+    if _CONTROL_TIMEOUT.fullmatch(text) is None or int(text) == 0:
+        raise InvalidArgument(
+            f"{CONTROL_TIMEOUT_METADATA_KEY} {text!r} is not a positive number of milliseconds"
+        )
+    return int(text)
 
 
 def negotiate(worker_caps: Iterable[int], offered: frozenset[int]) -> frozenset[int]:

@@ -147,6 +147,9 @@ class AgentRpcServicer:
             metadata = _metadata(context)
             client_id, _ = self._auth.authenticate(metadata)
             hello = _handshake.parse_hello(metadata.get(_handshake.HELLO_METADATA_KEY))
+            timeout_ms = _handshake.parse_control_timeout(
+                metadata.get(_handshake.CONTROL_TIMEOUT_METADATA_KEY)
+            )
             if self._control.draining:
                 raise Unavailable("the host is shutting down")
         except HostError as exc:
@@ -156,6 +159,7 @@ class AgentRpcServicer:
             self._router.next_connection_id(),
             Outbound(self._config.queue_limit, self._metrics, control=True),
             v1=hello is not None,
+            timeout_ms=timeout_ms,
         )
         try:
             await self._directory.claim_control(conn)

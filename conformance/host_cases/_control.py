@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 import grpc
@@ -9,6 +10,7 @@ from google.protobuf import any_pb2
 
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._host_context import HostContext
+from conformance._wire import CONTROL_TIMEOUT_KEY
 from conformance.host_cases._registry import host_case
 
 __all__: list[str] = []
@@ -202,3 +204,172 @@ async def control_without_data_channel(ctx: HostContext) -> None:
     )
     await control.write(_save_request(nobody, "c3", worker.client_id or "", forms["c1"]))
     await control.expect("the control answer for c3", lambda f: f.rpc_id == "c3", within=2.0)
+
+
+_STATED_TIMEOUT_MS = 400
+# The longest host default the case waits for; a longer one leaves that step not applicable.
+_LONGEST_DEFAULT_MS = 3000
+
+
+def _state_request(
+    rpc_id: str, agent: pb.AgentId, client_id: str, load: bool
+) -> pb.OpenControlChannelRequest:
+    """Return a v1 SaveStateRequest (or LoadStateRequest) frame for ``agent``."""
+    name = "LoadStateRequest" if load else "SaveStateRequest"
+    body = (
+        pb.LoadStateRequest(agent_id=agent, state="s")
+        if load
+        else pb.SaveStateRequest(agent_id=agent)
+    )
+    return pb.OpenControlChannelRequest(
+        rpc_id=rpc_id,
+        destination=f"agentid={agent.type}/{agent.key}",
+        respond_to=f"clientid={client_id}",
+        rpc_message=any_pb2.Any(
+            type_url="type.googleapis.com/agentworker.v1." + name, value=body.SerializeToString()
+        ),
+    )
+
+
+def _deadline_answer(frame: pb.OpenControlChannelResponse, load: bool) -> str | None:
+    """Return why ``frame`` is not a deadline answer of the matching type, or None if it is."""
+    want = "LoadStateResponse" if load else "SaveStateResponse"
+    if frame.rpc_message.type_url.rpartition(".")[2] != want:
+        return f"{frame.rpc_id} was answered with {frame.rpc_message.type_url!r}, not a {want}"
+    body = (pb.LoadStateResponse if load else pb.SaveStateResponse).FromString(
+        frame.rpc_message.value
+    )
+    if not body.error or body.error_code != pb.ERROR_CODE_DEADLINE_EXCEEDED:
+        return (
+            f"{frame.rpc_id} was answered with error {body.error!r}, error_code "
+            f"{pb.ErrorCode.Name(body.error_code)}; wanted ERROR_CODE_DEADLINE_EXCEEDED"
+        )
+    return None
+
+
+@host_case(
+    "host/control/deadline",
+    requirements=["AWP-CTL-011", "AWP-CTL-004", "AWP-CTL-013", "AWP-CTL-012"],
+    v1_only=True,
+)
+async def control_deadline(ctx: HostContext) -> None:
+    """Procedure: worker S serves type T and opens its control channel. Requester R serves
+    type U and opens its control channel with `agentworker-control-timeout-ms` 400; it sends
+    a SaveStateRequest `c1` to `agentid=T/k` and a LoadStateRequest `c2` to `agentid=T/k2`.
+    S receives both and holds them until R has its answers, then answers both late and sends
+    a SaveStateRequest `c3` to `agentid=U/k` on the same control channel. Workers X and Y open
+    control channels with the control timeouts `0` and `soon`. When the welcome's
+    default_rpc_timeout_ms is at most 3000 ms, requester D opens a control channel without a
+    control timeout and sends a SaveStateRequest to T, which S holds.
+
+    Asserts: R receives for each of `c1` and `c2`, no sooner than 0.35 s and within 2 s after
+    its deadline, an answer of the matching response type with a non-empty error and
+    ERROR_CODE_DEADLINE_EXCEEDED; R then receives S's `c3` and no other answer for `c1` or
+    `c2` (S's late answers are discarded); X's and Y's control channels end with
+    INVALID_ARGUMENT; D's request is answered with ERROR_CODE_DEADLINE_EXCEEDED no sooner
+    than the default less 50 ms (not applicable with a longer default)."""
+    type_t = ctx.unique("held")
+    type_u = ctx.unique("asker")
+    server = await ctx.serving("s", type_t)
+    server_control = await server.open_control()
+    requester = await ctx.serving("r", type_u)
+    control = await requester.open_control(
+        extra_metadata=[(CONTROL_TIMEOUT_KEY, str(_STATED_TIMEOUT_MS))]
+    )
+    r_id = requester.client_id or ""
+    loads = {"c1": False, "c2": True}
+    loop = asyncio.get_running_loop()
+    sent = {}
+    for rpc_id, load in loads.items():
+        sent[rpc_id] = loop.time()
+        await control.write(_state_request(rpc_id, pb.AgentId(type=type_t, key=rpc_id), r_id, load))
+    with ctx.step("AWP-CTL-004", "the held requests reach S", gate=True):
+        held = [
+            await server_control.expect(
+                f"the routed {rpc_id}", functools.partial(_has_rpc_id, rpc_id)
+            )
+            for rpc_id in loads
+        ]
+    answers: dict[str, pb.OpenControlChannelResponse] = {}
+    with ctx.step(("AWP-CTL-011", "AWP-CTL-004"), "R is answered by each deadline", gate=True):
+        for _ in loads:
+            frame = await control.expect(
+                "an answer for c1 or c2",
+                lambda f: f.rpc_id in loads and f.rpc_id not in answers,
+                within=_STATED_TIMEOUT_MS / 1000 + 2.0,
+            )
+            answers[frame.rpc_id] = frame
+            elapsed = loop.time() - sent[frame.rpc_id]
+            ctx.check(
+                elapsed >= 0.35,
+                f"{frame.rpc_id} was answered after {elapsed:.3f} s, before its 0.4 s control "
+                "timeout",
+            )
+    for rpc_id, load in loads.items():
+        problem = _deadline_answer(answers[rpc_id], load)
+        ctx.decide(
+            "AWP-CTL-004",
+            f"{rpc_id}: ERROR_CODE_DEADLINE_EXCEEDED in a {'Load' if load else 'Save'}"
+            "StateResponse",
+            problem is None,
+            problem or "",
+        )
+    for got, load in zip(held, loads.values(), strict=True):
+        late: pb.LoadStateResponse | pb.SaveStateResponse = (
+            pb.LoadStateResponse() if load else pb.SaveStateResponse(state="late")
+        )
+        name = type(late).__name__
+        await server_control.write(
+            pb.OpenControlChannelRequest(
+                rpc_id=got.rpc_id,
+                destination=f"clientid={r_id}",
+                rpc_message=any_pb2.Any(
+                    type_url="type.googleapis.com/agentworker.v1." + name,
+                    value=late.SerializeToString(),
+                ),
+            )
+        )
+    await server_control.write(
+        _state_request("c3", pb.AgentId(type=type_u, key="k"), server.client_id or "", False)
+    )
+    with ctx.step("AWP-CTL-013", "the late answers do not reach R"):
+        await control.expect("S's request c3", functools.partial(_has_rpc_id, "c3"))
+        rest = [f for f in [*control.take_all(), *await control.settle(0.2)] if f.rpc_id in loads]
+        ctx.check(not rest, f"S's late answers reached R after its deadline answers: {rest}")
+    for label, value in (("x", "0"), ("y", "soon")):
+        stream = await ctx.worker(label).open_control(extra_metadata=[(CONTROL_TIMEOUT_KEY, value)])
+        code = await stream.wait_end(within=2.0)
+        ctx.decide(
+            "AWP-CTL-012",
+            f"control timeout {value!r}: INVALID_ARGUMENT",
+            code is grpc.StatusCode.INVALID_ARGUMENT,
+            f"a control channel with control timeout {value!r} ended with "
+            f"{code.name if code else 'nothing (still open)'}",
+        )
+    default_ms = requester.welcome.default_rpc_timeout_ms if requester.welcome else 0
+    if not 0 < default_ms <= _LONGEST_DEFAULT_MS:
+        ctx.not_applicable(
+            "AWP-CTL-011",
+            "a channel without a control timeout has the default deadline",
+            f"the host's default_rpc_timeout_ms is {default_ms} ms; the case waits for at most "
+            f"{_LONGEST_DEFAULT_MS} ms",
+        )
+        return
+    plain = ctx.worker("d")
+    plain_control = await plain.open_control()
+    started = loop.time()
+    await plain_control.write(
+        _state_request("d1", pb.AgentId(type=type_t, key="d"), plain.client_id or "", False)
+    )
+    with ctx.step("AWP-CTL-011", "a channel without a control timeout has the default deadline"):
+        await server_control.expect("the routed d1", functools.partial(_has_rpc_id, "d1"))
+        frame = await plain_control.expect(
+            "the answer for d1", functools.partial(_has_rpc_id, "d1"), default_ms / 1000 + 2.0
+        )
+        elapsed = loop.time() - started
+        ctx.check(
+            elapsed >= default_ms / 1000 - 0.05,
+            f"d1 was answered after {elapsed:.3f} s, before the default {default_ms} ms",
+        )
+        problem = _deadline_answer(frame, False)
+        ctx.check(problem is None, problem or "")

@@ -94,26 +94,70 @@ async def invalid(ctx: HostContext) -> None:
         ctx.check(not listed, f"invalid subscriptions were stored: {listed}")
 
 
-@host_case("host/subscriptions/conflicts", requirements=["AWP-SUB-002", "AWP-SUB-004"])
-async def conflicts(ctx: HostContext) -> None:
-    """Procedure: worker A adds S; A adds S's id with another topic; worker B adds S exactly;
-    B removes S; B removes an unknown id.
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
-    Asserts: ALREADY_EXISTS, ALREADY_EXISTS, PERMISSION_DENIED, NOT_FOUND; S is still listed
-    with its original content."""
+
+def _field(number: int, payload: bytes) -> bytes:
+    """Encode a length-delimited protobuf field."""
+    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
+
+
+def _reordered(sub: pb.Subscription) -> bytes:
+    """Return an AddSubscriptionRequest for the TypeSubscription ``sub`` with every field
+    written in reverse order: other bytes than the usual encoding, the same fields."""
+    rule = sub.type_subscription
+    body = _field(2, rule.agent_type.encode()) + _field(1, rule.topic_type.encode())
+    encoded = _field(1, _field(2, body) + _field(1, sub.id.encode()))
+    assert pb.AddSubscriptionRequest.FromString(encoded).subscription == sub
+    assert encoded != pb.AddSubscriptionRequest(subscription=sub).SerializeToString()
+    return encoded
+
+
+@host_case(
+    "host/subscriptions/conflicts",
+    requirements=["AWP-SUB-002", "AWP-SUB-004", "AWP-CONN-022"],
+)
+async def conflicts(ctx: HostContext) -> None:
+    """Procedure: worker A adds S, a TypeSubscription; A adds S again, its fields encoded in
+    reverse order (other bytes, the same fields); A adds S's id with another topic type, with
+    another agent type, and as a TypePrefixSubscription with S's topic type and agent type;
+    worker B adds S exactly; B removes S; B removes an unknown id.
+
+    Asserts: OK (content is compared field by field, not as bytes), then ALREADY_EXISTS three
+    times (each differs from S in one field), ALREADY_EXISTS, PERMISSION_DENIED, NOT_FOUND;
+    S is still listed with its original content."""
     type_a = ctx.unique("a")
     type_b = ctx.unique("b")
     a = await ctx.serving("a", type_a)
     b = await ctx.serving("b", type_b)
-    sub = type_subscription(ctx.unique("s"), ctx.unique("topic"), type_a)
+    topic = ctx.unique("topic")
+    sub = type_subscription(ctx.unique("s"), topic, type_a)
     await a.subscribe(sub)
-    changed = type_subscription(sub.id, ctx.unique("other"), type_a)
+    code, details, _ = await a.unary("AddSubscription", _reordered(sub), pb.AddSubscriptionResponse)
     ctx.check_status(
-        await a.add_subscription_status(changed),
-        grpc.StatusCode.ALREADY_EXISTS,
-        "same id, different content",
-        step=("AWP-SUB-002", "same id, different content: ALREADY_EXISTS"),
+        (code, details),
+        grpc.StatusCode.OK,
+        "same fields in another encoding",
+        step=(("AWP-SUB-002", "AWP-CONN-022"), "same fields, other bytes: OK"),
     )
+    differing = {
+        "topic type": type_subscription(sub.id, ctx.unique("other"), type_a),
+        "agent type": type_subscription(sub.id, topic, type_b),
+        "rule case": prefix_subscription(sub.id, topic, type_a),
+    }
+    for what, changed in differing.items():
+        ctx.check_status(
+            await a.add_subscription_status(changed),
+            grpc.StatusCode.ALREADY_EXISTS,
+            f"same id, another {what}",
+            step=("AWP-SUB-002", f"same id, another {what}: ALREADY_EXISTS"),
+        )
     ctx.check_status(
         await b.add_subscription_status(sub),
         grpc.StatusCode.ALREADY_EXISTS,

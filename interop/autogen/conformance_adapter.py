@@ -192,6 +192,8 @@ class ConformanceAgent(RoutedAgent):
 
     @event
     async def on_protobuf_ping_event(self, message: pb.Ping, ctx: MessageContext) -> None:
+        if message.stall_ms:  # holds this agent's later messages back (AWP-CNF-030)
+            await asyncio.sleep(message.stall_ms / 1000)
         await self._receipt(message.text, message.seq, pb.ENCODING_PROTOBUF, ctx)
 
     async def _receipt(self, text: str, seq: int, encoding: int, ctx: MessageContext) -> None:

@@ -6,7 +6,8 @@
 #   reports/conformance/autogen_host/    host suite (--legacy), subject AutoGen's own
 #                                        GrpcWorkerAgentRuntimeHost (host_for_conformance.py)
 #
-# each with console.txt, report.json, junit.xml and report.html.
+# each with console.txt, report.json, junit.xml and report.html, and then rewrites
+# interop/autogen/REPORT.md from both report.json files (write_report.py).
 #
 #   interop/autogen/run_conformance.sh [extra options for both suites, e.g. --case GLOB]
 #
@@ -48,4 +49,8 @@ run autogen_host host --legacy "$@" \
     -- "$AG" interop/autogen/host_for_conformance.py --address '{address}'
 
 echo "autogen conformance: reports in $OUT/autogen_worker and $OUT/autogen_host"
+# interop/autogen/REPORT.md: the per-requirement verdicts of both runs, per spec section.
+if [[ $status -eq 0 && $# -eq 0 ]]; then  # a full run only, not a --case subset
+    "$PY" interop/autogen/write_report.py --reports "$OUT" || status=4
+fi
 exit $status

@@ -21,7 +21,8 @@ from reference_host import _wire
 # First bytes of entries that are not host-to-worker data frames (whose first byte is the
 # frame's tag, never one of these).
 WORKER_LEFT: Final = b"\x00"  # the client left the sending node; nothing follows
-CONTROL_REQUEST: Final = b"\x01"  # + v1 flag byte + OpenControlChannelRequest from the client
+# + v1 flag byte + 8-byte big-endian deadline in ms + OpenControlChannelRequest from the client
+CONTROL_REQUEST: Final = b"\x01"
 CONTROL_TO_CLIENT: Final = b"\x02"  # + OpenControlChannelResponse for the client's control channel
 
 KIND_NODE = "node"

@@ -495,16 +495,24 @@ class ClusterNode:
                 if tag == _codec.WORKER_LEFT:
                     mirror.departed(sender, client_id)
                 elif tag == _codec.CONTROL_REQUEST:
-                    control_request = pb.OpenControlChannelRequest.FromString(frame[2:])
+                    control_request = pb.OpenControlChannelRequest.FromString(frame[10:])
                     stand_in = mirror.control_stand_in(sender, client_id, frame[1:2] == b"\x01")
                     if stand_in is None:
                         self._metrics.control_dropped += 1
                         continue
-                    self._control.handle(stand_in, control_request)
+                    # The requester's deadline, stated on its own node (AWP-CTL-011).
+                    deadline_ms = int.from_bytes(frame[2:10], "big")
+                    self._control.handle(stand_in, control_request, deadline_ms)
                 elif tag == _codec.CONTROL_TO_CLIENT:
-                    self._control_answered(client_id, frame[1:])
+                    answered = self._control_answered(client_id, frame[1:])
                     local = self._control.connections.get(client_id)
-                    if local is None or local.closed or isinstance(local, RemoteControl):
+                    if (
+                        not answered
+                        or local is None
+                        or local.closed
+                        or isinstance(local, RemoteControl)
+                    ):
+                        # Answered here already (AWP-CTL-013), or the requester has gone.
                         self._metrics.control_dropped += 1
                         continue
                     local.outbound.offer(frame[1:])
@@ -540,14 +548,21 @@ class ClusterNode:
         if link is None:
             return False
         flag = b"\x01" if self._control.is_v1(conn.client_id) else b"\x00"
-        link.put(conn.client_id.encode(), _codec.CONTROL_REQUEST + flag + frame.SerializeToString())
+        timeout_ms = self._control.timeout_ms(conn)
+        link.put(
+            conn.client_id.encode(),
+            _codec.CONTROL_REQUEST
+            + flag
+            + timeout_ms.to_bytes(8, "big")
+            + frame.SerializeToString(),
+        )
         # The worker's node answers (its deadline included); this node only makes sure the
         # requester hears something if that node is lost or never answers.
         key = (conn.client_id, frame.rpc_id)
         request = pb.OpenControlChannelRequest()
         request.CopyFrom(frame)
         handle = self._loop.call_later(
-            self._config.default_rpc_timeout_ms / 1000.0 + 2 * self._lease_s,
+            timeout_ms / 1000.0 + 2 * self._lease_s,
             self._control_unanswered,
             key,
             pb.ERROR_CODE_DEADLINE_EXCEEDED,
@@ -562,12 +577,20 @@ class ClusterNode:
             entry[2].cancel()
             self._control.answer_error(key[0], entry[1], code, text)
 
-    def _control_answered(self, client_id: str, frame: bytes) -> None:
-        with contextlib.suppress(DecodeError):
-            rpc_id = pb.OpenControlChannelResponse.FromString(frame).rpc_id
-            entry = self._relayed_controls.pop((client_id, rpc_id), None)
-            if entry is not None:
-                entry[2].cancel()
+    def _control_answered(self, client_id: str, frame: bytes) -> bool:
+        """Forget the relayed request ``frame`` answers; return False for an answer to a
+        request that is no longer pending here (its requester was answered already)."""
+        try:
+            message = pb.OpenControlChannelResponse.FromString(frame)
+        except DecodeError:
+            return False
+        if message.HasField("respond_to"):
+            return True  # a request for the client's own agent, not an answer
+        entry = self._relayed_controls.pop((client_id, message.rpc_id), None)
+        if entry is None:
+            return False
+        entry[2].cancel()
+        return True
 
     # -- NATS connection state -----------------------------------------------------------
 

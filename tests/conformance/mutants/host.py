@@ -513,6 +513,70 @@ def _ctl_004() -> None:
     _control.ControlRouter._fail = lambda self, pending, code, text: None  # type: ignore[method-assign]
 
 
+@_host(
+    "ignore-control-timeout",
+    "AWP-CTL-011",
+    "gives every control call the default deadline, whatever control timeout its channel states",
+    "host/control/deadline",
+)
+def _ctl_011() -> None:
+    from reference_host import _control
+
+    def make(original: Any) -> Any:
+        def timeout_ms(self: Any, conn: Any) -> int:
+            return int(self._default_timeout_ms)
+
+        return timeout_ms
+
+    replace(_control.ControlRouter, "timeout_ms", make)
+
+
+@_host(
+    "accept-bad-control-timeout",
+    "AWP-CTL-012",
+    "opens a control channel whose control timeout is not a positive number, using the default",
+    "host/control/deadline",
+)
+def _ctl_012() -> None:
+    from reference_host import _errors, _handshake
+
+    def make(original: Any) -> Any:
+        def parse(raw: Any) -> int | None:
+            try:
+                return cast("int | None", original(raw))
+            except _errors.InvalidArgument:
+                return None
+
+        return parse
+
+    replace(_handshake, "parse_control_timeout", make)
+
+
+@_host(
+    "forward-late-control-answers",
+    "AWP-CTL-013",
+    "forwards a control response that arrives after the host answered the call itself",
+    "host/control/deadline",
+)
+def _ctl_013() -> None:
+    from reference_host import _control, _outbound
+
+    def make(original: Any) -> Any:
+        def response(self: Any, conn: Any, frame: Any, client_id: str) -> None:
+            sender = self.connections.get(client_id)
+            if (client_id, frame.rpc_id) in self._pending or sender is None:
+                original(self, conn, frame, client_id)
+                return
+            late = pb.OpenControlChannelResponse(
+                rpc_id=frame.rpc_id, destination=frame.destination, rpc_message=frame.rpc_message
+            )
+            sender.outbound.owe(_outbound.OwedFrame(late.SerializeToString(), "control"))
+
+        return response
+
+    replace(_control.ControlRouter, "_response", make)
+
+
 # -- errors ------------------------------------------------------------------------------
 
 
@@ -1253,6 +1317,75 @@ def _sub_002() -> None:
         return add
 
     replace(_subscriptions.SubscriptionTable, "add", make)
+
+
+def _rule(subscription: Any) -> Any:
+    return getattr(subscription, subscription.WhichOneof("subscription") or "type_subscription")
+
+
+@_host(
+    "subscription-same-topic-is-same",
+    "AWP-SUB-002",
+    "treats a subscription added again with its id and topic as the same, whatever its agent type "
+    "or rule case",
+    "host/subscriptions/conflicts",
+)
+def _sub_002_topic() -> None:
+    from reference_host import _subscriptions
+
+    def topic(subscription: Any) -> str:
+        rule = _rule(subscription)
+        return str(getattr(rule, "topic_type", "") or getattr(rule, "topic_type_prefix", ""))
+
+    def make(original: Any) -> Any:
+        def add(self: Any, owner: str, subscription: Any) -> bool:
+            existing = self._by_id.get(subscription.id)
+            if (
+                existing is not None
+                and existing.owner == owner
+                and topic(existing.subscription) == topic(subscription)
+            ):
+                return False
+            return bool(original(self, owner, subscription))
+
+        return add
+
+    replace(_subscriptions.SubscriptionTable, "add", make)
+
+
+class _BytesAware:
+    """Stands in for AddSubscriptionRequest in the servicer's handler table: decodes as usual,
+    but changes a repeated subscription whose bytes differ from its first add, so that the
+    host compares encoded bytes instead of fields."""
+
+    first: dict[str, bytes] = {}  # noqa: RUF012  (shared by design: one table per process)
+
+    @classmethod
+    def FromString(cls, data: bytes) -> pb.AddSubscriptionRequest:
+        request = pb.AddSubscriptionRequest.FromString(data)
+        sub = request.subscription
+        if cls.first.setdefault(sub.id, data) != data and sub.WhichOneof("subscription"):
+            rule = _rule(sub)
+            field = "topic_type" if hasattr(rule, "topic_type") else "topic_type_prefix"
+            setattr(rule, field, getattr(rule, field) + "#other-bytes")
+        return request
+
+
+@_host(
+    "compare-subscription-bytes",
+    "AWP-SUB-002",
+    "compares a subscription added again with its first add as encoded bytes, not field by field",
+    "host/subscriptions/conflicts",
+)
+def _sub_002_bytes() -> None:
+    import types
+
+    from reference_host import _servicer
+
+    shim = types.ModuleType("agentworker_pb2_bytes_aware")
+    shim.__dict__.update(vars(pb))
+    shim.__dict__["AddSubscriptionRequest"] = _BytesAware
+    setattr(_servicer, "pb", shim)  # noqa: B010  (the servicer's module global, for its handlers)
 
 
 @_host(

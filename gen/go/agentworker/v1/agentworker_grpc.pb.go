@@ -50,7 +50,9 @@ type AgentRpcServiceClient interface {
 	// metadata (AWP-VER-010).
 	OpenChannel(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OpenChannelRequest, OpenChannelResponse], error)
 	// Opens the control channel of a worker: a bidirectional stream of control
-	// frames (save and load agent state, AWP-CTL-001).
+	// frames (save and load agent state, AWP-CTL-001). The worker may state the
+	// deadline of its control calls in the call metadata
+	// `agentworker-control-timeout-ms` (AWP-CTL-010, AWP-CTL-011).
 	OpenControlChannel(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OpenControlChannelRequest, OpenControlChannelResponse], error)
 	// Registers an agent type as served by the calling worker (AWP-REG-001).
 	RegisterAgent(ctx context.Context, in *RegisterAgentRequest, opts ...grpc.CallOption) (*RegisterAgentResponse, error)
@@ -150,7 +152,9 @@ type AgentRpcServiceServer interface {
 	// metadata (AWP-VER-010).
 	OpenChannel(grpc.BidiStreamingServer[OpenChannelRequest, OpenChannelResponse]) error
 	// Opens the control channel of a worker: a bidirectional stream of control
-	// frames (save and load agent state, AWP-CTL-001).
+	// frames (save and load agent state, AWP-CTL-001). The worker may state the
+	// deadline of its control calls in the call metadata
+	// `agentworker-control-timeout-ms` (AWP-CTL-010, AWP-CTL-011).
 	OpenControlChannel(grpc.BidiStreamingServer[OpenControlChannelRequest, OpenControlChannelResponse]) error
 	// Registers an agent type as served by the calling worker (AWP-REG-001).
 	RegisterAgent(context.Context, *RegisterAgentRequest) (*RegisterAgentResponse, error)

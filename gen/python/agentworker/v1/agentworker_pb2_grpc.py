@@ -87,7 +87,9 @@ class AgentRpcServiceServicer:
 
     def OpenControlChannel(self, request_iterator, context):
         """Opens the control channel of a worker: a bidirectional stream of control
-        frames (save and load agent state, AWP-CTL-001).
+        frames (save and load agent state, AWP-CTL-001). The worker may state the
+        deadline of its control calls in the call metadata
+        `agentworker-control-timeout-ms` (AWP-CTL-010, AWP-CTL-011).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1287,7 +1287,9 @@ export const AgentRpcService: GenService<{
   },
   /**
    * Opens the control channel of a worker: a bidirectional stream of control
-   * frames (save and load agent state, AWP-CTL-001).
+   * frames (save and load agent state, AWP-CTL-001). The worker may state the
+   * deadline of its control calls in the call metadata
+   * `agentworker-control-timeout-ms` (AWP-CTL-010, AWP-CTL-011).
    *
    * @generated from rpc agentworker.v1.AgentRpcService.OpenControlChannel
    */
