@@ -370,10 +370,12 @@ class ClusterNode:
         return True
 
     async def _restart_watch(self) -> None:
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._watch_task
+        task = self._watch_task
+        # Cancel until it ends: asyncio.wait_for (inside the watcher) swallows a cancellation
+        # that arrives as an update does (Python 3.11), and the old watch would run on.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=self._lease_s / 4)
         self._ready.clear()
         self._applied = 0
         self._mirror.reset()
