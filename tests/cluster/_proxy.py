@@ -59,6 +59,17 @@ class TcpProxy:
         for writer in list(self._open):
             writer.transport.abort()
 
+    def freeze(self) -> None:
+        """Stop forwarding in both directions and keep every connection open: a partition
+        that leaves connections silent rather than closed."""
+        for writer in list(self._open):
+            _transport(writer).pause_reading()
+
+    def thaw(self) -> None:
+        """Forward again what the frozen connections hold, and everything after it."""
+        for writer in list(self._open):
+            _transport(writer).resume_reading()
+
     async def restore(self) -> None:
         """Let new connections through again."""
         await self.start()
@@ -81,3 +92,9 @@ async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
             sink.write(data)
             await sink.drain()
     sink.transport.abort()
+
+
+def _transport(writer: asyncio.StreamWriter) -> asyncio.Transport:
+    transport = writer.transport
+    assert isinstance(transport, asyncio.Transport)
+    return transport

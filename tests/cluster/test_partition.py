@@ -1,7 +1,7 @@
-"""One node cut off from NATS while the others keep it (AWP-CLU-009, -010, -012, -013).
+"""One node cut off from NATS while the others keep it (AWP-CLU-009, -010, -012, -013, -017).
 
-Node b reaches NATS through a TCP proxy the test cuts: b loses the shared state while a and c
-keep it, as in a network partition that resets b's connection.
+Node b reaches NATS through a TCP proxy the test cuts (b's connection is reset) or freezes (b's
+connection stays open and falls silent): b loses the shared state while a and c keep it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ pytestmark = pytest.mark.asyncio
 
 # The spec's bound for the others to drop a lost node is 2 x lease; the slack is for a loaded
 # machine. Calls carry a deadline far beyond both, so an answer within them is not the deadline.
-LOSS_BOUND_S = 2 * LEASE_MS / 1000
+LEASE_S = LEASE_MS / 1000
+LOSS_BOUND_S = 2 * LEASE_S
 SLACK_S = 5.0
 CALL_DEADLINE_MS = 120_000
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -150,6 +151,47 @@ async def test_partitioned_node_refuses_work_others_drop_it_and_it_comes_back(
         responder.cancel()
     await caller.publish(event("news", event_id="after"))
     assert (await kept.next_of("cloud_event")).cloud_event.id == "after"
+
+
+@pytest.mark.requirement("AWP-CLU-012", "AWP-CLU-013", "AWP-CLU-017")
+async def test_node_whose_connection_falls_silent_stops_serving_within_the_lease(
+    proxy: TcpProxy, start_node: StartNode, connect_to: ConnectTo
+) -> None:
+    a = await start_node("a")
+    b = await start_node("b", servers=proxy.url)
+    kept = await connect_to(b.port, "kept", hello())
+    await kept.register("echo")
+    caller = await connect_to(a.port, "caller", hello())
+    loop = asyncio.get_running_loop()
+    proxy.freeze()
+    frozen_at = loop.time()
+    # b's connection looks open, but no renewal gets through: it stops serving once its last
+    # renewal is a lease period old, before the others drop it (AWP-CLU-017).
+    await _until(lambda: _is(b.port, NOT_SERVING), "b reports NOT_SERVING", LEASE_S + SLACK_S)
+    silent_for = loop.time() - frozen_at
+    assert (await kept.next_of("notice")).notice.code == pb.ERROR_CODE_SHUTTING_DOWN
+    await kept.request("from-b", "echo", timeout_ms=CALL_DEADLINE_MS)
+    assert (await kept.next_of("response")).response.error_code == pb.ERROR_CODE_SHUTTING_DOWN
+    proxy.thaw()
+    await _until(lambda: _is(b.port, SERVING), "b serves again", TIMEOUT_S * 3)
+    attempt = 0
+
+    async def call_reaches_kept() -> bool:
+        nonlocal attempt
+        attempt += 1
+        await caller.request(f"r-{attempt}", "echo", timeout_ms=CALL_DEADLINE_MS)
+        answer = (await caller.next_of("response")).response
+        if answer.error_code == pb.ERROR_CODE_UNKNOWN_TARGET:
+            return False
+        assert answer.payload == payload("back"), answer
+        return True
+
+    responder = asyncio.create_task(_answer_requests(kept))
+    try:
+        await _until(call_reaches_kept, "a call from a reaches kept on b", TIMEOUT_S * 3)
+    finally:
+        responder.cancel()
+    assert silent_for < LEASE_S + SLACK_S
 
 
 async def _is(port: int, status: int) -> bool:
