@@ -11,8 +11,9 @@ _WHOLE_SUITE = (
     "the interacting workers of every case on different nodes; no case cites it alone"
 )
 _NODE_FAULT = (
-    "needs the harness to kill a node or the shared-state server, which it does not control; "
-    "tests/cluster/test_faults.py covers the reference host cluster"
+    "needs the harness to kill a node or cut it off from the shared state, which it does not "
+    "control; tests/cluster/test_faults.py and test_partition.py cover the reference host "
+    "cluster"
 )
 _WORKER_SIDE = "binds how workers encode and read payloads; a host forwards payloads unchanged"
 
@@ -44,11 +45,19 @@ NOT_COVERED: dict[str, dict[str, str]] = {
         "AWP-CLU-004": _WHOLE_SUITE,
         "AWP-CLU-007": _WHOLE_SUITE,
         "AWP-CLU-014": _WHOLE_SUITE + " (legacy workers: the --legacy run, with several --address)",
-        "AWP-CLU-008": _NODE_FAULT,
+        "AWP-CLU-008": (
+            "leases pass between the nodes and their shared state, never over the wire; "
+            "tests/cluster/test_leases.py watches the reference cluster's leases in NATS"
+        ),
         "AWP-CLU-009": _NODE_FAULT,
         "AWP-CLU-010": _NODE_FAULT,
         "AWP-CLU-011": _NODE_FAULT,
         "AWP-CLU-012": _NODE_FAULT,
+        "AWP-CLU-017": (
+            "needs the harness to silence a node's connection to its shared state, which it "
+            "does not control; tests/cluster/test_partition.py freezes the reference host "
+            "node's NATS connection"
+        ),
     },
     "worker": {
         "AWP-CONN-019": (

@@ -131,6 +131,12 @@ class ClusterNode:
         self._releasing: dict[str, asyncio.Task[None]] = {}
         self.available = False
         self._leaving = False
+        # Fires once this node's lease has gone a whole period without a renewal, so that it
+        # stops serving before the others drop it (AWP-CLU-017); re-armed by every renewal.
+        self._lease_watchdog: asyncio.TimerHandle | None = None
+        # The lease lapsed on a connection that did not close: the heartbeat keeps renewing
+        # and rejoins once a renewal gets through.
+        self._lapsed = False
         self._frames_sub: Any = None
         # Control requests sent to another member's worker: (requester, rpc_id) -> (member,
         # request, timer), until the answer passes through (AWP-CLU-007, AWP-CLU-009).
@@ -233,6 +239,8 @@ class ClusterNode:
     async def stop(self) -> None:
         """Leave (if not done) and close the NATS connection."""
         await self.leave()
+        if self._lease_watchdog is not None:
+            self._lease_watchdog.cancel()
         for task in (self._watch_task, self._beat_task, *self._tasks):
             if task is not None:
                 task.cancel()
@@ -248,19 +256,38 @@ class ClusterNode:
         value = json.dumps(
             {"inbox": f"{self._prefix}.n.{self.member}", "node_id": self.node_id}
         ).encode()
+        sent_at = self._loop.time()
         await self._kv.put(_codec.key(_codec.KIND_NODE, self.member), value)
+        # The others saw this renewal after it was sent, so they keep this node for at least
+        # a lease period from ``sent_at``: stop serving by then unless a renewal follows.
+        if self._lease_watchdog is not None:
+            self._lease_watchdog.cancel()
+        self._lease_watchdog = self._loop.call_at(sent_at + self._lease_s, self._lease_lapsed)
+
+    def _lease_lapsed(self) -> None:
+        if self._leaving or not self.available:
+            return
+        self._lapsed = True
+        log(_logger, logging.WARNING, "cluster.lease_lapsed", member=self.member)
+        self._stop_serving()
 
     async def _heartbeat(self) -> None:
         interval = self._lease_s / 4
         while True:
             await asyncio.sleep(interval)
             self._mirror.expire(self._lease_s)
-            if not self.available:
+            lapsed = self._lapsed and self._nc is not None and self._nc.is_connected
+            if not (self.available or lapsed):
                 continue
             try:
                 await asyncio.wait_for(self._renew_lease(), self._lease_s)
             except Exception as exc:  # NATS trouble shows in the callbacks too
                 log(_logger, logging.WARNING, "cluster.lease_renewal_failed", error=repr(exc))
+                continue
+            if lapsed and not self.available and self._lapsed:
+                # Through again on the same connection: rejoin as after a reconnect.
+                self._lapsed = False
+                self._spawn(self._rejoin())
 
     def _make_link(self, member: str, subject: str) -> Link:
         assert self._nc is not None
@@ -370,10 +397,12 @@ class ClusterNode:
         return True
 
     async def _restart_watch(self) -> None:
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._watch_task
+        task = self._watch_task
+        # Cancel until it ends: asyncio.wait_for (inside the watcher) swallows a cancellation
+        # that arrives as an update does (Python 3.11), and the old watch would run on.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=self._lease_s / 4)
         self._ready.clear()
         self._applied = 0
         self._mirror.reset()
@@ -597,9 +626,12 @@ class ClusterNode:
     async def _on_disconnected(self) -> None:
         if self._leaving or not self.available:
             return
-        self.available = False
         log(_logger, logging.WARNING, "cluster.nats_lost", member=self.member)
-        # Stop taking work this node cannot route (AWP-CLU-012).
+        self._stop_serving()
+
+    def _stop_serving(self) -> None:
+        """Stop taking work this node cannot route (AWP-CLU-012)."""
+        self.available = False
         self._health.set("", _health.NOT_SERVING)
         self._health.set(SERVICE_NAME, _health.NOT_SERVING)
         self._router.begin_drain()
@@ -607,6 +639,7 @@ class ClusterNode:
     async def _on_reconnected(self) -> None:
         if self._leaving:
             return
+        self._lapsed = False  # this rejoin covers a lapsed lease too
         self._spawn(self._rejoin())
 
     async def _on_error(self, exc: Exception) -> None:
@@ -618,8 +651,9 @@ class ClusterNode:
             await self._restart_watch()
             await self._renew_lease()
             await self._restore()
-        except Exception as exc:  # retried on the next reconnect
+        except Exception as exc:  # retried by the heartbeat, or on the next reconnect
             log(_logger, logging.ERROR, "cluster.rejoin_failed", error=repr(exc))
+            self._lapsed = True
             return
         self._router.draining = False
         self.available = True

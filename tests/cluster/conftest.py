@@ -45,15 +45,16 @@ StartNode = Callable[..., Awaitable[Host]]
 
 @pytest_asyncio.fixture
 async def start_node(nats_server: NatsServer, cluster_name: str) -> AsyncIterator[StartNode]:
-    """Start host nodes of one cluster in this process; all are stopped at teardown."""
+    """Start host nodes of one cluster in this process (through NATS at ``servers`` when given,
+    e.g. a proxy); all are stopped at teardown."""
     hosts: list[Host] = []
 
-    async def _start(node_id: str = "", **overrides: Any) -> Host:
+    async def _start(node_id: str = "", servers: str = "", **overrides: Any) -> Host:
         overrides.setdefault("channel_wait_ms", 2_000)
         overrides.setdefault("metrics_log_interval_s", 0)
         config = HostConfig(
             cluster=ClusterConfig(
-                servers=(nats_server.url,),
+                servers=(servers or nats_server.url,),
                 node_id=node_id,
                 name=cluster_name,
                 lease_ms=LEASE_MS,

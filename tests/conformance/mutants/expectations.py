@@ -62,8 +62,8 @@ LEGACY_NOT_CAUGHT: dict[str, str] = {
 # that gets a mutant fails the matrix test until it is removed, so this list can only shrink.
 _NEW = "added with spec v1.0 and its cases; no mutant written yet"
 _CLUSTER = (
-    "binds the nodes of a host cluster; a mutant needs a broken multi-node cluster, and "
-    "tests/cluster checks the reference cluster's behaviour instead"
+    "binds the nodes of a host cluster, and the matrix starts one host process per mutant; "
+    "tests/cluster/test_cluster_mutants.py runs the cluster cases against broken clusters"
 )
 
 NO_MUTANT_YET: dict[str, dict[str, str]] = {

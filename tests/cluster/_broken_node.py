@@ -1,0 +1,101 @@
+"""A cluster node with one cluster requirement broken, for the host suite to catch (a process
+of its own: importing this module sets the host's gRPC settings).
+
+``python -m tests.cluster._broken_node MUTANT HOST-ARGS...`` patches the reference host's
+cluster code with mutant MUTANT, then runs ``python -m reference_host HOST-ARGS...``. The
+mutations live here, on the test side; the product has no switch for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+
+# gRPC reads its settings when it loads: the host's must be in place before the imports below.
+from reference_host._io_defaults import prefer_poll_io
+
+prefer_poll_io()
+
+from agentworker.v1 import agentworker_pb2 as pb  # noqa: E402
+from reference_host._connection import DataConnection  # noqa: E402
+from reference_host._errors import AlreadyExists  # noqa: E402
+from reference_host._router import Blocked, Router  # noqa: E402
+from reference_host.cluster import _mirror, _node  # noqa: E402
+from reference_host.cluster._link import RemoteWorker  # noqa: E402
+from tests.cluster._cluster_mutants import BROKEN  # noqa: E402
+
+# How long the mutant of AWP-CLU-006 lets a change of the shared state wait before a node
+# routes by it: far longer than a worker needs to act on a call's return.
+_APPLY_DELAY_S = 1.0
+
+
+def _client_id_per_node() -> None:
+    """AWP-CLU-005: a node checks a client-id against its own channels only."""
+
+    async def claim(self: _node.ClusterNode, conn: DataConnection) -> None:
+        self._check_available()
+        client_id = conn.client_id
+        if client_id in self._router.connections or client_id in self._claims:
+            raise AlreadyExists(f"client {client_id!r} already has an open data channel")
+        self._claims[client_id] = (conn, 0)
+
+    _node.ClusterNode.claim = claim  # type: ignore[method-assign]
+
+
+def _no_read_your_writes() -> None:
+    """AWP-CLU-006: calls return before the other nodes route by the change, which reaches
+    them a moment later."""
+
+    async def sync(self: _node.ClusterNode, revision: int) -> None:
+        del self, revision
+
+    apply = _mirror.Mirror.apply
+
+    def late_apply(self: _mirror.Mirror, raw_key: str, value: bytes, operation: str | None) -> None:
+        asyncio.get_running_loop().call_later(
+            _APPLY_DELAY_S, apply, self, raw_key, value, operation
+        )
+
+    _node.ClusterNode._sync = sync  # type: ignore[method-assign]
+    _mirror.Mirror.apply = late_apply  # type: ignore[method-assign]
+
+
+def _calls_stay_on_their_node() -> None:
+    """AWP-CLU-001: a node answers a call for a worker on another node as if no worker served
+    the type; events still cross nodes."""
+    forward = Router._forward
+
+    def local_only(
+        self: Router, conn: DataConnection, request: pb.RpcRequest, target: DataConnection
+    ) -> list[Blocked] | None:
+        if isinstance(target, RemoteWorker):
+            return self._reply_error(
+                conn, request.request_id, pb.ERROR_CODE_UNKNOWN_TARGET, "not on this node"
+            )
+        return forward(self, conn, request, target)
+
+    Router._forward = local_only  # type: ignore[method-assign]
+
+
+PATCHES: dict[str, Callable[[], None]] = {
+    "client-id-per-node": _client_id_per_node,
+    "no-read-your-writes": _no_read_your_writes,
+    "calls-stay-on-their-node": _calls_stay_on_their_node,
+}
+assert PATCHES.keys() == BROKEN.keys()
+
+
+def main() -> int:
+    """Apply the mutant named by the first argument, then run the host."""
+    if len(sys.argv) < 2 or sys.argv[1] not in PATCHES:
+        print(f"usage: _broken_node {'|'.join(PATCHES)} HOST-ARGS...", file=sys.stderr)
+        return 2
+    PATCHES[sys.argv[1]]()
+    from reference_host._cli import main as run_cli
+
+    return run_cli(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
