@@ -77,6 +77,7 @@ class Outbound:
         "_queue",
         "_waiters",
         "_wakeup",
+        "backlogged",
         "written",
     )
 
@@ -106,6 +107,9 @@ class Outbound:
         self._closed = False
         # Frames handed to the transport so far: progress, as the slow-consumer rule sees it.
         self.written = 0
+        # True while owed frames are held back (and the queue is open): the connection's reader
+        # should wait. A plain attribute, read before every frame the reader takes.
+        self.backlogged = False
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -119,11 +123,6 @@ class Outbound:
     def full(self) -> bool:
         """Return True when an offer would fail now."""
         return not self._closed and (len(self._queue) >= self._limit or bool(self._owed))
-
-    @property
-    def backlogged(self) -> bool:
-        """Return True while owed frames are held back: the connection's reader should wait."""
-        return bool(self._owed) and not self._closed
 
     def offer(self, frame: bytes) -> bool:
         """Queue ``frame`` if there is room; return False when the queue is full.
@@ -162,6 +161,7 @@ class Outbound:
             self.offer(item.encode())
             return
         self._owed.append(item)
+        self.backlogged = True
         self._metrics.owed_frames += 1
 
     async def offer_wait(self, frame: bytes, timeout_s: float) -> bool:
@@ -225,6 +225,7 @@ class Outbound:
             self._metrics.count_undelivered(item.kind)
         self._queue.clear()
         self._owed.clear()
+        self.backlogged = False
         self._wake()
         self._release_owed_waiter()
         for waiter in self._waiters:
@@ -264,6 +265,7 @@ class Outbound:
             while owed and len(queue) < limit:
                 queue.append(owed.popleft().encode())
             if not owed:
+                self.backlogged = False
                 self._release_owed_waiter()
         if self._waiters and len(queue) < limit:
             self._wake_waiter()

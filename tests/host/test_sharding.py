@@ -8,7 +8,10 @@ import pytest
 
 import reference_host._sharding as sharding
 from agentworker.v1 import agentworker_pb2 as pb
-from reference_host import Host, choose_member, rendezvous_score
+from reference_host import Host, Metrics, choose_member, rendezvous_score
+from reference_host._connection import DataConnection
+from reference_host._outbound import Outbound
+from reference_host._registry import Registry
 from tests.host._raw import TIMEOUT_S, RawWorker, event, eventually, hello, type_sub
 from tests.host.conftest import ConnectWorker
 
@@ -49,6 +52,44 @@ def test_only_keys_of_a_leaving_or_joining_member_move() -> None:
     after_join = {key: choose_member([*members, "w4"], "t", key) for key in KEYS}
     for key in KEYS:
         assert after_join[key] in (before[key], "w4")
+
+
+def _member(client_id: str) -> DataConnection:
+    return DataConnection(
+        client_id,
+        f"conn-{client_id}",
+        Outbound(8, Metrics()),
+        v1=True,
+        capabilities=frozenset({pb.CAPABILITY_SHARED_AGENT_TYPES}),
+        batching=False,
+        shares_types=True,
+    )
+
+
+@pytest.mark.asyncio
+@pytest.mark.requirement("AWP-SHR-001", "AWP-SHR-002")
+async def test_registry_lookup_follows_every_membership_change() -> None:
+    registry = Registry(allow_sharing=True)
+    one, two, three = _member("w1"), _member("w2"), _member("w3")
+    assert registry.lookup("pool", "k") is None
+    registry.register(one, "pool")
+    assert {registry.lookup("pool", key) for key in KEYS} == {one}
+    registry.register(two, "pool")
+    expected = {key: choose_member(["w1", "w2"], "pool", key) for key in KEYS}
+    assert {key: registry.lookup("pool", key).client_id for key in KEYS} == expected  # type: ignore[union-attr]
+    registry.remove_connection(one)
+    assert {registry.lookup("pool", key) for key in KEYS} == {two}
+    # A new connection of the same client replaces the stale one.
+    fresh = _member("w2")
+    registry.register(fresh, "pool")
+    assert {registry.lookup("pool", key) for key in KEYS} == {fresh}
+    registry.set_members("pool", [fresh, three])
+    expected = {key: choose_member(["w2", "w3"], "pool", key) for key in KEYS}
+    assert {key: registry.lookup("pool", key).client_id for key in KEYS} == expected  # type: ignore[union-attr]
+    registry.set_members("pool", [three])
+    assert {registry.lookup("pool", key) for key in KEYS} == {three}
+    registry.remove_connection(three)
+    assert registry.lookup("pool", "k") is None
 
 
 async def _shared(connect: ConnectWorker, name: str) -> RawWorker:
