@@ -14,7 +14,7 @@ from agentworker.v1 import agentworker_pb2 as pb
 from conformance._cases import CaseFailure, CaseSkip, SkipReason
 from conformance._secure_host import OPTION_NAMES, SecureHost, TokenEntry
 from conformance._steps import StepRecorder, StepsMixin
-from conformance._subject import SubjectError
+from conformance._subject import PlaintextInsteadOfTls, SubjectError
 from conformance._trace import Trace
 from conformance._version import HARNESS_VERSION
 from conformance._worker import RawWorker, StatusResult
@@ -149,6 +149,16 @@ class HostContext(StepsMixin):
         self.secure_hosts.append(host)
         try:
             await host.start()
+        except PlaintextInsteadOfTls as exc:
+            # A step of its own: serving plaintext breaks AWP-SEC-001, whatever else it breaks.
+            self.decide(
+                "AWP-SEC-001",
+                f"the host started for {name} serves TLS, not plaintext",
+                False,
+                f"the host started for {name} serves plaintext gRPC: {exc}",
+            )
+            message = f"the host started for {name} does not serve TLS (AWP-CNF-020): {exc}"
+            raise CaseFailure(message) from exc
         except SubjectError as exc:
             message = f"the host started for {name} does not serve (AWP-CNF-020): {exc}"
             raise CaseFailure(message) from exc

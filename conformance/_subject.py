@@ -15,6 +15,7 @@ import grpc
 
 __all__ = [
     "AttachedSubject",
+    "PlaintextInsteadOfTls",
     "SpawnedSubject",
     "Subject",
     "SubjectError",
@@ -39,6 +40,10 @@ def announced_addresses(output: str) -> tuple[str, ...]:
 
 class SubjectError(Exception):
     """The subject cannot be reached or started."""
+
+
+class PlaintextInsteadOfTls(SubjectError):
+    """A subject started to serve TLS serves plaintext gRPC on its address instead."""
 
 
 class Subject(Protocol):
@@ -278,6 +283,11 @@ class SpawnedSubject:
                 self.addresses = announced_addresses(self.output_since(0))
                 return
             await asyncio.sleep(0.05)
+        if self._credentials is not None and await _wait_ready(self._address, 1.0 * self._scale):
+            # Told apart from a host that does not serve at all (AWP-SEC-001, not only CNF-020).
+            message = f"{self._address} serves plaintext gRPC, not TLS\n{self.stderr_tail()}"
+            await self.stop()
+            raise PlaintextInsteadOfTls(message.strip())
         message = (
             f"the subject did not listen on {self._address} within "
             f"{10.0 * self._scale:.0f} s\n{self.stderr_tail()}"

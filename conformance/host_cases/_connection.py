@@ -234,13 +234,16 @@ async def half_close(ctx: HostContext) -> None:
     await target.expect_request()
     await target.data.call.done_writing()
     ctx.trace.note("t", "data channel half-closed by the harness")
-    resp = await caller.expect_response("r", within=2.0)
-    ctx.check_error(resp, pb.ERROR_CODE_TARGET_UNAVAILABLE, "target half-closed")
+    with ctx.step(("AWP-CONN-026", "AWP-CONN-018"), "C is answered within 2 s", gate=True):
+        resp = await caller.expect_response("r", within=2.0)
+    ctx.check_error(resp, pb.ERROR_CODE_TARGET_UNAVAILABLE, "target half-closed", "AWP-CONN-018")
     code = await target.data.wait_end(within=2.0)
-    ctx.check(
+    ctx.decide(
+        "AWP-CONN-026",
+        "the half-closed channel ends with OK",
         code is grpc.StatusCode.OK,
         f"the half-closed channel ended with {code.name if code else 'nothing (still open)'}, "
-        "expected OK (AWP-CONN-026)",
+        "expected OK",
     )
 
 
@@ -255,9 +258,11 @@ async def list_without_channel(ctx: HostContext) -> None:
     code, details, _ = await loner.unary(
         "GetSubscriptions", pb.GetSubscriptionsRequest(), pb.GetSubscriptionsResponse, within=4.0
     )
-    ctx.check(
+    ctx.decide(
+        "AWP-CONN-027",
+        "GetSubscriptions without a data channel is answered at once",
         code is grpc.StatusCode.OK,
-        f"GetSubscriptions without a data channel: {code.name} {details!r} (AWP-CONN-027)",
+        f"GetSubscriptions without a data channel: {code.name} {details!r}",
     )
 
 

@@ -10,6 +10,7 @@ from google.protobuf import any_pb2
 
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._host_context import HostContext
+from conformance._stream import FrameStream
 from conformance._wire import CONTROL_TIMEOUT_KEY
 from conformance.host_cases._registry import host_case
 
@@ -72,17 +73,20 @@ async def control_routing(ctx: HostContext) -> None:
     to `agentid=T/k`, with a forged `respond_to` and the legacy type URL. S answers with a
     SaveStateResponse (state `s1`) to `clientid=<R>`.
 
-    Asserts: the host accepts R's control channel (a legacy worker: no capability in force);
+    Asserts: the host accepts both control channels (S's hello lists no capability, R is a
+    legacy worker) and keeps them open;
     S receives the request with `respond_to` `clientid=<R>` (overwritten), the same
     SaveStateRequest, in S's type URL form; R receives the response with `rpc_id` `c1`,
     state `s1`, under the legacy type URL."""
     agent_type = ctx.unique("stateful")
     server = await ctx.serving("s", agent_type)
-    server_control = await server.open_control()
     requester = ctx.worker("r", hello=None)
     await requester.open()
     await requester.register(ctx.unique("r"))  # makes sure the host knows R's data channel
-    control = await requester.open_control()
+    with ctx.step("AWP-VER-019", "control channels need no capability", gate=True):
+        server_control = await server.open_control()
+        control = await requester.open_control()
+        await _accepted(ctx, {"S (no CAPABILITY_STATE)": server_control, "R (legacy)": control})
     legacy_prefix = "type.googleapis.com/agents."
     server_prefix = legacy_prefix if ctx.legacy else "type.googleapis.com/agentworker.v1."
     request = pb.SaveStateRequest(agent_id=pb.AgentId(type=agent_type, key="k"))
@@ -145,6 +149,20 @@ async def control_routing(ctx: HostContext) -> None:
     )
 
 
+async def _accepted(
+    ctx: HostContext, streams: dict[str, FrameStream[pb.OpenControlChannelResponse]]
+) -> None:
+    """Fail unless each control channel stays open: a host that refuses one ends its call at
+    once, so each is given a second (scaled) to end."""
+    ends = await asyncio.gather(*(stream.wait_end(within=1.0) for stream in streams.values()))
+    for (label, stream), code in zip(streams.items(), ends, strict=True):
+        ctx.check(
+            code is None,
+            f"{label}: the host ended the control channel with {code.name if code else '?'} "
+            f"{stream.end_details!r}",
+        )
+
+
 def _has_rpc_id(rpc_id: str, frame: pb.OpenControlChannelResponse) -> bool:
     return frame.rpc_id == rpc_id
 
@@ -183,27 +201,39 @@ async def control_without_data_channel(ctx: HostContext) -> None:
     forms = {"c1": "type.googleapis.com/agentworker.v1.", "c2": legacy}
     for rpc_id, prefix in forms.items():
         await control.write(_save_request(nobody, rpc_id, worker.client_id or "", prefix))
-        frame = await control.expect(
-            f"the control answer for {rpc_id}", functools.partial(_has_rpc_id, rpc_id), 2.0
-        )
+        with ctx.step("AWP-CTL-004", f"{rpc_id} is answered within 2 s", gate=True):
+            frame = await control.expect(
+                f"the control answer for {rpc_id}", functools.partial(_has_rpc_id, rpc_id), 2.0
+            )
         url = frame.rpc_message.type_url
-        ctx.check(
+        ctx.decide(
+            "AWP-CTL-006",
+            f"{rpc_id} ({'v1' if prefix != legacy else 'legacy'} form) is answered in the "
+            "legacy form",
             url == legacy + "SaveStateResponse",
             f"{rpc_id}: the host answered under {url!r}; a requester that sent no hello gets "
-            "the legacy form (AWP-CTL-006)",
+            "the legacy form",
         )
         answer = pb.SaveStateResponse.FromString(frame.rpc_message.value)
-        ctx.check(answer.error != "", f"{rpc_id}: the answer has no error")
+        ctx.decide(
+            "AWP-CTL-004",
+            f"{rpc_id}'s answer is an error",
+            answer.error != "",
+            f"{rpc_id}: the answer has no error",
+        )
     second = ctx.worker("w-again", client_id=worker.client_id)
     again = await second.open_control()
     code = await again.wait_end(within=2.0)
-    ctx.check(
+    ctx.decide(
+        "AWP-CTL-007",
+        "a second control channel for the client-id ends with ALREADY_EXISTS",
         code is grpc.StatusCode.ALREADY_EXISTS,
         f"a second control channel for one client-id ended with "
-        f"{code.name if code else 'nothing (still open)'} (AWP-CTL-007)",
+        f"{code.name if code else 'nothing (still open)'}",
     )
-    await control.write(_save_request(nobody, "c3", worker.client_id or "", forms["c1"]))
-    await control.expect("the control answer for c3", lambda f: f.rpc_id == "c3", within=2.0)
+    with ctx.step("AWP-CTL-007", "the first control channel is left untouched"):
+        await control.write(_save_request(nobody, "c3", worker.client_id or "", forms["c1"]))
+        await control.expect("the control answer for c3", lambda f: f.rpc_id == "c3", within=2.0)
 
 
 _STATED_TIMEOUT_MS = 400

@@ -70,13 +70,13 @@ async def slow_consumer(ctx: HostContext) -> None:
         ctx.trace.note("p", f"blocked after {state['sent']} events; stops publishing")
     else:
         ctx.trace.note("p", f"published {state['sent']} events without being blocked for 2 s")
-    try:
-        await asyncio.wait_for(task, ctx.seconds(30.0))
-    except TimeoutError:
-        task.cancel()
-        ctx.check(
-            False, "P stayed blocked for 30 s: the slow consumer was never ended (AWP-FLOW-003)"
-        )
+    # The bounds of AWP-FLOW-021 (slow-consumer timeout at most 20 s) release P within 30 s.
+    with ctx.step("AWP-FLOW-021", "P is released within 30 s", gate=True):
+        try:
+            await asyncio.wait_for(task, ctx.seconds(30.0))
+        except TimeoutError:
+            task.cancel()
+            ctx.check(False, "P stayed blocked for 30 s: the slow consumer was not ended in time")
     total = state["sent"]
     ctx.trace.note("p", f"released after {total} events")
     ids = [f"{ctx.run_id}-{n}" for n in range(total)]
@@ -215,12 +215,14 @@ async def calls_in_flight_limit(ctx: HostContext) -> None:
     reads every frame and answers none. C sends T F requests (timeout 300 s) in slices of 500
     (Batch frames when batching is in force), each sent once T has received the previous ones
     (T's queue never fills), then one more request.
-    Then T disconnects.
+    Then worker B connects, T disconnects, and B calls GetSubscriptions again and again until
+    C has every answer.
 
     Asserts: the welcome states F > 0; the extra request is answered at once with
     ERROR_CODE_OVERLOADED; T receives exactly F requests; after T leaves, within 30 s each of
-    the F requests gets exactly one ERROR_CODE_TARGET_UNAVAILABLE (answering many pending calls
-    does not stall the host) and the extra one no second answer."""
+    the F requests gets exactly one ERROR_CODE_TARGET_UNAVAILABLE and the extra one no second
+    answer; meanwhile each of B's calls is answered within 5 s (answering many pending calls
+    does not stall the host)."""
     ctx.require_v1("the calls-in-flight limit is announced in the welcome")
     caller = await ctx.connect("c", hello=ctx.hello((pb.CAPABILITY_BATCHING,)))
     welcome = caller.welcome
@@ -245,26 +247,68 @@ async def calls_in_flight_limit(ctx: HostContext) -> None:
     ctx.trace.note("t", f"received {len(received)} requests; C sends one more")
     extra = f"{ctx.run_id}-extra"
     await caller.request(rpc_request(extra, target_type, "k", "x", timeout_ms=300_000))
-    answer = await caller.expect_response(extra, within=10.0)
-    ctx.check_error(answer, pb.ERROR_CODE_OVERLOADED, "the request past the limit")
+    with ctx.step(("AWP-FLOW-005", "AWP-ERR-004"), "the request past the limit is answered"):
+        answer = await caller.expect_response(extra, within=10.0)
+        ctx.check_error(
+            answer, pb.ERROR_CODE_OVERLOADED, "the request past the limit", "AWP-FLOW-005"
+        )
+    ctx.decide(
+        "AWP-FLOW-005",
+        "T receives exactly the limit's requests",
+        len(received) == limit,
+        f"T received {len(received)} requests, expected {limit}",
+    )
+    bystander = await ctx.connect("b")
     await target.disconnect()
     codes: dict[str, int] = {}
+    repeated: list[str] = []
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + ctx.seconds(30.0)
+    started = loop.time()
+    deadline = started + ctx.seconds(30.0)
+    # The bystander's calls while the host answers: none may wait for all the answers.
+    stalls: list[float] = []
     while len(codes) < limit and loop.time() < deadline:
+        asked = loop.time()
+        await bystander.unary(
+            "GetSubscriptions", pb.GetSubscriptionsRequest(), pb.GetSubscriptionsResponse,
+            within=max(0.1, deadline - asked) / ctx.scale,
+        )  # fmt: skip
+        stalls.append(loop.time() - asked)
         for frame in caller.data.take_all():
             if frame.HasField("response"):
                 response = frame.response
-                ctx.check(
-                    response.request_id not in codes and response.request_id != extra,
-                    f"request {response.request_id!r} was answered twice",
-                )
+                if response.request_id in codes or response.request_id == extra:
+                    repeated.append(response.request_id)
                 codes[response.request_id] = response.error_code
         await asyncio.sleep(0.05)
-    ctx.check(len(codes) == limit, f"{len(codes)} of {limit} pending requests were answered")
+    ctx.trace.note("c", f"{len(codes)} answers in {loop.time() - started:.1f} s")
+    ctx.decide(
+        ("AWP-FLOW-009", "AWP-ERR-004"),
+        "every pending request is answered within 30 s of T leaving",
+        len(codes) == limit,
+        f"{len(codes)} of {limit} pending requests were answered within 30 s",
+    )
+    longest = max(stalls, default=0.0)
+    ctx.decide(
+        "AWP-FLOW-009",
+        "the host serves another connection while it answers them",
+        longest <= ctx.seconds(5.0),
+        f"a GetSubscriptions call of another client took {longest:.1f} s while the host "
+        "answered the calls pending at T",
+    )
+    ctx.decide(
+        "AWP-ERR-004",
+        "no request is answered twice",
+        not repeated,
+        f"{len(repeated)} requests were answered twice, the first {repeated[:3]}",
+    )
     wrong = {rid: code for rid, code in codes.items() if code != pb.ERROR_CODE_TARGET_UNAVAILABLE}
-    ctx.check(not wrong, f"{len(wrong)} requests ended otherwise than TARGET_UNAVAILABLE")
-    ctx.check(len(received) == limit, f"T received {len(received)} requests, expected {limit}")
+    ctx.decide(
+        "AWP-ERR-004",
+        "each is answered with ERROR_CODE_TARGET_UNAVAILABLE",
+        not wrong,
+        f"{len(wrong)} requests ended otherwise than TARGET_UNAVAILABLE",
+    )
 
 
 async def _send_requests(worker: RawWorker, requests: list[pb.RpcRequest]) -> None:
@@ -328,34 +372,50 @@ async def owed_errors(ctx: HostContext) -> None:
             state["sent"] = n + 1
 
     task = asyncio.ensure_future(pump())
-    try:
-        blocked = await _wait_for_backpressure(ctx, task, state)
-    except BaseException:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-        raise
-    ctx.check(blocked, f"C sent {state['sent']} requests without the host ever stopping it")
+    with ctx.step(("AWP-FLOW-008", "AWP-FLOW-001"), "the host stops reading C", gate=True):
+        try:
+            blocked = await _wait_for_backpressure(ctx, task, state)
+        except BaseException:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            raise
+        ctx.check(blocked, f"C sent {state['sent']} requests without the host ever stopping it")
     ctx.trace.note("c", f"blocked after {state['sent']} requests; reads again")
     caller.data.resume()
     state["stop"] = True
     await asyncio.wait_for(task, ctx.seconds(30.0))
     total = int(state["sent"])
     answered: dict[str, int] = {}
+    repeated: list[str] = []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ctx.seconds(30.0)
-    allowed = (pb.ERROR_CODE_DEADLINE_EXCEEDED, pb.ERROR_CODE_OVERLOADED)
     while len(answered) < total and loop.time() < deadline:
         for frame in caller.data.take_all():
             if frame.HasField("response"):
                 response = frame.response
-                ctx.check(
-                    response.request_id not in answered,
-                    f"request {response.request_id[:8]} was answered twice",
-                )
+                if response.request_id in answered:
+                    repeated.append(response.request_id[:8])
                 answered[response.request_id] = response.error_code
         await asyncio.sleep(0.05)
-    ctx.check(len(answered) == total, f"{len(answered)} of {total} requests were answered")
+    ctx.decide(
+        ("AWP-FLOW-007", "AWP-ERR-004"),
+        "every request C sent is answered: no error response is dropped",
+        len(answered) == total,
+        f"{len(answered)} of {total} requests were answered within 30 s of C reading again",
+    )
+    ctx.decide(
+        "AWP-ERR-004",
+        "no request is answered twice",
+        not repeated,
+        f"{len(repeated)} requests were answered twice, the first {repeated[:3]}",
+    )
     if not ctx.legacy:
+        allowed = (pb.ERROR_CODE_DEADLINE_EXCEEDED, pb.ERROR_CODE_OVERLOADED)
         wrong = [code for code in answered.values() if code not in allowed]
-        ctx.check(not wrong, f"{len(wrong)} requests ended otherwise than deadline or overload")
+        ctx.decide(
+            "AWP-FLOW-007",
+            "each answer is the error the host owed: deadline or overload",
+            not wrong,
+            f"{len(wrong)} requests ended otherwise than deadline or overload",
+        )

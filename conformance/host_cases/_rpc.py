@@ -318,16 +318,22 @@ async def caller_gone(ctx: HostContext) -> None:
     await target.respond(pb.RpcResponse(request_id=got.request_id, payload=got.payload))
     bogus = ctx.unique("bogus")
     await target.respond(pb.RpcResponse(request_id=bogus, payload=got.payload))
-    while True:
+    earlier: list[pb.Notice] = []  # notices before the unknown id's: for T's answer, if any
+    with ctx.step("AWP-RPC-005", "T receives a notice for the unknown id", gate=True):
         notice = await target.expect_notice("the notice for the unknown id")
-        if notice.request_id == bogus:
-            ctx.check(
-                notice.code == pb.ERROR_CODE_INVALID_REQUEST,
-                f"the unknown id's notice has {pb.ErrorCode.Name(notice.code)} (AWP-RPC-005)",
-            )
-            break
-        ctx.check(
-            notice.code != pb.ERROR_CODE_INVALID_REQUEST,
-            "T was told ERROR_CODE_INVALID_REQUEST for answering a caller that had left "
-            "(AWP-RPC-025)",
-        )
+        while notice.request_id != bogus:
+            earlier.append(notice)
+            notice = await target.expect_notice("the notice for the unknown id")
+    blamed = [n.request_id for n in earlier if n.code == pb.ERROR_CODE_INVALID_REQUEST]
+    ctx.decide(
+        "AWP-RPC-025",
+        "T is not told INVALID_REQUEST for answering a caller that had left",
+        not blamed,
+        f"T was told ERROR_CODE_INVALID_REQUEST for {blamed}, answered after its caller left",
+    )
+    ctx.decide(
+        "AWP-RPC-005",
+        "the unknown id's notice has ERROR_CODE_INVALID_REQUEST",
+        notice.code == pb.ERROR_CODE_INVALID_REQUEST,
+        f"the unknown id's notice has {pb.ErrorCode.Name(notice.code)}",
+    )

@@ -7,11 +7,6 @@ __all__ = ["KNOWN_ESCAPES", "LEGACY_NOT_CAUGHT", "NO_MUTANT_YET"]
 
 # Mutants (side:name) the suite does not catch yet.
 KNOWN_ESCAPES: dict[str, str] = {
-    "host:plaintext-despite-tls": (
-        "the harness waits for a TLS host with a TLS handshake, so a host serving plaintext "
-        "fails the gate step 'the host started from the command serves' (AWP-CNF-020) before "
-        "a step decides AWP-SEC-001"
-    ),
     "worker:success-without-payload": (
         "worker/rpc/ping/json decides AWP-RPC-020 on the empty error and error_code alone; "
         "the missing payload fails its AWP-CNF-003/004 and AWP-PUB-020 steps"
@@ -33,10 +28,6 @@ KNOWN_ESCAPES: dict[str, str] = {
         "the reference worker claims CAPABILITY_RECONNECT, and worker/robustness/garbage-bytes "
         "then decides AWP-CONN-014 passed once the reconnect step is over, without checking "
         "whether the worker exited (the reconnect step fails on AWP-CONN-020 instead)"
-    ),
-    "host:ignore-token-file": (
-        "host/security/bearer-token decides AWP-CNF-020 on whether the host started from the "
-        "command serves; a host that ignores its token file fails the AWP-SEC-005 step instead"
     ),
     "worker:legacy-service-path": (
         "the harness host serves both service paths with one set of handlers and does not "
@@ -71,21 +62,6 @@ NO_MUTANT_YET: dict[str, dict[str, str]] = {
         "AWP-CLU-001": _CLUSTER,
         "AWP-CLU-005": _CLUSTER,
         "AWP-CLU-006": _CLUSTER,
-        "AWP-CONN-027": _NEW,
-        "AWP-CONN-024": _NEW,
-        "AWP-CONN-025": _NEW,
-        "AWP-CONN-026": _NEW,
-        "AWP-VER-019": _NEW,
-        "AWP-SEC-008": _NEW,
-        "AWP-RPC-025": _NEW,
-        "AWP-RPC-024": _NEW,
-        "AWP-ERR-021": _NEW,
-        "AWP-FLOW-021": _NEW,
-        "AWP-FLOW-007": _NEW,
-        "AWP-FLOW-008": _NEW,
-        "AWP-FLOW-009": _NEW,
-        "AWP-CTL-006": _NEW,
-        "AWP-CTL-007": _NEW,
     },
     "worker": {
         "AWP-CONN-040": _NEW,

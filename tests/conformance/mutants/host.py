@@ -115,14 +115,41 @@ def _bat_005() -> None:
 
 @_host(
     "ignore-token-file",
-    "AWP-CNF-020",
-    "started from the bearer-token command, ignores the token file it is given",
+    "AWP-SEC-005",
+    "started from the bearer-token command, ignores the token file it is given (and so "
+    "requires no token)",
     "host/security/bearer-token",
 )
-def _cnf_020() -> None:
+def _sec_005_file() -> None:
     from reference_host import _cli
 
     replace(_cli, "load_tokens", lambda original: lambda path: ())
+
+
+@_host(
+    "own-tls-certificate",
+    "AWP-CNF-020",
+    "started from the TLS command, serves TLS with a certificate of its own instead of "
+    "{tls_cert} and {tls_key}",
+    "host/security/tls",
+)
+def _cnf_020() -> None:
+    import grpc
+
+    from conformance._certs import make_certificates
+
+    def make(original: Any) -> Any:
+        def credentials(pairs: Any, *args: Any, **kwargs: Any) -> Any:
+            certs = make_certificates()  # another CA, which the harness does not trust
+            try:
+                own = (certs.server_key.read_bytes(), certs.server_cert.read_bytes())
+            finally:
+                certs.cleanup()
+            return original([own], *args, **kwargs)
+
+        return credentials
+
+    replace(grpc, "ssl_server_credentials", make)
 
 
 @_host(
@@ -1705,3 +1732,365 @@ def _sub_013() -> None:
         return agent_types_for
 
     replace(_subscriptions.SubscriptionTable, "agent_types_for", make)
+
+
+# -- drain, connections and the control channel (spec v1.0) --------------------------------
+
+
+@_host(
+    "close-with-ok",
+    "AWP-CONN-024",
+    "ends the data channels with status OK, not UNAVAILABLE, when its grace period ends",
+    "host/lifecycle/drain",
+    args=("--drain-grace-ms", "1000"),
+)
+def _conn_024() -> None:
+    from reference_host import _router
+
+    def close_all(self: Any) -> None:
+        for conn in list(self.connections.values()):
+            conn.end()  # flushes what is queued, then ends the call with OK
+
+    _router.Router.close_all = close_all  # type: ignore[method-assign]
+
+
+@_host(
+    "register-while-draining",
+    "AWP-CONN-025",
+    "accepts RegisterAgent, AddSubscription and RemoveSubscription while it drains",
+    "host/lifecycle/drain",
+    args=("--drain-grace-ms", "1000"),
+)
+def _conn_025() -> None:
+    from reference_host import _errors, _servicer
+
+    async def data_channel(self: Any, client_id: str) -> Any:
+        conn = await self._router.channel_for(client_id, self._channel_wait_s)
+        if conn is None or conn.closed:
+            raise _errors.FailedPrecondition(f"client {client_id!r} has no open data channel")
+        return conn
+
+    _servicer.AgentRpcServicer._data_channel = data_channel  # type: ignore[method-assign]
+
+
+@_host(
+    "half-close-unavailable",
+    "AWP-CONN-026",
+    "ends a data channel the worker half-closed with UNAVAILABLE, not OK",
+    "host/connection/half-close",
+)
+def _conn_026() -> None:
+    import grpc
+
+    from reference_host import _router
+
+    def make(original: Any) -> Any:
+        async def read_loop(self: Any, conn: Any, frames: Any) -> None:
+            async def watched() -> Any:
+                async for frame in frames:
+                    yield frame
+                # The worker half-closed: cleaned up as usual, but ended with an error.
+                conn.terminate(grpc.StatusCode.UNAVAILABLE, "the worker half-closed", flush=True)
+
+            await original(self, conn, watched())
+
+        return read_loop
+
+    replace(_router.Router, "read_loop", make)
+
+
+@_host(
+    "list-waits-for-channel",
+    "AWP-CONN-027",
+    "makes GetSubscriptions wait the channel wait for the caller's data channel",
+    "host/connection/list-without-channel",
+)
+def _conn_027() -> None:
+    from reference_host import _errors, _servicer
+
+    def make(original: Any) -> Any:
+        async def get_subscriptions(self: Any, request: Any, context: Any) -> Any:
+            metadata = {item[0]: item[1] for item in context.invocation_metadata() or ()}
+            try:
+                client_id, _ = self._auth.authenticate(metadata)
+                if await self._router.channel_for(client_id, self._channel_wait_s) is None:
+                    raise _errors.FailedPrecondition(f"client {client_id!r} has no data channel")
+            except _errors.HostError as exc:
+                await context.abort(_errors.status_code(exc), str(exc))
+            return await original(self, request, context)
+
+        return get_subscriptions
+
+    replace(_servicer.AgentRpcServicer, "GetSubscriptions", make)
+
+
+@_host(
+    "control-needs-state",
+    "AWP-VER-019",
+    "refuses OpenControlChannel unless CAPABILITY_STATE is in force on the client's data channel",
+    "host/control/routing",
+)
+def _ver_019() -> None:
+    from reference_host import _control, _errors
+
+    def make(original: Any) -> Any:
+        def attach(self: Any, conn: Any) -> None:
+            data = self._data.connections.get(conn.client_id)
+            if data is None or pb.CAPABILITY_STATE not in data.capabilities:
+                raise _errors.FailedPrecondition("CAPABILITY_STATE is not in force")
+            original(self, conn)
+
+        return attach
+
+    replace(_control.ControlRouter, "attach", make)
+
+
+@_host(
+    "health-needs-token",
+    "AWP-SEC-008",
+    "configured with tokens, answers health checks only with a token",
+    "host/security/bearer-token",
+)
+def _sec_008() -> None:
+    import grpc
+
+    from reference_host import _health, _security
+
+    with_tokens: list[bool] = []
+
+    def make_init(original: Any) -> Any:
+        def init(self: Any, policies: Any) -> None:
+            original(self, policies)
+            with_tokens.append(bool(self.requires_tokens))
+
+        return init
+
+    def make_check(original: Any) -> Any:
+        async def check(self: Any, request: Any, context: Any) -> Any:
+            keys = {item[0] for item in context.invocation_metadata() or ()}
+            if any(with_tokens) and "authorization" not in keys:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "a token is required")
+            return await original(self, request, context)
+
+        return check
+
+    replace(_security.Authenticator, "__init__", make_init)
+    replace(_health.HealthService, "Check", make_check)
+
+
+@_host(
+    "uncapped-timeouts",
+    "AWP-RPC-024",
+    "announces max_rpc_timeout_ms but honours and forwards any larger timeout_ms",
+    "host/rpc/deadline/cap-announced",
+)
+def _rpc_024() -> None:
+    from reference_host import _router
+
+    def make(original: Any) -> Any:
+        def init(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            self._max_timeout_ms = 0  # the welcome still announces the configured cap
+
+        return init
+
+    replace(_router.Router, "__init__", make)
+
+
+@_host(
+    "blame-target-for-departed-caller",
+    "AWP-RPC-025",
+    "reports a response whose caller has left to the target with ERROR_CODE_INVALID_REQUEST",
+    "host/rpc/caller-gone",
+)
+def _rpc_025() -> None:
+    from reference_host import _rpc
+
+    def make(original: Any) -> Any:
+        def forgotten_reason(self: Any, host_id: str, target: Any) -> Any:
+            reason = original(self, host_id, target)
+            return None if reason == _rpc.REASON_CALLER_GONE else reason
+
+        return forgotten_reason
+
+    replace(_rpc.RpcTable, "forgotten_reason", make)
+
+
+@_host(
+    "lookup-before-drain",
+    "AWP-ERR-021",
+    "while draining, answers a request for an unserved type with UNKNOWN_TARGET, not SHUTTING_DOWN",
+    "host/lifecycle/drain",
+    args=("--drain-grace-ms", "1000"),
+)
+def _err_021() -> None:
+    from reference_host import _router
+
+    def make(original: Any) -> Any:
+        def request(self: Any, conn: Any, message: Any) -> Any:
+            valid = (
+                message.request_id
+                and message.target.type
+                and message.HasField("payload")
+                and message.request_id not in conn.outgoing
+            )
+            if (
+                valid
+                and self.draining
+                and self._registry.lookup(message.target.type, message.target.key) is None
+            ):
+                return self._reply_error(
+                    conn,
+                    message.request_id,
+                    pb.ERROR_CODE_UNKNOWN_TARGET,
+                    f"no worker serves agent type {message.target.type!r}",
+                )
+            return original(self, conn, message)
+
+        return request
+
+    replace(_router.Router, "_request", make)
+
+
+@_host(
+    "drop-half-the-owed-frames",
+    "AWP-FLOW-007",
+    "drops every second frame it owes a worker whose queue is full (holding the rest)",
+    "host/flow/owed-errors",
+)
+def _flow_007() -> None:
+    from reference_host import _outbound
+
+    owed = [0]
+
+    def make(original: Any) -> Any:
+        def owe(self: Any, item: Any) -> None:
+            if not self._control and (self._owed or len(self._queue) >= self._limit):
+                owed[0] += 1
+                if owed[0] % 2:
+                    return
+            original(self, item)
+
+        return owe
+
+    replace(_outbound.Outbound, "owe", make)
+
+
+@_host(
+    "read-despite-owed-frames",
+    "AWP-FLOW-008",
+    "keeps reading a connection while frames it owes that connection are held back",
+    "host/flow/owed-errors",
+)
+def _flow_008() -> None:
+    from reference_host import _outbound
+
+    _outbound.Outbound.backlogged = property(lambda self: False)  # type: ignore[assignment,method-assign]
+
+
+@_host(
+    "stall-answering-departed-target",
+    "AWP-FLOW-009",
+    "answers the calls pending at a departed worker while holding the event loop, 5 ms a call",
+    "host/flow/calls-in-flight-limit",
+)
+def _flow_009() -> None:
+    import time
+
+    from reference_host import _rpc
+
+    def make(original: Any) -> Any:
+        def fail_target(self: Any, target: Any) -> list[Any]:
+            calls: list[Any] = original(self, target)
+            if len(calls) > 100:
+                time.sleep(0.005 * len(calls))  # the whole host waits meanwhile
+            return calls
+
+        return fail_target
+
+    replace(_rpc.RpcTable, "fail_target", make)
+
+
+@_host(
+    "slow-consumer-timeout-40s",
+    "AWP-FLOW-021",
+    "waits 40 s, beyond the 20 s bound, before it ends a slow consumer",
+    "host/flow/slow-consumer",
+)
+def _flow_021() -> None:
+    from reference_host import _config
+
+    def make(original: Any) -> Any:
+        def init(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            object.__setattr__(self, "slow_consumer_timeout_ms", 40_000)
+
+        return init
+
+    replace(_config.HostConfig, "__init__", make)
+
+
+def _is_v1_form(frame: pb.OpenControlChannelRequest) -> bool:
+    return frame.rpc_message.type_url.rpartition("/")[2].startswith("agentworker.v1.")
+
+
+@_host(
+    "control-errors-in-request-form",
+    "AWP-CTL-006",
+    "answers a control request it cannot route in the type-URL form of the request, not the "
+    "form its requester speaks",
+    "host/control/without-data-channel",
+)
+def _ctl_006() -> None:
+    from reference_host import _control
+
+    forms: list[bool] = []  # the form of the request being handled
+
+    def make_handle(original: Any) -> Any:
+        def handle(self: Any, conn: Any, frame: Any) -> None:
+            forms.append(_is_v1_form(frame))
+            try:
+                original(self, conn, frame)
+            finally:
+                forms.pop()
+
+        return handle
+
+    def make_fail(original: Any) -> Any:
+        def fail(self: Any, pending: Any, code: int, text: str) -> None:
+            if not forms:
+                original(self, pending, code, text)
+                return
+            form = forms[-1]
+            self.is_v1 = lambda client_id: form
+            try:
+                original(self, pending, code, text)
+            finally:
+                del self.is_v1
+
+        return fail
+
+    replace(_control.ControlRouter, "handle", make_handle)
+    replace(_control.ControlRouter, "_fail", make_fail)
+
+
+@_host(
+    "second-control-channel-replaces",
+    "AWP-CTL-007",
+    "a second OpenControlChannel for a client-id replaces its open control channel",
+    "host/control/without-data-channel",
+)
+def _ctl_007() -> None:
+    from reference_host import _control
+
+    def make(original: Any) -> Any:
+        def attach(self: Any, conn: Any) -> None:
+            old = self.connections.get(conn.client_id)
+            if old is not None:
+                self.detach(old)
+                old.end()
+            original(self, conn)
+
+        return attach
+
+    replace(_control.ControlRouter, "attach", make)
