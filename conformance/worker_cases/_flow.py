@@ -33,12 +33,17 @@ async def responses_while_busy(ctx: WorkerContext) -> None:
         command = call_command(ctx.unique("t"), f"busy-{index}", index, timeout_ms=30000)
         pending.append((await ctx.command_later(conn, command, key=ctx.unique("b")), index))
     within = ctx.seconds(20.0)
-    for _ in range(BUSY_CALLS):
-        request = await ctx.expect_outbound_request("outbound request of a busy worker", within)
-        ping, problem = decode_payload(request.payload, cp.Ping)
-        ctx.check(ping is not None, f"outbound payload is not a Ping: {problem}")
-        assert ping is not None
-        await conn.write(pb.OpenChannelResponse(response=pong_response(request, ping)))
+    # A worker that stops reading responses while busy sends no further calls either: the
+    # handlers that would make them wait for a free slot.
+    with ctx.step(
+        "AWP-FLOW-030", f"all {BUSY_CALLS} calls go out while earlier ones wait", gate=True
+    ):
+        for _ in range(BUSY_CALLS):
+            request = await ctx.expect_outbound_request("outbound request of a busy worker", within)
+            ping, problem = decode_payload(request.payload, cp.Ping)
+            ctx.check(ping is not None, f"outbound payload is not a Ping: {problem}")
+            assert ping is not None
+            await conn.write(pb.OpenChannelResponse(response=pong_response(request, ping)))
     for rid, index in pending:
         got = await outcome(ctx, rid, within)
         ctx.check(
