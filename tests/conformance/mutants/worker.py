@@ -1449,6 +1449,43 @@ def _conn_040() -> None:
 
 
 @_worker(
+    "requests-share-no-mailbox",
+    "AWP-CONN-040",
+    "starts each request in a mailbox of its own, so one agent's request handlers overlap",
+    "worker/flow/deadline-passes-in-mailbox",
+)
+def _conn_040_requests() -> None:
+    import itertools
+
+    from reference_worker import _inbound, _mailbox
+    from reference_worker._ids import AgentId
+
+    numbers = itertools.count()
+
+    def make_offer(original: Any) -> Any:
+        def offer(self: Any, delivery: Any) -> bool:
+            own = delivery.agent_id
+            delivery.agent_id = AgentId(own.type, f"{own.key}#{next(numbers)}")
+            return bool(original(self, delivery))
+
+        return offer
+
+    def make_handle(original: Any) -> Any:
+        async def handle(self: Any, work: Any, delivery: Any) -> Any:
+            key = delivery.agent_id  # the mailbox's; the handler gets the real target
+            delivery.agent_id = AgentId.from_proto(work.request.target)
+            try:
+                return await original(self, work, delivery)
+            finally:
+                delivery.agent_id = key
+
+        return handle
+
+    replace(_mailbox.Dispatcher, "offer", make_offer)
+    replace(_inbound.Inbound, "_handle_request", make_handle)
+
+
+@_worker(
     "event-stall-ignored",
     "AWP-CNF-030",
     "handles a Ping event with stall_ms at once, without waiting",
