@@ -158,17 +158,25 @@ async def _legacy_run(
     host: HarnessHost,
     why: str = "a host that sent no welcome",
     no_batch: tuple[str, ...] = ("AWP-VER-015", "AWP-BAT-001"),
+    legacy: bool = True,
 ) -> None:
-    """Start a second worker against ``host`` (a host under which no capability is in force)
+    """Start a second worker against ``host`` (a host under which batching is not in force)
     and decide, step by step, that it gets ready, answers a Ping, and sends no batch frame to
-    ``why`` (deciding ``no_batch``)."""
+    ``why`` (deciding ``no_batch``). With ``legacy`` the host plays a legacy one, and getting
+    ready without a welcome decides AWP-VER-015; otherwise the setup steps decide
+    ``no_batch`` (nothing can be decided without them)."""
     extra = await second_worker(ctx, {}, None, host=host)
     sub = WorkerContext(subject=extra, scale=ctx.scale, trace=ctx.trace)
+    setup = ("AWP-VER-015",) if legacy else no_batch
     with ctx.step(
-        "AWP-VER-015", "registers and subscribes within 10 s without a welcome", gate=True
+        setup,
+        "registers and subscribes within 10 s " + ("without a welcome" if legacy else f"({why})"),
+        gate=True,
     ):
         conn = await sub.ready()
-    with ctx.step("AWP-VER-015", "answers a Ping from the legacy host", gate=True):
+    with ctx.step(
+        setup, "answers a Ping from " + ("the legacy host" if legacy else why), gate=True
+    ):
         response = await sub.rpc(conn, json_ping_payload("legacy", 1))
         ctx.check(response.error == "", f"error response {response.error!r}")
     action = cp.PublishAction(
@@ -267,4 +275,6 @@ async def capability_not_welcomed(ctx: WorkerContext) -> None:
     Asserts: the worker registers, answers the Ping and sends no batch frame: a capability
     the welcome does not list is not in force, whatever the hello listed."""
     host = HarnessHost(scale=ctx.scale, withhold=frozenset({pb.CAPABILITY_BATCHING}))
-    await _legacy_run(ctx, host, "a host whose welcome does not list batching", ("AWP-VER-012",))
+    await _legacy_run(
+        ctx, host, "a host whose welcome does not list batching", ("AWP-VER-012",), legacy=False
+    )
