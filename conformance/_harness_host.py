@@ -3,8 +3,8 @@ routing, no policy) that records everything a worker sends and lets cases write 
 well formed or not, on the worker's channels.
 
 It serves the canonical service and the legacy ``agents.AgentRpc`` path with the same
-handlers. Frames are read as raw bytes and decoded here, so a frame that does not decode is
-counted instead of killing the stream.
+handlers, and records which path each call used. Frames are read as raw bytes and decoded
+here, so a frame that does not decode is counted instead of killing the stream.
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ _CLOSE = object()
 
 @dataclass(slots=True)
 class Call:
-    """One call the worker made: its method, client-id (None when absent), request message
-    (for unary calls) and arrival time."""
+    """One call the worker made: its method, client-id (None when absent), the full method
+    path it called (`/<service>/<Method>`, AWP-CONN-001), request message (for unary calls)
+    and arrival time."""
 
     method: str
     client_id: str | None
@@ -91,13 +92,14 @@ class Connection:
     bad_batches: int = 0  # empty, or holding a batch (AWP-BAT-002)
 
     welcomed: bool = True
+    withheld: frozenset[int] = frozenset()  # capabilities the welcome leaves out
 
     @property
     def capabilities(self) -> frozenset[int]:
         """Return the capabilities in force (claimed by the hello and echoed by the host)."""
         if self.hello is None or not self.welcomed:
             return frozenset()
-        return frozenset(self.hello.capabilities) & HOST_CAPABILITIES
+        return (frozenset(self.hello.capabilities) & HOST_CAPABILITIES) - self.withheld
 
     async def write(self, frame: Message | bytes) -> None:
         """Queue one frame (a message, or raw bytes sent as they are) for the worker."""
@@ -121,6 +123,7 @@ class HarnessHost:
         welcome: bool = True,
         welcome_version: int = 1,
         headers_first: bool = True,
+        withhold: frozenset[int] = frozenset(),
     ) -> None:
         self.scale = scale
         # False plays a legacy host: no welcome, so no capability is ever in force.
@@ -131,6 +134,8 @@ class HarnessHost:
         # False (with no welcome) plays a legacy host that sends no response headers on a data
         # channel before its first frame (AWP-VER-015): gRPC then sends them with that frame.
         self.headers_first = headers_first or welcome
+        # Capabilities a v1 welcome leaves out although the hello offered them (AWP-VER-012).
+        self.withhold = withhold
         self.trace = trace if trace is not None else Trace()
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -165,28 +170,9 @@ class HarnessHost:
                 ("grpc.so_reuseport", 0),
             )
         )
-        handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
-            "OpenChannel": grpc.stream_stream_rpc_method_handler(
-                self._data_channel, response_serializer=encode
-            ),
-            "OpenControlChannel": grpc.stream_stream_rpc_method_handler(
-                self._control_channel, response_serializer=encode
-            ),
-        }
-        for method, request_type, response_type in (
-            ("RegisterAgent", pb.RegisterAgentRequest, pb.RegisterAgentResponse),
-            ("AddSubscription", pb.AddSubscriptionRequest, pb.AddSubscriptionResponse),
-            ("RemoveSubscription", pb.RemoveSubscriptionRequest, pb.RemoveSubscriptionResponse),
-            ("GetSubscriptions", pb.GetSubscriptionsRequest, pb.GetSubscriptionsResponse),
-        ):
-            handlers[method] = grpc.unary_unary_rpc_method_handler(
-                self._unary_handler(method, response_type),
-                request_deserializer=request_type.FromString,
-                response_serializer=encode,
-            )
         for service in (CANONICAL_SERVICE, LEGACY_SERVICE):
             server.add_generic_rpc_handlers(
-                (grpc.method_handlers_generic_handler(service, handlers),)
+                (grpc.method_handlers_generic_handler(service, self._handlers(service)),)
             )
         if credentials is None:
             self.port = server.add_insecure_port(address)
@@ -197,6 +183,38 @@ class HarnessHost:
         await server.start()
         self.server = server
         return f"127.0.0.1:{self.port}"
+
+    def _handlers(self, service: str) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+        """Return the handlers of ``service``; each records the path its calls used."""
+
+        # Async generator functions, which is how gRPC tells a streaming handler apart.
+        async def data(requests: AsyncIterator[bytes], context: Any) -> Any:
+            async for item in self._data_channel(requests, context, f"/{service}/OpenChannel"):
+                yield item
+
+        async def control(requests: AsyncIterator[bytes], context: Any) -> Any:
+            path = f"/{service}/OpenControlChannel"
+            async for item in self._control_channel(requests, context, path):
+                yield item
+
+        handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+            "OpenChannel": grpc.stream_stream_rpc_method_handler(data, response_serializer=encode),
+            "OpenControlChannel": grpc.stream_stream_rpc_method_handler(
+                control, response_serializer=encode
+            ),
+        }
+        for method, request_type, response_type in (
+            ("RegisterAgent", pb.RegisterAgentRequest, pb.RegisterAgentResponse),
+            ("AddSubscription", pb.AddSubscriptionRequest, pb.AddSubscriptionResponse),
+            ("RemoveSubscription", pb.RemoveSubscriptionRequest, pb.RemoveSubscriptionResponse),
+            ("GetSubscriptions", pb.GetSubscriptionsRequest, pb.GetSubscriptionsResponse),
+        ):
+            handlers[method] = grpc.unary_unary_rpc_method_handler(
+                self._unary_handler(method, response_type, f"/{service}/{method}"),
+                request_deserializer=request_type.FromString,
+                response_serializer=encode,
+            )
+        return handlers
 
     async def stop(self) -> None:
         """Stop the server at once."""
@@ -216,7 +234,7 @@ class HarnessHost:
                 return str(value)
         return None
 
-    def _record_call(self, method: str, context: Any, request: Message | None) -> Call:
+    def _record_call(self, method: str, context: Any, request: Message | None, path: str) -> Call:
         authorization = None
         for key, value in context.invocation_metadata() or ():
             if key == "authorization":
@@ -225,7 +243,7 @@ class HarnessHost:
             authorization=authorization,
             method=method,
             client_id=self._client_id(context),
-            path=str(context.method() if hasattr(context, "method") else ""),
+            path=path,
             at=time.monotonic(),
             request=request,
         )
@@ -242,9 +260,9 @@ class HarnessHost:
             for c in self.connections
         )
 
-    def _unary_handler(self, method: str, response_type: type[Message]) -> Any:
+    def _unary_handler(self, method: str, response_type: type[Message], path: str) -> Any:
         async def handle(request: Message, context: Any) -> Message:
-            call = self._record_call(method, context, request)
+            call = self._record_call(method, context, request, path)
             status = self.unary_status(method, call.client_id, request)
             if status is None and method != "GetSubscriptions":
                 # As a host must (AWP-CONN-008): wait up to 5 s for the caller's data channel.
@@ -262,7 +280,7 @@ class HarnessHost:
 
         return handle
 
-    def _open(self, context: Any, *, control: bool) -> Connection:
+    def _open(self, context: Any, path: str, *, control: bool) -> Connection:
         hello: pb.ChannelHello | None = None
         present = False
         for key, value in context.invocation_metadata() or ():
@@ -273,6 +291,7 @@ class HarnessHost:
         self._counter += 1
         conn = Connection(
             welcomed=self.welcome and self.welcome_version == 1,
+            withheld=self.withhold,
             number=self._counter,
             control=control,
             client_id=self._client_id(context),
@@ -282,20 +301,20 @@ class HarnessHost:
         )
         self.connections.append(conn)
         kind = "OpenControlChannel" if control else "OpenChannel"
-        self._record_call(kind, context, None)
+        self._record_call(kind, context, None, path)
         if hello is not None:
             self.trace.received("worker", f"#{conn.number} hello {describe(hello)}")
         return conn
 
-    async def _data_channel(self, requests: AsyncIterator[bytes], context: Any) -> Any:
-        conn = self._open(context, control=False)
+    async def _data_channel(self, requests: AsyncIterator[bytes], context: Any, path: str) -> Any:
+        conn = self._open(context, path, control=False)
         if self.refuse_opens > 0:
             self.refuse_opens -= 1
             conn.ended.set()
             self.trace.sent("host", f"#{conn.number} OpenChannel refused with ALREADY_EXISTS")
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, "client-id already has a channel")
         if conn.hello is not None and self.welcome:
-            offered = frozenset(conn.hello.capabilities) & HOST_CAPABILITIES
+            offered = (frozenset(conn.hello.capabilities) & HOST_CAPABILITIES) - self.withhold
             welcome = pb.ChannelWelcome(
                 protocol_version=self.welcome_version,
                 capabilities=cast("list[pb.Capability]", sorted(offered)),
@@ -313,8 +332,10 @@ class HarnessHost:
         async for item in self._serve(conn, requests, context, pb.OpenChannelRequest):
             yield item
 
-    async def _control_channel(self, requests: AsyncIterator[bytes], context: Any) -> Any:
-        conn = self._open(context, control=True)
+    async def _control_channel(
+        self, requests: AsyncIterator[bytes], context: Any, path: str
+    ) -> Any:
+        conn = self._open(context, path, control=True)
         await context.send_initial_metadata(())
         async for item in self._serve(conn, requests, context, pb.OpenControlChannelRequest):
             yield item
@@ -374,13 +395,7 @@ class HarnessHost:
                     self.trace.received(
                         "worker", f"#{conn.number} batch of {len(data.batch.messages)}"
                     )
-                    if not data.batch.messages:
-                        conn.bad_batches += 1
-                    for inner in data.batch.messages:
-                        if inner.WhichOneof("message") in (None, "batch"):
-                            conn.bad_batches += 1
-                            continue
-                        self._add(conn, inner, now, batched=True)
+                    self._unpack(conn, data, now)
                 else:
                     self._add(conn, frame, now, batched=False)
             conn.end_reason = conn.end_reason or "half-closed by the worker"
@@ -389,6 +404,22 @@ class HarnessHost:
             raise
         except Exception as exc:  # the stream broke: recorded, the channel ends
             conn.end_reason = conn.end_reason or f"stream failed: {type(exc).__name__}"
+
+    def _unpack(self, conn: Connection, batch: pb.OpenChannelRequest, at: float) -> None:
+        """Record the frames of a batch. An empty or nested batch breaks AWP-BAT-002 and is
+        counted; the frames inside a nested batch are still recorded, so that the cases
+        reading them go on and the check after the case decides AWP-BAT-002."""
+        if not batch.batch.messages:
+            conn.bad_batches += 1
+        for inner in batch.batch.messages:
+            case = inner.WhichOneof("message")
+            if case == "batch":
+                conn.bad_batches += 1
+                self._unpack(conn, inner, at)
+            elif case is None:
+                conn.bad_batches += 1
+            else:
+                self._add(conn, inner, at, batched=True)
 
     def _add(self, conn: Connection, frame: Message, at: float, *, batched: bool) -> None:
         self.inbound.append(Inbound(conn, frame, at, batched))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agentworker.conformance.v1 import contract_pb2 as cp
@@ -55,7 +56,7 @@ REQUIRED_RULES = {
 }
 
 
-def is_response_to(request_id: str) -> object:
+def is_response_to(request_id: str) -> Callable[[Inbound], bool]:
     """Return a predicate matching the response frame for ``request_id``."""
 
     def match(item: Inbound) -> bool:
@@ -216,7 +217,7 @@ class WorkerContext(StepsMixin):
         """Wait for the worker's response to ``request_id``."""
         item = await self.host.expect(
             f"response to request {request_id!r}",
-            is_response_to(request_id),  # type: ignore[arg-type]
+            is_response_to(request_id),
             within,
         )
         response: pb.RpcResponse = item.frame.response

@@ -31,17 +31,19 @@ async def deliver_and_check(
     protobuf: bool,
     extra: dict[str, str] | None = None,
     delivery: tuple[str, ...] = (),
+    receipt_decides: tuple[str, ...] = (),
 ) -> None:
     """Deliver a Ping event and decide, step by step (``delivery`` names further requirements
     the arrival of the receipt decides), that the agent addressed received it
     (AWP-SUB-010, AWP-SUB-012) and that its EventReceipt describes it (AWP-CNF-005,
-    AWP-PUB-022, AWP-PUB-002)."""
+    AWP-PUB-022, AWP-PUB-002). ``receipt_decides``, when given, replaces the requirements the
+    arrival of the receipt decides (a case that showed the routing already)."""
     conn = await ctx.ready()
     text = ctx.unique("ev")
     event = ping_event(topic_type, source, text, 5, protobuf=protobuf, extra=extra)
     await conn.write(pb.OpenChannelResponse(cloud_event=event))
     with ctx.step(
-        ("AWP-SUB-010", "AWP-SUB-012", "AWP-CNF-005", *delivery),
+        receipt_decides or ("AWP-SUB-010", "AWP-SUB-012", "AWP-CNF-005", *delivery),
         "the addressed agent receives the event and publishes a receipt",
         gate=True,
     ):
@@ -92,15 +94,29 @@ async def broadcast_json(ctx: WorkerContext) -> None:
     """Procedure: deliver an event on topic (`conformance.broadcast`, `src-…`) with a JSON
     Ping in binary_data, sent by harness/sender, with two extra unknown attributes.
 
+    First a protobuf Ping event to the same agent shows the event reaches the agent, so
+    that the receipt of the JSON one decides whether the worker decodes JSON events.
+
     Asserts: the worker publishes an EventReceipt (protobuf, topic `conformance.receipts`,
     source = the agent key) naming agent key = topic source, the topic, the Ping's text and
     seq, ENCODING_JSON, sender harness/sender and the event id."""
+    conn = await ctx.ready()
+    source = ctx.unique("src")
+    routed = ping_event(BROADCAST_TOPIC, source, "routed", 1, protobuf=True)
+    await conn.write(pb.OpenChannelResponse(cloud_event=routed))
+    with ctx.step(
+        ("AWP-SUB-010", "AWP-CNF-005"),
+        "the agent receives a protobuf Ping event and publishes a receipt",
+        gate=True,
+    ):
+        await ctx.expect_receipt(routed.id, 10.0)
     await deliver_and_check(
         ctx,
         BROADCAST_TOPIC,
-        ctx.unique("src"),
+        source,
         protobuf=False,
         extra={"xconformanceextra": "ignored", "traceparent2": "x"},
+        receipt_decides=("AWP-PUB-022",),
     )
 
 
@@ -366,7 +382,8 @@ async def unhandled_type(ctx: WorkerContext) -> None:
     `Pong`, which the conformance agent has no handler for; then a JSON Ping event; both with
     source `src-…`.
 
-    Asserts: the worker stays connected and publishes an EventReceipt for the Ping only."""
+    Asserts: the worker stays connected (it handles the Ping on the same channel) and
+    publishes an EventReceipt for the Ping only."""
     conn = await ctx.ready()
     source = ctx.unique("src")
     unhandled = ping_event(BROADCAST_TOPIC, source, "x", 1, protobuf=True)
@@ -374,7 +391,18 @@ async def unhandled_type(ctx: WorkerContext) -> None:
     unhandled.attributes["dataschema"].ce_string = cp.Pong.DESCRIPTOR.full_name
     handled = ping_event(BROADCAST_TOPIC, source, "y", 2, protobuf=False)
     await conn.write(pb.OpenChannelResponse(cloud_event=unhandled))
-    await conn.write(pb.OpenChannelResponse(cloud_event=handled))
-    await ctx.expect_receipt(handled.id)
+    with ctx.step(
+        "AWP-PUB-025",
+        "the channel stays open: a later Ping event on it is handled",
+        gate=True,
+    ):
+        await conn.write(pb.OpenChannelResponse(cloud_event=handled))
+        _, item = await ctx.expect_receipt(handled.id)
+        ctx.check(item.connection is conn, "the receipt came on another channel")
     late = ctx.host.pending(_receipt_from(source))
-    ctx.check(not late, f"{len(late)} receipts for an event of a type no handler takes")
+    ctx.decide(
+        "AWP-PUB-025",
+        "the event of a type no handler takes is not delivered",
+        not late,
+        f"{len(late)} receipts for an event of a type no handler takes",
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from agentworker.conformance.v1 import contract_pb2 as cp
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._payloads import decode_payload, proto_payload
-from conformance._worker_context import WorkerContext
+from conformance._worker_context import WorkerContext, is_response_to
 from conformance.worker_cases._call import call_command, outcome, pong_response
 from conformance.worker_cases._registry import worker_case
 
@@ -33,12 +33,17 @@ async def responses_while_busy(ctx: WorkerContext) -> None:
         command = call_command(ctx.unique("t"), f"busy-{index}", index, timeout_ms=30000)
         pending.append((await ctx.command_later(conn, command, key=ctx.unique("b")), index))
     within = ctx.seconds(20.0)
-    for _ in range(BUSY_CALLS):
-        request = await ctx.expect_outbound_request("outbound request of a busy worker", within)
-        ping, problem = decode_payload(request.payload, cp.Ping)
-        ctx.check(ping is not None, f"outbound payload is not a Ping: {problem}")
-        assert ping is not None
-        await conn.write(pb.OpenChannelResponse(response=pong_response(request, ping)))
+    # A worker that stops reading responses while busy sends no further calls either: the
+    # handlers that would make them wait for a free slot.
+    with ctx.step(
+        "AWP-FLOW-030", f"all {BUSY_CALLS} calls go out while earlier ones wait", gate=True
+    ):
+        for _ in range(BUSY_CALLS):
+            request = await ctx.expect_outbound_request("outbound request of a busy worker", within)
+            ping, problem = decode_payload(request.payload, cp.Ping)
+            ctx.check(ping is not None, f"outbound payload is not a Ping: {problem}")
+            assert ping is not None
+            await conn.write(pb.OpenChannelResponse(response=pong_response(request, ping)))
     for rid, index in pending:
         got = await outcome(ctx, rid, within)
         ctx.check(
@@ -56,9 +61,10 @@ async def deadline_in_mailbox(ctx: WorkerContext) -> None:
     """Procedure: send Command{stall: 1500 ms} to agent `m-…`, then at once a protobuf Ping
     RPC with timeout_ms 300 to the same agent.
 
-    Asserts: the Ping is answered with ERROR_CODE_DEADLINE_EXCEEDED (it waited behind the
-    stalled handler, AWP-CONN-040, until its deadline passed, AWP-FLOW-033), and the stall
-    command then answers CommandResult.stalled_ms 1500."""
+    Asserts: the Ping is not answered with success before the stall ends (it waits behind
+    the stalled handler, AWP-CONN-040); it is answered with ERROR_CODE_DEADLINE_EXCEEDED (its
+    deadline passed while it waited, AWP-FLOW-033); the stall command answers
+    CommandResult.stalled_ms 1500 (AWP-CNF-013). Each is decided in a step of its own."""
     conn = await ctx.ready()
     key = ctx.unique("m")
     stall_id = await ctx.command_later(
@@ -72,17 +78,34 @@ async def deadline_in_mailbox(ctx: WorkerContext) -> None:
         request_id=ping_id,
         timeout_ms=300,
     )
-    answer = await ctx.expect_response(ping_id, within=ctx.seconds(10.0))
-    ctx.check(
+    ping_item = await ctx.host.expect(
+        f"response to request {ping_id!r}", is_response_to(ping_id), ctx.seconds(10.0)
+    )
+    stall_item = await ctx.host.expect(
+        f"response to request {stall_id!r}", is_response_to(stall_id), ctx.seconds(10.0)
+    )
+    answer, stalled = ping_item.frame.response, stall_item.frame.response
+    overlapped = answer.error == "" and ping_item.at < stall_item.at
+    ctx.decide(
+        "AWP-CONN-040",
+        "the Ping's handler does not run while its agent's stalled handler runs",
+        not overlapped,
+        "the Ping was answered with success before the 1500 ms stall of the same agent "
+        "ended: the agent's handlers overlapped",
+        gate=True,
+    )
+    ctx.decide(
+        "AWP-FLOW-033",
+        "a request whose deadline passed in the queue is answered DEADLINE_EXCEEDED",
         answer.error_code == pb.ERROR_CODE_DEADLINE_EXCEEDED,
         f"a Ping that waited behind a 1500 ms handler of its agent past its 300 ms deadline was "
         f"answered {pb.ErrorCode.Name(answer.error_code)} {answer.error!r}, expected "
-        "ERROR_CODE_DEADLINE_EXCEEDED (AWP-FLOW-033; a Pong means the agent's handlers "
-        "overlapped, AWP-CONN-040)",
+        "ERROR_CODE_DEADLINE_EXCEEDED without running its handler",
     )
-    stalled = await ctx.expect_response(stall_id, within=ctx.seconds(10.0))
     result, problem = decode_payload(stalled.payload, cp.CommandResult)
-    ctx.check(
+    ctx.decide(
+        "AWP-CNF-013",
+        "the stall command answers stalled_ms 1500",
         result is not None and result.stalled_ms == 1500,
-        f"the stall command's answer: {problem or result} (AWP-CNF-013)",
+        f"the stall command's answer: {problem or result}",
     )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from agentworker.conformance.v1 import contract_pb2 as cp
 from agentworker.v1 import agentworker_pb2 as pb
+from conformance._cases import Level
 from conformance._harness_host import HarnessHost
 from conformance._payloads import enum_name, json_ping_payload
+from conformance._wire import CANONICAL_SERVICE
 from conformance._worker_context import WorkerContext
 from conformance.worker_cases._registry import worker_case
 from conformance.worker_cases._security import second_worker
@@ -42,9 +44,19 @@ async def hello(ctx: WorkerContext) -> None:
     CAPABILITY_UNSPECIFIED and no capability twice. The implementation name and capabilities
     are recorded in the trace (each declared capability makes its cases mandatory). On this
     plaintext, token-less connection the hello announces none of CAPABILITY_TLS,
-    CAPABILITY_MUTUAL_TLS, CAPABILITY_BEARER_TOKEN (they describe the connection)."""
+    CAPABILITY_MUTUAL_TLS, CAPABILITY_BEARER_TOKEN (they describe the connection). Every call
+    the worker made used the canonical service path `/agentworker.v1.AgentRpcService/...`."""
     with ctx.step("AWP-CONN-001", "the worker opens a gRPC data channel and registers", gate=True):
         conn = await ctx.ready()
+    canonical = f"/{CANONICAL_SERVICE}/"
+    paths = sorted({c.path for c in ctx.host.calls if c.client_id == conn.client_id})
+    ctx.decide(
+        "AWP-CONN-001",
+        f"every call uses the service path {canonical}<Method>",
+        all(path.startswith(canonical) for path in paths),
+        f"the worker called {[p for p in paths if not p.startswith(canonical)]} on a host that "
+        f"serves {canonical} (a v1 host need not serve the legacy path)",
+    )
     ctx.check(conn.hello_present, "OpenChannel carried no agentworker-hello-bin (AWP-VER-010)")
     ctx.check(conn.hello is not None, "agentworker-hello-bin does not decode as ChannelHello")
     assert conn.hello is not None
@@ -146,17 +158,25 @@ async def _legacy_run(
     host: HarnessHost,
     why: str = "a host that sent no welcome",
     no_batch: tuple[str, ...] = ("AWP-VER-015", "AWP-BAT-001"),
+    legacy: bool = True,
 ) -> None:
-    """Start a second worker against ``host`` (a host under which no capability is in force)
+    """Start a second worker against ``host`` (a host under which batching is not in force)
     and decide, step by step, that it gets ready, answers a Ping, and sends no batch frame to
-    ``why`` (deciding ``no_batch``)."""
+    ``why`` (deciding ``no_batch``). With ``legacy`` the host plays a legacy one, and getting
+    ready without a welcome decides AWP-VER-015; otherwise the setup steps decide
+    ``no_batch`` (nothing can be decided without them)."""
     extra = await second_worker(ctx, {}, None, host=host)
     sub = WorkerContext(subject=extra, scale=ctx.scale, trace=ctx.trace)
+    setup = ("AWP-VER-015",) if legacy else no_batch
     with ctx.step(
-        "AWP-VER-015", "registers and subscribes within 10 s without a welcome", gate=True
+        setup,
+        "registers and subscribes within 10 s " + ("without a welcome" if legacy else f"({why})"),
+        gate=True,
     ):
         conn = await sub.ready()
-    with ctx.step("AWP-VER-015", "answers a Ping from the legacy host", gate=True):
+    with ctx.step(
+        setup, "answers a Ping from " + ("the legacy host" if legacy else why), gate=True
+    ):
         response = await sub.rpc(conn, json_ping_payload("legacy", 1))
         ctx.check(response.error == "", f"error response {response.error!r}")
     action = cp.PublishAction(
@@ -238,4 +258,23 @@ async def later_major_version(ctx: WorkerContext) -> None:
         HarnessHost(scale=ctx.scale, welcome_version=2),
         "a host whose welcome has protocol_version 2",
         ("AWP-VER-018",),
+    )
+
+
+@worker_case(
+    "worker/handshake/capability-not-welcomed",
+    requirements=["AWP-VER-012"],
+    level=Level.CAPABILITY,
+    capability=pb.CAPABILITY_BATCHING,
+)
+async def capability_not_welcomed(ctx: WorkerContext) -> None:
+    """Procedure: (spawn mode; CAPABILITY_BATCHING) start a second instance of the worker
+    against a harness host whose version 1 welcome lists every capability the hello offered
+    except CAPABILITY_BATCHING. Send a Ping, then Command.publish of 200 protobuf Pings.
+
+    Asserts: the worker registers, answers the Ping and sends no batch frame: a capability
+    the welcome does not list is not in force, whatever the hello listed."""
+    host = HarnessHost(scale=ctx.scale, withhold=frozenset({pb.CAPABILITY_BATCHING}))
+    await _legacy_run(
+        ctx, host, "a host whose welcome does not list batching", ("AWP-VER-012",), legacy=False
     )

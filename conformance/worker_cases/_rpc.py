@@ -19,14 +19,22 @@ __all__: list[str] = []
 def check_pong(
     ctx: WorkerContext, response: pb.RpcResponse, content_type: str, text: str, seq: int, key: str
 ) -> None:
-    """Decide, each in its own step, that ``response`` is a success (AWP-CNF-003), in the
-    Ping's encoding (AWP-CNF-003), a Pong (AWP-CNF-004) echoing the Ping (AWP-CNF-003)."""
+    """Decide, each in its own step, that ``response`` is a success (AWP-CNF-003) carrying a
+    payload (AWP-RPC-020), in the Ping's encoding (AWP-CNF-003), a Pong (AWP-CNF-004)
+    echoing the Ping (AWP-CNF-003)."""
     ctx.decide(
         ("AWP-CNF-003", "AWP-RPC-020"),
         "the Ping is answered with success (empty error, no error_code)",
         response.error == "" and response.error_code == pb.ERROR_CODE_UNSPECIFIED,
         f"error response {response.error!r} ({pb.ErrorCode.Name(response.error_code)}) to a Ping",
     )
+    if response.error == "" and response.error_code == pb.ERROR_CODE_UNSPECIFIED:
+        ctx.decide(
+            "AWP-RPC-020",
+            "the successful response carries the handler's reply in payload",
+            response.HasField("payload") and response.payload.data_type != "",
+            "a successful response without a payload (or with an empty data_type)",
+        )
     ctx.decide(
         "AWP-CNF-003",
         "the Pong uses the Ping's encoding",
@@ -269,19 +277,35 @@ async def command_deadline(ctx: WorkerContext) -> None:
     """Procedure: send Command{stall: 200 ms} (deadline_ms 0: no bound of its own) and check
     its answer; then Command{deadline_ms: 300, stall: 5000 ms}.
 
-    Asserts: the first answer is a protobuf CommandResult.stalled_ms 200; the second is an error
+    Asserts: the first answer is a success (AWP-CNF-021) in the protobuf encoding
+    (AWP-CNF-023), a CommandResult.stalled_ms 200 (AWP-CNF-013); the second is an error
     response (non-empty `error` containing the word `deadline`, error_code HANDLER_FAILED)
     arriving within 300 ms plus 2 s of slack (scaled), not after the
     stall."""
     conn = await ctx.ready()
-    with ctx.step(("AWP-CNF-013", "AWP-CNF-021"), "a 200 ms stall with deadline_ms 0 runs"):
-        result = await ctx.command(
-            conn, cp.Command(deadline_ms=0, stall=cp.StallAction(duration_ms=200))
-        )
+    stall = cp.Command(
+        case_id=ctx.unique("c"), deadline_ms=0, stall=cp.StallAction(duration_ms=200)
+    )
+    with ctx.step("AWP-CNF-021", "a 200 ms stall with deadline_ms 0 runs to completion"):
+        answer = await ctx.rpc(conn, proto_payload(stall), within=10.0)
         ctx.check(
-            result.stalled_ms == 200,
-            f"stalled_ms {result.stalled_ms}, expected 200; deadline_ms 0 sets no bound",
+            answer.error == "",
+            f"error {answer.error!r} ({pb.ErrorCode.Name(answer.error_code)}); deadline_ms 0 "
+            "sets no bound",
         )
+        ctx.decide(
+            "AWP-CNF-023",
+            "the successful command is answered in the protobuf encoding",
+            (answer.payload.data_content_type, answer.payload.data_type)
+            == (PROTOBUF, cp.CommandResult.DESCRIPTOR.full_name),
+            f"answered with content type {answer.payload.data_content_type!r}, data_type "
+            f"{answer.payload.data_type!r}",
+        )
+        with ctx.step("AWP-CNF-013", "the stall answers stalled_ms 200"):
+            result, problem = decode_payload(answer.payload, cp.CommandResult)
+            ctx.check(result is not None, f"the answer is not a CommandResult: {problem}")
+            assert result is not None
+            ctx.check(result.stalled_ms == 200, f"stalled_ms {result.stalled_ms}, expected 200")
     command = cp.Command(
         case_id=ctx.unique("c"), deadline_ms=300, stall=cp.StallAction(duration_ms=5000)
     )
@@ -332,33 +356,50 @@ async def unknown_agent_type(ctx: WorkerContext) -> None:
     requirements=["AWP-CNF-024", "AWP-RPC-026", "AWP-RPC-021", "AWP-VER-001"],
 )
 async def payload_reading(ctx: WorkerContext) -> None:
-    """Procedure: send conformance/key-num a JSON Ping `{"text": "n", "seq": 7.0, "note":
-    "x"}` whose request names method `ignored.method`; then a JSON Ping whose seq is
+    """Procedure: send conformance/key-num JSON Pings whose seq is 7, each with one thing a
+    reader must take in its stride: a request naming method `ignored.method`, seq written
+    `7.0`, seq written `0.7e1`, an unknown member `"note"`; then a JSON Ping whose seq is
     4294967296 (outside int32).
 
-    Asserts: the first is answered with a JSON Pong with seq 7 (an integral number written
-    with a fraction, an unknown field and a method name change nothing); the second with
-    ERROR_CODE_UNSUPPORTED_MESSAGE (it does not decode as a Ping)."""
+    Asserts: each of the first four is answered with a Pong with seq 7 (a method name, an
+    integral number written with a fraction or an exponent, an unknown member change
+    nothing), each in a step of its own; the last with ERROR_CODE_UNSUPPORTED_MESSAGE (it
+    does not decode as a Ping)."""
     conn = await ctx.ready()
-    rid = ctx.unique("h")
-    request = pb.RpcRequest(
-        request_id=rid,
-        target=pb.AgentId(type="conformance", key="key-num"),
-        method="ignored.method",
-        payload=pb.Payload(
-            data_type="Ping",
-            data_content_type=JSON,
-            data=b'{"text": "n", "seq": 7.0, "note": "x"}',
-        ),
+    readings = (
+        ("AWP-RPC-026", "a request naming method `ignored.method`", "ignored.method", b"7"),
+        ("AWP-CNF-024", "a seq written 7.0", "", b"7.0"),
+        ("AWP-CNF-024", "a seq written 0.7e1", "", b"0.7e1"),
+        ("AWP-VER-001", "an unknown member", "", b'7, "note": "x"'),
     )
-    await conn.write(pb.OpenChannelResponse(request=request))
-    check_pong(ctx, await ctx.expect_response(rid), JSON, "n", 7, "key-num")
+    for requirement, what, method, seq in readings:
+        rid = ctx.unique("h")
+        request = pb.RpcRequest(
+            request_id=rid,
+            target=pb.AgentId(type="conformance", key="key-num"),
+            method=method,
+            payload=pb.Payload(
+                data_type="Ping", data_content_type=JSON, data=b'{"text": "n", "seq": ' + seq + b"}"
+            ),
+        )
+        with ctx.step(requirement, f"{what} is answered with its Pong"):
+            await conn.write(pb.OpenChannelResponse(request=request))
+            response = await ctx.expect_response(rid)
+            ctx.check(
+                response.error == "",
+                f"error {response.error!r} ({pb.ErrorCode.Name(response.error_code)})",
+            )
+            pong, problem = decode_payload(response.payload, cp.Pong)
+            ctx.check(pong is not None, f"not a Pong: {problem}")
+            assert pong is not None
+            ctx.check((pong.text, pong.seq) == ("n", 7), f"Pong {(pong.text, pong.seq)}")
     big = pb.Payload(
         data_type="Ping", data_content_type=JSON, data=b'{"text": "n", "seq": 4294967296}'
     )
-    response = await ctx.rpc(conn, big, key="key-num")
-    ctx.check(
-        response.error_code == pb.ERROR_CODE_UNSUPPORTED_MESSAGE and response.error != "",
-        f"a Ping whose seq is outside int32 got {pb.ErrorCode.Name(response.error_code)} "
-        f"{response.error!r}, expected ERROR_CODE_UNSUPPORTED_MESSAGE (AWP-CNF-024)",
-    )
+    with ctx.step(("AWP-CNF-024", "AWP-RPC-021"), "a seq outside int32 does not decode"):
+        response = await ctx.rpc(conn, big, key="key-num")
+        ctx.check(
+            response.error_code == pb.ERROR_CODE_UNSUPPORTED_MESSAGE and response.error != "",
+            f"a Ping whose seq is outside int32 got {pb.ErrorCode.Name(response.error_code)} "
+            f"{response.error!r}, expected ERROR_CODE_UNSUPPORTED_MESSAGE",
+        )

@@ -58,9 +58,17 @@ def _recode(old: int, new: int) -> None:
 
 
 def _agent_method(name: str, make: Callable[[Any], Any]) -> None:
+    """Replace a method of the conformance agent. The replacement takes the original's name,
+    type hints and handler mark (functools.wraps), so that a replaced handler still handles
+    its message type instead of hiding the original one."""
+    import functools
+
     from reference_worker import conformance_agents
 
-    replace(conformance_agents.ConformanceAgent, name, make)
+    def wrapped(original: Any) -> Any:
+        return functools.wraps(original)(make(original))
+
+    replace(conformance_agents.ConformanceAgent, name, wrapped)
 
 
 def _run_action(action: str, run: Callable[[Any, Any, Any], Any]) -> None:
@@ -508,7 +516,7 @@ def _conn_013() -> None:
 @_worker(
     "exit-quietly-on-broken-stream",
     "AWP-CONN-014",
-    "exits with status 0, saying nothing, when its data channel breaks",
+    "exits with status 0 when its data channel breaks",
     "worker/robustness/garbage-bytes",
 )
 def _conn_014() -> None:
@@ -1309,7 +1317,7 @@ def _ver_010() -> None:
     "own-capabilities-in-force",
     "AWP-VER-012",
     "uses every capability its hello lists, whatever the welcome says",
-    "worker/handshake/legacy-host",
+    "worker/handshake/capability-not-welcomed",
 )
 def _ver_012() -> None:
     from reference_worker import _connection
@@ -1408,3 +1416,367 @@ def _cnf_025() -> None:
         return settings
 
     replace(_worker, "settings_from_env", make)
+
+
+# -- mailboxes, handler slots and the inbound queue --------------------------------------
+
+
+@_worker(
+    "events-share-no-mailbox",
+    "AWP-CONN-040",
+    "starts each event in a mailbox of its own, so one agent's event handlers overlap",
+    "worker/events/per-agent-order",
+)
+def _conn_040() -> None:
+    import itertools
+
+    from reference_worker import _inbound, _mailbox
+    from reference_worker._ids import AgentId
+
+    numbers = itertools.count()
+
+    def make(original: Any) -> Any:
+        async def put(self: Any, deliveries: list[Any]) -> None:
+            for delivery in deliveries:
+                if isinstance(delivery.item, _inbound._Event):
+                    own = delivery.agent_id
+                    delivery.agent_id = AgentId(own.type, f"{own.key}#{next(numbers)}")
+            await original(self, deliveries)
+
+        return put
+
+    replace(_mailbox.Dispatcher, "put", make)
+
+
+@_worker(
+    "requests-share-no-mailbox",
+    "AWP-CONN-040",
+    "starts each request in a mailbox of its own, so one agent's request handlers overlap",
+    "worker/flow/deadline-passes-in-mailbox",
+)
+def _conn_040_requests() -> None:
+    import itertools
+
+    from reference_worker import _inbound, _mailbox
+    from reference_worker._ids import AgentId
+
+    numbers = itertools.count()
+
+    def make_offer(original: Any) -> Any:
+        def offer(self: Any, delivery: Any) -> bool:
+            own = delivery.agent_id
+            delivery.agent_id = AgentId(own.type, f"{own.key}#{next(numbers)}")
+            return bool(original(self, delivery))
+
+        return offer
+
+    def make_handle(original: Any) -> Any:
+        async def handle(self: Any, work: Any, delivery: Any) -> Any:
+            key = delivery.agent_id  # the mailbox's; the handler gets the real target
+            delivery.agent_id = AgentId.from_proto(work.request.target)
+            try:
+                return await original(self, work, delivery)
+            finally:
+                delivery.agent_id = key
+
+        return handle
+
+    replace(_mailbox.Dispatcher, "offer", make_offer)
+    replace(_inbound.Inbound, "_handle_request", make_handle)
+
+
+@_worker(
+    "event-stall-ignored",
+    "AWP-CNF-030",
+    "handles a Ping event with stall_ms at once, without waiting",
+    "worker/events/per-agent-order",
+)
+def _cnf_030() -> None:
+    def make(original: Any) -> Any:
+        async def on_proto_ping(self: Any, message: Any, ctx: Any) -> Any:
+            if not ctx.is_rpc:
+                message.stall_ms = 0
+            return await original(self, message, ctx)
+
+        return on_proto_ping
+
+    _agent_method("on_proto_ping", make)
+
+
+@_worker(
+    "reader-waits-for-a-slot",
+    "AWP-FLOW-030",
+    "keeps a calling handler's slot while it waits, and stops reading while every slot is taken",
+    "worker/flow/responses-while-busy",
+)
+def _flow_030() -> None:
+    from reference_worker import _inbound, _mailbox
+
+    @contextlib.asynccontextmanager
+    async def keep_slot(self: Any) -> Any:
+        yield
+
+    def make(original: Any) -> Any:
+        async def on_frame(self: Any, conn: Any, frame: Any) -> None:
+            dispatcher = self.dispatcher
+            # Polls, so that the mutant leaves the dispatcher's own code as it is.
+            while dispatcher.running >= dispatcher.max_running and not dispatcher.closed:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+            await original(self, conn, frame)
+
+        return on_frame
+
+    _mailbox.Dispatcher.waiting_for_call = keep_slot  # type: ignore[method-assign]
+    replace(_inbound.Inbound, "on_frame", make)
+
+
+@_worker(
+    "expired-request-runs",
+    "AWP-FLOW-033",
+    "runs the handler of a request whose deadline passed while it waited in the queue",
+    "worker/flow/deadline-passes-in-mailbox",
+)
+def _flow_033() -> None:
+    from reference_worker import _inbound
+
+    def make(original: Any) -> Any:
+        async def handle(self: Any, work: Any, delivery: Any) -> Any:
+            deadline = work.deadline
+            if deadline is not None and asyncio.get_running_loop().time() >= deadline:
+                work.deadline = None  # runs as if it had no deadline
+            return await original(self, work, delivery)
+
+        return handle
+
+    replace(_inbound.Inbound, "_handle_request", make)
+
+
+# -- the welcome -------------------------------------------------------------------------
+
+
+@_worker(
+    "no-welcome-means-all-in-force",
+    "AWP-VER-020",
+    "takes a host that sent no welcome to accept every capability its hello listed",
+    "worker/handshake/legacy-host",
+)
+def _ver_020() -> None:
+    from reference_worker import _connection
+
+    def make(original: Any) -> Any:
+        def apply(self: Any, metadata: Any) -> None:
+            original(self, metadata)
+            if not any(key == _connection.WELCOME_KEY for key, _ in metadata or ()):
+                self.welcome = pb.ChannelWelcome(
+                    protocol_version=1, capabilities=list(self.settings.capabilities)
+                )
+
+        return apply
+
+    replace(_connection.Connection, "_apply_welcome", make)
+
+
+@_worker(
+    "later-version-welcome-applied",
+    "AWP-VER-018",
+    "applies the capabilities of a welcome whose protocol_version is not 1",
+    "worker/handshake/later-major-version",
+)
+def _ver_018() -> None:
+    from reference_worker import _connection
+
+    def make(original: Any) -> Any:
+        def apply(self: Any, metadata: Any) -> None:
+            rewritten = []
+            for key, value in metadata or ():
+                if key == _connection.WELCOME_KEY:
+                    welcome = pb.ChannelWelcome.FromString(bytes(value))
+                    welcome.protocol_version = 1
+                    value = welcome.SerializeToString()
+                rewritten.append((key, value))
+            original(self, rewritten)
+
+        return apply
+
+    replace(_connection.Connection, "_apply_welcome", make)
+
+
+# -- requests, events and notices --------------------------------------------------------
+
+
+@_worker(
+    "unhandled-event-closes-channel",
+    "AWP-PUB-025",
+    "closes its data channel on an event that decodes but that no agent handles",
+    "worker/events/unhandled-type",
+)
+def _pub_025() -> None:
+    from reference_worker import _inbound, _mailbox
+
+    def make(original: Any) -> Any:
+        async def on_event(self: Any, event: Any) -> None:
+            # The dispatcher is reached only by an event that decodes; with no delivery, no
+            # agent addressed handles its type.
+            counts: list[int] = []
+
+            async def put(deliveries: list[Any]) -> None:
+                counts.append(len(deliveries))
+                await _mailbox.Dispatcher.put(self.dispatcher, deliveries)
+
+            self.dispatcher.put = put
+            try:
+                await original(self, event)
+            finally:
+                del self.dispatcher.put
+            conn = self._runtime.connection
+            if counts == [0] and conn is not None:
+                await conn.abort()
+
+        return on_event
+
+    replace(_inbound.Inbound, "_on_event", make)
+
+
+@_worker(
+    "method-must-be-empty",
+    "AWP-RPC-026",
+    "refuses a request whose `method` is set with UNSUPPORTED_MESSAGE",
+    "worker/rpc/payload-reading",
+)
+def _rpc_026() -> None:
+    from reference_worker import _inbound
+
+    def make(original: Any) -> Any:
+        async def handle(self: Any, work: Any, delivery: Any) -> Any:
+            if work.request.method:
+                return _inbound._error(
+                    work.request, pb.ERROR_CODE_UNSUPPORTED_MESSAGE, "unknown method"
+                )
+            return await original(self, work, delivery)
+
+        return handle
+
+    replace(_inbound.Inbound, "_handle_request", make)
+
+
+@_worker(
+    "notice-fails-pending-call",
+    "AWP-ERR-022",
+    "fails its own pending call whose request id a notice names",
+    "worker/call/notice-naming-call",
+)
+def _err_022() -> None:
+    from reference_worker import _inbound
+
+    def make(original: Any) -> Any:
+        def on_notice(self: Any, notice: Any) -> None:
+            original(self, notice)
+            self._outbound.on_response(
+                pb.RpcResponse(
+                    request_id=notice.request_id,
+                    error=notice.message or "notice",
+                    error_code=notice.code,
+                )
+            )
+
+        return on_notice
+
+    replace(_inbound.Inbound, "_on_notice", make)
+
+
+@_worker(
+    "save-unknown-key-fails",
+    "AWP-CTL-008",
+    "answers SaveStateRequest for a key with no instance yet with HANDLER_FAILED",
+    "worker/state/save-load",
+)
+def _ctl_008() -> None:
+    from reference_worker import _control
+
+    def make(original: Any) -> Any:
+        async def serve(self: Any, name: str, value: bytes, destination: str) -> Any:
+            if name == "SaveStateRequest":
+                save = pb.SaveStateRequest.FromString(value)
+                agent_id = self._target(save.agent_id, destination)
+                worker = self._lookup.__self__
+                if agent_id not in worker._registry._agents:
+                    return pb.SaveStateResponse(
+                        error=f"no instance of {agent_id}",
+                        error_code=pb.ERROR_CODE_HANDLER_FAILED,
+                    )
+            return await original(self, name, value, destination)
+
+        return serve
+
+    replace(_control.StateService, "_serve", make)
+
+
+# -- the conformance agent's payloads ----------------------------------------------------
+
+
+@_worker(
+    "seq-wraps-to-int32",
+    "AWP-CNF-024",
+    "reads a JSON Ping's seq outside the int32 range modulo 2^32 instead of refusing it",
+    "worker/rpc/payload-reading",
+)
+def _cnf_024() -> None:
+    import json
+
+    def wrap(frame: pb.OpenChannelResponse) -> Frames:
+        if frame.WhichOneof("message") != "request":
+            return [frame]
+        payload = frame.request.payload
+        if (payload.data_type, payload.data_content_type) != ("Ping", JSON):
+            return [frame]
+        value = json.loads(payload.data)
+        seq = value.get("seq")
+        if isinstance(seq, int) and not -(2**31) <= seq < 2**31:
+            value["seq"] = (seq + 2**31) % 2**32 - 2**31
+            payload.data = json.dumps(value).encode()
+        return [frame]
+
+    worker_inbound(wrap)
+
+
+@_worker(
+    "deadline-zero-is-immediate",
+    "AWP-CNF-021",
+    "reads a Command's deadline_ms 0 as a deadline of 1 ms",
+    "worker/rpc/command-deadline",
+)
+def _cnf_021() -> None:
+    def make(original: Any) -> Any:
+        async def on_command(self: Any, message: Any, ctx: Any) -> Any:
+            if message.deadline_ms == 0:
+                message.deadline_ms = 1
+            return await original(self, message, ctx)
+
+        return on_command
+
+    _agent_method("on_command", make)
+
+
+@_worker(
+    "command-result-in-json",
+    "AWP-CNF-023",
+    "answers a successful Command with its CommandResult in JSON",
+    "worker/rpc/command-deadline",
+)
+def _cnf_023() -> None:
+    from google.protobuf import json_format
+
+    from agentworker.conformance.v1 import contract_pb2
+
+    def change(response: pb.RpcResponse) -> None:
+        payload = response.payload
+        full_name = contract_pb2.CommandResult.DESCRIPTOR.full_name
+        if payload.data_content_type == PROTOBUF and payload.data_type == full_name:
+            result = contract_pb2.CommandResult()
+            any_pb2.Any.FromString(payload.data).Unpack(result)
+            payload.data_type = contract_pb2.CommandResult.DESCRIPTOR.name
+            payload.data_content_type = JSON
+            text = json_format.MessageToJson(result, preserving_proto_field_name=True)
+            payload.data = text.encode()
+
+    _responses(change)
