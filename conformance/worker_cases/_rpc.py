@@ -60,7 +60,7 @@ async def no_second_response(ctx: WorkerContext, conn: Connection, rid: str, key
     """Decide AWP-RPC-006's "exactly one": after the response to ``rid``, a Ping to the same
     agent is answered (the worker has moved on) and, a short while later, still no second
     response to ``rid`` has arrived."""
-    with ctx.step("AWP-RPC-006", f"no second response to {rid}"):
+    with ctx.step("AWP-RPC-006", "no second response to the request"):
         await ctx.rpc(conn, json_ping_payload("after", 1), key=key)
         await asyncio.sleep(ctx.seconds(0.2))  # a bounded window for a late duplicate
         extra = ctx.host.pending(
@@ -257,14 +257,15 @@ async def instance_per_key(ctx: WorkerContext) -> None:
     messages)."""
     conn = await ctx.ready()
     key_x, key_y = ctx.unique("x"), ctx.unique("y")
+    # Step names name the agent by its letter, so that they are the same from run to run.
     for key, value in ((key_x, "value-A"), (key_y, "value-B")):
-        with ctx.step("AWP-CNF-014", f"remember at {key}", gate=True):
+        with ctx.step("AWP-CNF-014", f"remember at {key[0]}-…", gate=True):
             result = await ctx.command(
                 conn, cp.Command(remember=cp.RememberAction(value=value)), key=key
             )
             ctx.check(result.remembered == value, f"remembered {result.remembered!r}")
     for key, value in ((key_x, "value-A"), (key_y, "value-B")):
-        with ctx.step(("AWP-REG-004", "AWP-CNF-014"), f"{key} recalls its own value"):
+        with ctx.step(("AWP-REG-004", "AWP-CNF-014"), f"{key[0]}-… recalls its own value"):
             result = await ctx.command(conn, cp.Command(recall=cp.RecallAction()), key=key)
             ctx.check(result.recalled == value, f"recalls {result.recalled!r}, expected {value!r}")
 
