@@ -6,8 +6,7 @@ from __future__ import annotations
 __all__ = ["KNOWN_ESCAPES", "LEGACY_NOT_CAUGHT", "NO_MUTANT_YET"]
 
 # Mutants (side:name) the suite does not catch yet.
-KNOWN_ESCAPES: dict[str, str] = {
-}
+KNOWN_ESCAPES: dict[str, str] = {}
 
 # Host mutants whose cases apply in legacy mode but check the broken behaviour on v1 runs
 # only (a legacy host has no notices and no v1 error codes).

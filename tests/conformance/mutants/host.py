@@ -1983,9 +1983,37 @@ def _flow_007() -> None:
     "host/flow/owed-errors",
 )
 def _flow_008() -> None:
-    from reference_host import _outbound
+    from reference_host import _control, _router
 
-    _outbound.Outbound.backlogged = property(lambda self: False)  # type: ignore[assignment,method-assign]
+    class NeverBacklogged:
+        """A connection's outbound queue as the reader sees it: never holding frames back."""
+
+        backlogged = False
+
+        def __init__(self, outbound: Any) -> None:
+            self._outbound = outbound
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._outbound, name)
+
+    class ReaderView:
+        """The connection as the read loop sees it, with the outbound view above."""
+
+        def __init__(self, conn: Any) -> None:
+            self._conn = conn
+            self.outbound = NeverBacklogged(conn.outbound)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._conn, name)
+
+    def make(original: Any) -> Any:
+        async def read_frames(conn: Any, *args: Any, **kwargs: Any) -> None:
+            await original(ReaderView(conn), *args, **kwargs)
+
+        return read_frames
+
+    replace(_router, "read_frames", make)
+    replace(_control, "read_frames", make)
 
 
 @_host(

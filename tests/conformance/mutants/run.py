@@ -234,12 +234,13 @@ def run_all(runs: Sequence[Run], jobs: int, *, echo: bool = False) -> list[Outco
 
     outcomes = asyncio.run(all_runs())
     # A run can lose to the load of the runs beside it (a subject too slow to start, a timed
-    # case of an unmodified subject); such runs are repeated once, alone.
-    again = [
-        i for i, o in enumerate(outcomes) if o.no_result or (o.run.mutant is None and not o.ok)
-    ]
+    # case of an unmodified subject, a mutant's host that started too late for the step that
+    # catches it); such runs are repeated once, alone. A mutant keeps the suite's own waits,
+    # which may be what catches it, so a real escape escapes again.
+    again = [i for i, o in enumerate(outcomes) if not o.ok]
     for i in again:
-        outcomes[i] = asyncio.run(execute(replace(runs[i], scale=CAREFUL_SCALE)))
+        scale = CAREFUL_SCALE if runs[i].mutant is None else MUTANT_SCALE
+        outcomes[i] = asyncio.run(execute(replace(runs[i], scale=scale)))
         if echo:
             print(f"again, alone: {outcomes[i].verdict()}", flush=True)
     return outcomes
