@@ -12,8 +12,9 @@ _WHOLE_SUITE = (
 )
 _NODE_FAULT = (
     "needs the harness to kill a node or cut it off from the shared state, which it does not "
-    "control; tests/cluster/test_faults.py and test_partition.py cover the reference host "
-    "cluster"
+    "control (attached, it knows only addresses; a spawned cluster announces only its nodes' "
+    "addresses, not their processes or lease); tests/cluster/test_faults.py and "
+    "test_partition.py cover the reference host cluster"
 )
 _WORKER_SIDE = "binds how workers encode and read payloads; a host forwards payloads unchanged"
 

@@ -58,7 +58,8 @@ def test_host_suite_fails_a_cluster_that_breaks_a_cluster_must(
     for mutant, cluster in broken_clusters.items():
         addresses = [arg for address in cluster.addresses for arg in ("--address", address)]
         command = [sys.executable, "-m", "conformance", "host", *addresses]
-        command += ["--case", "host/cluster/*", "--report-dir", str(tmp_path / mutant)]
+        command += ["--case", "host/cluster/*", "--timeout-scale", "2"]
+        command += ["--report-dir", str(tmp_path / mutant)]
         runs[mutant] = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
