@@ -168,20 +168,30 @@ def unpack(data: bytes) -> tuple[str, int, Iterator[tuple[list[str], bytes]]]:
     seq, pos = read_varint(data, pos)
 
     def entries() -> Iterator[tuple[list[str], bytes]]:
-        entry_header = _ENTRY.unpack_from
+        one_client = _ONE_CLIENT.unpack_from
         client_header = _CLIENT.unpack_from
         at = pos
         size = len(data)
         try:
             while at < size:
-                length, count = entry_header(data, at)
-                at += 6
-                clients = []
-                for _ in range(count):
-                    (client_length,) = client_header(data, at)
-                    at += 2
-                    clients.append(data[at : at + client_length].decode())
+                if size - at >= 8:
+                    length, count, client_length = one_client(data, at)
+                else:
+                    length, count = _ENTRY.unpack_from(data, at)
+                    client_length = 0
+                if count == 1:
+                    # One client (the usual case): one header read.
+                    at += 8
+                    clients = [data[at : at + client_length].decode()]
                     at += client_length
+                else:
+                    at += 6
+                    clients = []
+                    for _ in range(count):
+                        (client_length,) = client_header(data, at)
+                        at += 2
+                        clients.append(data[at : at + client_length].decode())
+                        at += client_length
                 end = at + length
                 if end > size:
                     raise ValueError("truncated entry")
