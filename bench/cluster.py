@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import platform
 import sys
 import time
@@ -127,14 +128,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     timing = Timing(warmup_s=1.0, duration_s=3.0) if args.quick else Timing(2.0, 8.0)
     nodes_list = [int(n) for n in args.nodes.split(",")]
+    # The machine may be shared: its load before and after the run says how noisy it was.
+    load_before = os.getloadavg()
     rows = asyncio.run(run(nodes_list, timing))
+    load_after = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)
-    machine = {"python": sys.version.split()[0], "platform": platform.platform()}
+    machine = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     (RESULTS / "cluster.json").write_text(
         json.dumps({"machine": machine, "timing": timing.__dict__, "rows": rows}, indent=1)
     )
     text = table(rows)
-    (RESULTS / "cluster.md").write_text(f"# Host cluster benchmark\n\n{text}\n")
+    load = (
+        f"{machine['date']}, {machine['cpus']} CPUs; load average (1, 5, 15 min) "
+        f"{', '.join(f'{x:.1f}' for x in load_before)} before the run and "
+        f"{', '.join(f'{x:.1f}' for x in load_after)} after it."
+    )
+    (RESULTS / "cluster.md").write_text(f"# Host cluster benchmark\n\n{load}\n\n{text}\n")
     print(text)
     return 0
 
