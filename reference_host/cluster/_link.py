@@ -38,6 +38,8 @@ Publish = Callable[[str, bytes], Awaitable[None]]
 # Room a message keeps for its sender header.
 _HEADER_ROOM: Final = 128
 _EVENT: Final = _wire.TAG_CLOUD_EVENT[0]
+# Loop rounds the writer waits at most, while frames keep coming, before it publishes.
+_GATHER_ROUNDS: Final = 8
 
 
 class Link:
@@ -239,6 +241,14 @@ class Link:
                     await wakeup
                 finally:
                     self._wakeup = None
+                # Let the tasks that are ready now queue their frames too, as long as each
+                # round adds some: a burst leaves as one message, a lone frame one loop round
+                # later; no timer (AWP-CLU-015).
+                for _ in range(_GATHER_ROUNDS):
+                    queued = len(queue)
+                    await asyncio.sleep(0)
+                    if len(queue) == queued or self._bytes >= self._max_payload:
+                        break
                 continue
             max_payload = self._max_payload
             entries: list[tuple[list[bytes], bytes]]
