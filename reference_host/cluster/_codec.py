@@ -5,10 +5,12 @@ client-ids and subscription ids may hold characters a key-value key may not.
 
 A message between nodes carries many entries: ``varint(len) sender varint(seq)`` then, repeated,
 ``u32 len(frame) u16 count`` followed by ``count`` times ``u16 len(client_id) client_id``, then
-the frame (big-endian integers: one C call decodes each header). Each frame is an
-already-encoded host-to-worker frame (event, request or response, told apart by its first byte)
-and goes to every client the entry names, so an event for several workers on one node crosses
-once, and the node relays the bytes it received without encoding them again (AWP-CLU-025).
+the frame (big-endian integers: one C call decodes each header). A frame is an already-encoded
+host-to-worker frame (an event or a response, told apart by its first byte) or one of the
+entries below, and goes to every client the entry names: an event for several workers on one
+node crosses once (AWP-CLU-025). The receiving node relays the bytes it received without
+encoding them again: a request travels as a ``CALL`` entry, its routing header beside the
+frame; a response's host id is read from the frame's first field (AWP-CLU-026).
 """
 
 from __future__ import annotations
