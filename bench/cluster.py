@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import platform
 import sys
 import time
@@ -38,6 +39,9 @@ class ClusterHost:
     def __init__(self, cluster: LocalCluster) -> None:
         self._cluster = cluster
         self._next = itertools.cycle(cluster.addresses)
+        # CPU seconds of each process (nodes, then NATS) at each ``cpu`` call: a measurement
+        # calls it when its window opens and closes.
+        self.samples: list[list[float]] = []
 
     @property
     def address(self) -> str:
@@ -54,6 +58,7 @@ class ClusterHost:
     def cpu(self) -> CpuSample:
         """Return the CPU time of every node and the NATS server, summed."""
         samples = [cpu_sample(pid) for pid in self.pids()]
+        self.samples.append([s.stat_s for s in samples])
         fine = [s.sched_s for s in samples]
         return CpuSample(
             sum(s.stat_s for s in samples),
@@ -77,8 +82,10 @@ async def run(nodes_list: list[int], timing: Timing) -> list[dict[str, Any]]:
                 for name in SCENARIOS:
                     scenario = SCENARIO_BY_NAME[name]
                     tag = f"n{nodes}-{subject.name}-{name}-{time.monotonic_ns()}"
+                    host.samples.clear()
                     result = await measure(host, subject, scenario, timing, tag)  # type: ignore[arg-type]
                     row = {"nodes": nodes, "mode": subject.name, "scenario": name, **result}
+                    row.update(_split(host.samples, result.get("messages") or 0, nodes))
                     rows.append(row)
                     print(_line(row), flush=True)
         finally:
@@ -86,12 +93,25 @@ async def run(nodes_list: list[int], timing: Timing) -> list[dict[str, Any]]:
     return rows
 
 
+def _split(samples: list[list[float]], messages: int, nodes: int) -> dict[str, Any]:
+    """Return the window's CPU per message of each node and of the NATS server."""
+    if len(samples) < 2 or not messages or len(samples[-1]) != nodes + 1:
+        return {}
+    before, after = samples[-2], samples[-1]
+    used = [(b - a) * 1e6 / messages for a, b in zip(before, after, strict=True)]
+    return {
+        "node_cpu_us_per_msg": [round(x, 2) for x in used[:nodes]],
+        "nats_cpu_us_per_msg": round(used[nodes], 2),
+    }
+
+
 def _line(row: dict[str, Any]) -> str:
     return (
         f"{row['nodes']} node(s) {row['mode']:<13} {row['scenario']:<8} "
         f"{row['rate']:>9.0f}/s  p50 {row.get('p50_ms') or 0:>7.2f} ms  "
         f"p99 {row.get('p99_ms') or 0:>7.2f} ms  "
-        f"cpu {row.get('host_cpu_us_per_msg') or 0:>6.1f} us/msg"
+        f"cpu {row.get('host_cpu_us_per_msg') or 0:>6.1f} us/msg "
+        f"(nodes {row.get('node_cpu_us_per_msg')}, NATS {row.get('nats_cpu_us_per_msg')})"
     )
 
 
@@ -100,21 +120,27 @@ def table(rows: list[dict[str, Any]]) -> str:
     base = {(r["mode"], r["scenario"]): r for r in rows if r["nodes"] == 1}
     lines = [
         "| nodes | mode | scenario | rate/s | x 1 node | p50 ms | p99 ms | CPU us/msg "
-        "(nodes + NATS) | x 1 node |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "(nodes + NATS) | x 1 node | of which NATS | per node |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         b = base.get((r["mode"], r["scenario"]))
         rate_ratio = r["rate"] / b["rate"] if b and b["rate"] else None
         cpu, b_cpu = r.get("host_cpu_us_per_msg"), b.get("host_cpu_us_per_msg") if b else None
         cpu_ratio = cpu / b_cpu if cpu and b_cpu else None
+        nats = r.get("nats_cpu_us_per_msg")
+        per_node = " / ".join(f"{x:.1f}" for x in r.get("node_cpu_us_per_msg") or [])
+        split = f" {'-' if nats is None else f'{nats:.1f}'} | {per_node or '-'} |"
         lines.append(
-            f"| {r['nodes']} | {r['mode']} | {r['scenario']} | {r['rate']:.0f} | "
-            f"{rate_ratio:.2f} | {r.get('p50_ms') or 0:.2f} | {r.get('p99_ms') or 0:.2f} | "
-            f"{cpu or 0:.1f} | {cpu_ratio:.2f} |"
-            if rate_ratio is not None and cpu_ratio is not None
-            else f"| {r['nodes']} | {r['mode']} | {r['scenario']} | {r['rate']:.0f} | - | "
-            f"{r.get('p50_ms') or 0:.2f} | {r.get('p99_ms') or 0:.2f} | {cpu or 0:.1f} | - |"
+            (
+                f"| {r['nodes']} | {r['mode']} | {r['scenario']} | {r['rate']:.0f} | "
+                f"{rate_ratio:.2f} | {r.get('p50_ms') or 0:.2f} | {r.get('p99_ms') or 0:.2f} | "
+                f"{cpu or 0:.1f} | {cpu_ratio:.2f} |"
+                if rate_ratio is not None and cpu_ratio is not None
+                else f"| {r['nodes']} | {r['mode']} | {r['scenario']} | {r['rate']:.0f} | - | "
+                f"{r.get('p50_ms') or 0:.2f} | {r.get('p99_ms') or 0:.2f} | {cpu or 0:.1f} | - |"
+            )
+            + split
         )
     return "\n".join(lines)
 
@@ -127,14 +153,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     timing = Timing(warmup_s=1.0, duration_s=3.0) if args.quick else Timing(2.0, 8.0)
     nodes_list = [int(n) for n in args.nodes.split(",")]
+    # The machine may be shared: its load before and after the run says how noisy it was.
+    load_before = os.getloadavg()
     rows = asyncio.run(run(nodes_list, timing))
+    load_after = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)
-    machine = {"python": sys.version.split()[0], "platform": platform.platform()}
+    machine = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     (RESULTS / "cluster.json").write_text(
         json.dumps({"machine": machine, "timing": timing.__dict__, "rows": rows}, indent=1)
     )
     text = table(rows)
-    (RESULTS / "cluster.md").write_text(f"# Host cluster benchmark\n\n{text}\n")
+    load = (
+        f"{machine['date']}, {machine['cpus']} CPUs; load average (1, 5, 15 min) "
+        f"{', '.join(f'{x:.1f}' for x in load_before)} before the run and "
+        f"{', '.join(f'{x:.1f}' for x in load_after)} after it."
+    )
+    (RESULTS / "cluster.md").write_text(f"# Host cluster benchmark\n\n{load}\n\n{text}\n")
     print(text)
     return 0
 

@@ -151,6 +151,12 @@ class Outbound:
                 wakeup.set_result(None)
         return True
 
+    def offer_request(self, frame: bytes, host_id: str, timeout_ms: int, target_type: str) -> bool:
+        """Queue the request frame ``frame`` of call ``host_id`` like ``offer``; a queue towards
+        another node of a cluster also sends what that node needs to route the call without
+        decoding the frame."""
+        return self.offer(frame)
+
     def owe(self, item: Owed) -> None:
         """Queue a frame the host owes this connection; it never waits and is never dropped
         while the connection stays open (it waits behind a full queue instead)."""

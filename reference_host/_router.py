@@ -483,11 +483,24 @@ class Router:
         )
         request.request_id = call.host_id
         request.timeout_ms = timeout_ms
-        target.outbound.offer(_wire.frame(_wire.TAG_REQUEST, request.SerializeToString()))
+        target.outbound.offer_request(
+            _wire.frame(_wire.TAG_REQUEST, request.SerializeToString()),
+            call.host_id,
+            timeout_ms,
+            request.target.type,
+        )
         return None
 
     def _response(self, conn: DataConnection, response: pb.RpcResponse) -> list[Blocked] | None:
-        host_id = response.request_id
+        call = self._complete(conn, response.request_id)
+        if call is None:
+            return None
+        response.request_id = call.caller_request_id
+        return self._answer(call, _wire.frame(_wire.TAG_RESPONSE, response.SerializeToString()))
+
+    def _complete(self, conn: DataConnection, host_id: str) -> PendingCall | None:
+        """Take the call ``host_id`` that ``conn`` answers; None (and a notice) if none is
+        pending or its caller is gone."""
         call = self._rpc.complete(conn, host_id)
         if call is None:
             # Not pending here: unknown, sent by the wrong connection, or forgotten after its
@@ -508,12 +521,14 @@ class Router:
             self._notice(conn, code, text, request_id=host_id)
             return None
         self._metrics.rpc_responses += 1
-        caller = call.caller
-        if caller.closed:
+        if call.caller.closed:
             self._metrics.count_undelivered("response")
             return None
-        response.request_id = call.caller_request_id
-        data = _wire.frame(_wire.TAG_RESPONSE, response.SerializeToString())
+        return call
+
+    def _answer(self, call: PendingCall, data: bytes) -> list[Blocked] | None:
+        """Queue the response frame ``data`` for the caller of ``call``."""
+        caller = call.caller
         if caller.outbound.offer(data):
             return None
         return [(caller, data, False)]
@@ -545,18 +560,70 @@ class Router:
         if blocked is not None:
             await self._deliver_blocked(blocked)
 
+    def relay_call(
+        self,
+        caller: DataConnection,
+        client_id: str,
+        host_id: str,
+        timeout_ms: int,
+        target_type: str,
+        frame: bytes,
+    ) -> bool:
+        """Forward the encoded request ``frame`` another node routed to the local worker
+        ``client_id`` under that node's host id ``host_id``, unique in the cluster, without
+        decoding it; return False when it cannot keep that id (``relay_request`` then does)."""
+        target = self.connections.get(client_id)
+        if target is None or target.closed or host_id in target.incoming:
+            return False
+        if target.outbound.full:
+            self._reply_error(
+                caller,
+                host_id,
+                pb.ERROR_CODE_OVERLOADED,
+                f"the queue of the worker serving {target_type!r} is full",
+            )
+            return True
+        if self._max_timeout_ms and timeout_ms > self._max_timeout_ms:
+            timeout_ms = self._max_timeout_ms  # AWP-RPC-024
+        self._rpc.start(caller, host_id, target, timeout_ms + target.deadline_grace_ms, host_id)
+        target.outbound.offer(frame)
+        return True
+
     async def relay_response(self, target: DataConnection, response: pb.RpcResponse) -> None:
         """Complete a call this node sent to ``target``, a worker on another node."""
         blocked = self._response(target, response)
         if blocked is not None:
             await self._deliver_blocked(blocked)
 
-    async def relay_event(self, client_id: str, data: bytes) -> None:
-        """Deliver an encoded event frame another node routed to the local worker."""
+    def relay_answer(
+        self, target: DataConnection, host_id: str, id_end: int, frame: bytes
+    ) -> Awaitable[None] | None:
+        """Complete a call this node sent to ``target``, a worker on another node, with the
+        encoded response ``frame`` whose payload starts with ``host_id`` (field 1) and goes on
+        at ``id_end``: the caller's request id takes its place, nothing else is decoded."""
+        call = self._complete(target, host_id)
+        if call is None:
+            return None
+        rest = frame[id_end:]
+        caller_id = call.caller_request_id.encode()
+        varint = _wire.varint
+        payload = b"\x0a" + varint(len(caller_id)) + caller_id
+        data = _wire.TAG_RESPONSE + varint(len(payload) + len(rest)) + payload + rest
+        blocked = self._answer(call, data)
+        return None if blocked is None else self._deliver_blocked(blocked)
+
+    def set_call_id_prefix(self, prefix: str) -> None:
+        """Give the host ids of calls this host forwards ``prefix`` (see ``RpcTable``)."""
+        self._rpc.prefix = prefix
+
+    def relay_event(self, client_id: str, data: bytes) -> Awaitable[None] | None:
+        """Deliver an encoded event frame another node routed to the local worker; return
+        what to await when its queue is full (backpressure), else None."""
         target = self.connections.get(client_id)
         if target is None or target.closed:
             self._metrics.events_unroutable += 1
         elif target.outbound.offer(data):
             self._metrics.events_delivered += 1
         else:
-            await self._deliver_blocked([(target, data, True)])
+            return self._deliver_blocked([(target, data, True)])
+        return None

@@ -29,7 +29,7 @@ REASON_CALLER_GONE: Final = pb.ERROR_CODE_UNSPECIFIED
 class RpcTable:
     """Tracks pending calls; they live in their caller's ``outgoing`` and target's ``incoming``."""
 
-    __slots__ = ("_count", "_forgotten", "_idle", "_ids", "_loop", "_on_expire")
+    __slots__ = ("_count", "_forgotten", "_idle", "_ids", "_loop", "_on_expire", "prefix")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, on_expire: Callable[[PendingCall], None]
@@ -37,6 +37,9 @@ class RpcTable:
         self._loop = loop
         self._on_expire = on_expire
         self._ids = itertools.count(1)
+        # Host ids are the prefix and a counter; a cluster node makes its prefix unique in the
+        # cluster, so that another node may keep the id of a call it relays (AWP-CLU-026).
+        self.prefix = "h"
         self._count = 0
         self._idle: asyncio.Future[None] | None = None
         # host_id -> (target connection_id, reason the call was forgotten)
@@ -46,10 +49,18 @@ class RpcTable:
         return self._count
 
     def start(
-        self, caller: DataConnection, request_id: str, target: DataConnection, timeout_ms: int
+        self,
+        caller: DataConnection,
+        request_id: str,
+        target: DataConnection,
+        timeout_ms: int,
+        host_id: str = "",
     ) -> PendingCall:
-        """Record a call from ``caller`` to ``target`` that expires after ``timeout_ms``."""
-        call = PendingCall(f"h{next(self._ids)}", caller, request_id, target, timeout_ms)
+        """Record a call from ``caller`` to ``target`` that expires after ``timeout_ms``, under
+        ``host_id`` if given (it must not be pending on ``target``), else under a new id."""
+        call = PendingCall(
+            host_id or f"{self.prefix}{next(self._ids)}", caller, request_id, target, timeout_ms
+        )
         loop = self._loop
         call.handle = loop.call_at(loop.time() + timeout_ms / 1000.0, self._expire, call)
         caller.outgoing[request_id] = call

@@ -4,15 +4,20 @@ Shared-state keys are ``<kind>.<name>`` with the variable part in unpadded base6
 client-ids and subscription ids may hold characters a key-value key may not.
 
 A message between nodes carries many entries: ``varint(len) sender varint(seq)`` then, repeated,
-``varint(len) client_id varint(len) frame``. Each frame is an already-encoded host-to-worker
-frame (event, request or response, told apart by its first byte), so a node relays bytes it
-received without encoding them again.
+``u32 len(frame) u16 count`` followed by ``count`` times ``u16 len(client_id) client_id``, then
+the frame (big-endian integers: one C call decodes each header). A frame is an already-encoded
+host-to-worker frame (an event or a response, told apart by its first byte) or one of the
+entries below, and goes to every client the entry names: an event for several workers on one
+node crosses once (AWP-CLU-025). The receiving node relays the bytes it received without
+encoding them again: a request travels as a ``CALL`` entry, its routing header beside the
+frame; a response's host id is read from the frame's first field (AWP-CLU-026).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import struct
 from collections.abc import Iterator, Sequence
 from typing import Final
 
@@ -24,6 +29,8 @@ WORKER_LEFT: Final = b"\x00"  # the client left the sending node; nothing follow
 # + v1 flag byte + 8-byte big-endian deadline in ms + OpenControlChannelRequest from the client
 CONTROL_REQUEST: Final = b"\x01"
 CONTROL_TO_CLIENT: Final = b"\x02"  # + OpenControlChannelResponse for the client's control channel
+# + call header + the request frame, whose request_id is the sending node's host id.
+CALL: Final = b"\x03"
 
 KIND_NODE = "node"
 KIND_CLIENT = "cid"
@@ -51,17 +58,85 @@ def parse_key(raw: str) -> tuple[str, str] | None:
     return kind, name
 
 
-def pack(sender: bytes, seq: int, entries: Sequence[tuple[bytes, bytes]]) -> bytes:
-    """Encode message number ``seq`` from node ``sender`` with ``(client_id, frame)`` entries."""
+_ENTRY: Final = struct.Struct(">IH")
+_CLIENT: Final = struct.Struct(">H")
+_ONE_CLIENT: Final = struct.Struct(">IHH")
+# Longest client-id an entry can name (gRPC metadata values are far shorter).
+MAX_CLIENT_BYTES: Final = 0xFFFF
+
+Entry = tuple[Sequence[bytes], bytes]
+
+
+def pack(sender: bytes, seq: int, entries: Sequence[Entry]) -> bytes:
+    """Encode message number ``seq`` from node ``sender`` with ``(client_ids, frame)`` entries."""
     varint = _wire.varint
     parts = [varint(len(sender)), sender, varint(seq)]
     append = parts.append
-    for client, frame in entries:
-        append(varint(len(client)))
-        append(client)
-        append(varint(len(frame)))
+    entry_header = _ENTRY.pack
+    client_header = _CLIENT.pack
+    one_client = _ONE_CLIENT.pack
+    for clients, frame in entries:
+        if len(clients) == 1:
+            client = clients[0]
+            append(one_client(len(frame), 1, len(client)))
+            append(client)
+        else:
+            append(entry_header(len(frame), len(clients)))
+            for client in clients:
+                append(client_header(len(client)))
+                append(client)
         append(frame)
     return b"".join(parts)
+
+
+_CALL_HEADER: Final = struct.Struct(">QHH")
+
+
+def call(frame: bytes, host_id: str, timeout_ms: int, target_type: str) -> bytes:
+    """Return the entry frame of a request: the routing header the receiving node needs (host
+    id, timeout, target type) before the request frame, which it forwards as it is."""
+    host = host_id.encode()
+    kind = target_type.encode()
+    return b"".join((CALL, _CALL_HEADER.pack(timeout_ms, len(host), len(kind)), host, kind, frame))
+
+
+def parse_call(data: bytes) -> tuple[str, int, str, bytes]:
+    """Return ``(host_id, timeout_ms, target_type, request frame)`` of a ``call`` entry."""
+    try:
+        timeout_ms, host_length, kind_length = _CALL_HEADER.unpack_from(data, 1)
+    except struct.error as exc:
+        raise ValueError(f"truncated call header: {exc}") from exc
+    at = 1 + _CALL_HEADER.size
+    kind_at = at + host_length
+    frame_at = kind_at + kind_length
+    if frame_at >= len(data):
+        raise ValueError("truncated call")
+    return (
+        data[at:kind_at].decode(),
+        timeout_ms,
+        data[kind_at:frame_at].decode(),
+        data[frame_at:],
+    )
+
+
+def response_id(frame: bytes) -> tuple[str, int] | None:
+    """Return the request id of an encoded response frame and where the payload goes on after
+    it, when it is the payload's first field (as this host encodes responses), else None."""
+    size = len(frame)
+    if size > 2 and frame[1] < 0x80:
+        length, pos = frame[1], 2
+    else:
+        length, pos = read_varint(frame, 1)
+    if pos + length != size or pos + 2 >= size or frame[pos] != 0x0A:
+        return None
+    id_length = frame[pos + 1]
+    at = pos + 2
+    if id_length >= 0x80:
+        id_length, at = read_varint(frame, pos + 1)
+    end = at + id_length
+    if end > size:
+        return None
+    return frame[at:end].decode(), end
 
 
 def read_varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -87,7 +162,7 @@ def _chunk(data: bytes, pos: int) -> tuple[bytes, int]:
     return data[pos:end], end
 
 
-def unpack(data: bytes) -> tuple[str, int, Iterator[tuple[str, bytes]]]:
+def unpack(data: bytes) -> tuple[str, int, Iterator[tuple[list[str], bytes]]]:
     """Decode a message; return the sender, its number and an iterator of entries.
 
     Raises ValueError (possibly while iterating) for bytes that are not such a message.
@@ -95,12 +170,38 @@ def unpack(data: bytes) -> tuple[str, int, Iterator[tuple[str, bytes]]]:
     sender, pos = _chunk(data, 0)
     seq, pos = read_varint(data, pos)
 
-    def entries() -> Iterator[tuple[str, bytes]]:
+    def entries() -> Iterator[tuple[list[str], bytes]]:
+        one_client = _ONE_CLIENT.unpack_from
+        client_header = _CLIENT.unpack_from
         at = pos
-        while at < len(data):
-            client, at = _chunk(data, at)
-            frame, at = _chunk(data, at)
-            yield client.decode(), frame
+        size = len(data)
+        try:
+            while at < size:
+                if size - at >= 8:
+                    length, count, client_length = one_client(data, at)
+                else:
+                    length, count = _ENTRY.unpack_from(data, at)
+                    client_length = 0
+                if count == 1:
+                    # One client (the usual case): one header read.
+                    at += 8
+                    clients = [data[at : at + client_length].decode()]
+                    at += client_length
+                else:
+                    at += 6
+                    clients = []
+                    for _ in range(count):
+                        (client_length,) = client_header(data, at)
+                        at += 2
+                        clients.append(data[at : at + client_length].decode())
+                        at += client_length
+                end = at + length
+                if end > size:
+                    raise ValueError("truncated entry")
+                yield clients, data[at:end]
+                at = end
+        except struct.error as exc:
+            raise ValueError(f"truncated entry header: {exc}") from exc
 
     return sender.decode(), seq, entries()
 

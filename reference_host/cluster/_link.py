@@ -4,6 +4,11 @@ The writer takes everything queued when it wakes and publishes it as few NATS me
 server's payload limit allows: no timers, so a lone frame leaves at once and a burst shares
 messages, as a data channel batches (spec 12.2, AWP-CLU-015).
 
+The router hands an event to each target in turn, the same encoded bytes each time; when the
+previous frame queued on the link is that very event, the link adds the client to its entry
+instead of queueing another copy, so an event crosses to a node once however many of its
+workers receive it, and the node delivers it to each of them (AWP-CLU-025).
+
 Core NATS does not push back on a publisher, so links carry their own flow control: messages are
 numbered, the peer acknowledges the highest number it has processed, and the writer keeps at
 most ``window`` bytes unacknowledged. A slow worker at the peer thus fills this node's link, and
@@ -18,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import ClassVar, Final
 
+from reference_host import _wire
 from reference_host._connection import ControlConnection, DataConnection
 from reference_host._logging import log
 from reference_host._metrics import Metrics
@@ -31,6 +37,9 @@ Publish = Callable[[str, bytes], Awaitable[None]]
 
 # Room a message keeps for its sender header.
 _HEADER_ROOM: Final = 128
+_EVENT: Final = _wire.TAG_CLOUD_EVENT[0]
+# Loop rounds the writer waits at most, while frames keep coming, before it publishes.
+_GATHER_ROUNDS: Final = 8
 
 
 class Link:
@@ -76,7 +85,8 @@ class Link:
         self._metrics = metrics
         self._max_payload = max(4096, max_payload - _HEADER_ROOM)
         self._limit_bytes = limit_bytes
-        self._queue: collections.deque[tuple[bytes, bytes]] = collections.deque()
+        # Entries (clients, frame) in routing order; the last one may still gain clients.
+        self._queue: collections.deque[tuple[list[bytes], bytes]] = collections.deque()
         self._bytes = 0
         self._wakeup: asyncio.Future[None] | None = None
         self._space: asyncio.Future[None] | None = None
@@ -133,9 +143,19 @@ class Link:
         """
         if self._closed:
             return True
+        queue = self._queue
+        if queue:
+            last = queue[-1]
+            if last[1] is frame and frame[0] == _EVENT and client not in last[0]:
+                # The same event for another worker on that node: one copy crosses.
+                last[0].append(client)
+                self._bytes += len(client) + 2
+                return True
         if self._bytes >= self._limit_bytes and not force:
             return False
-        if len(frame) + len(client) + 16 > self._max_payload:
+        # What the entry takes in a message (see _codec): header, client, frame.
+        size = len(frame) + len(client) + 8
+        if size > self._max_payload or len(client) > _codec.MAX_CLIENT_BYTES:
             # NATS cannot carry it: say so instead of dropping it silently.
             self._metrics.frames_invalid += 1
             log(
@@ -143,13 +163,13 @@ class Link:
                 logging.ERROR,
                 "cluster.frame_too_large",
                 peer=self.member,
-                client_id=client.decode(),
+                client_id=client.decode(errors="replace"),
                 size=len(frame),
                 max_payload=self._max_payload,
             )
             return True
-        self._queue.append((client, frame))
-        self._bytes += len(frame)
+        queue.append(([client], frame))
+        self._bytes += size
         wakeup = self._wakeup
         if wakeup is not None:
             self._wakeup = None
@@ -182,6 +202,30 @@ class Link:
             if future is not None and not future.done():
                 future.set_result(None)
 
+    def _take(self, max_payload: int) -> list[tuple[list[bytes], bytes]]:
+        """Take the entries of one message of at most ``max_payload`` bytes from the queue."""
+        queue = self._queue
+        entries: list[tuple[list[bytes], bytes]] = []
+        size = 0
+        while queue:
+            entry = queue[0]
+            clients, frame = entry
+            added = len(frame) + 6 + sum(len(client) + 2 for client in clients)
+            if entries and size + added > max_payload:
+                break
+            if added > max_payload and len(clients) > 1:
+                # Too many clients for one message: split the entry.
+                half = len(clients) // 2
+                queue[0] = (clients[half:], frame)
+                queue.appendleft((clients[:half], frame))
+                self._bytes += len(frame) + 6
+                continue
+            queue.popleft()
+            entries.append(entry)
+            size += added
+        self._bytes = max(0, self._bytes - size)
+        return entries
+
     async def run(self, stall_s: float) -> None:
         """Publish queued frames until closed; ``stall_s``: see ``_wait_window``."""
         loop = asyncio.get_running_loop()
@@ -197,20 +241,24 @@ class Link:
                     await wakeup
                 finally:
                     self._wakeup = None
+                # Let the tasks that are ready now queue their frames too, as long as each
+                # round adds some: a burst leaves as one message, a lone frame one loop round
+                # later; no timer (AWP-CLU-015).
+                for _ in range(_GATHER_ROUNDS):
+                    queued = len(queue)
+                    await asyncio.sleep(0)
+                    if len(queue) == queued or self._bytes >= self._max_payload:
+                        break
                 continue
-            entries: list[tuple[bytes, bytes]] = []
-            size = 0
-            sent_bytes = 0
-            while queue:
-                client, frame = queue[0]
-                added = len(client) + len(frame) + 8
-                if entries and size + added > self._max_payload:
-                    break
-                queue.popleft()
-                entries.append((client, frame))
-                size += added
-                sent_bytes += len(frame)
-            self._bytes -= sent_bytes
+            max_payload = self._max_payload
+            entries: list[tuple[list[bytes], bytes]]
+            if self._bytes <= max_payload:
+                # Everything queued fits in one message (the usual case).
+                entries = list(queue)
+                queue.clear()
+                self._bytes = 0
+            else:
+                entries = self._take(max_payload)
             space = self._space
             if space is not None and not self.full:
                 self._space = None
@@ -258,6 +306,10 @@ class RemoteOutbound(Outbound):
     def offer(self, frame: bytes) -> bool:
         """Queue ``frame`` on the link; notices are not relayed (stand-ins are not v1)."""
         return self._link.put(self._client, self._prefix + frame if self._prefix else frame)
+
+    def offer_request(self, frame: bytes, host_id: str, timeout_ms: int, target_type: str) -> bool:
+        """Queue a request with the header the peer routes it by (AWP-CLU-026)."""
+        return self._link.put(self._client, _codec.call(frame, host_id, timeout_ms, target_type))
 
     def owe(self, item: Owed) -> None:
         """Relay a frame the host owes the remote client at once, past the link's limit if need

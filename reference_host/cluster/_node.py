@@ -66,6 +66,14 @@ _ACK_EVERY_BYTES: Final = 1024 * 1024
 _ACK_IDLE_BYTES: Final = 64 * 1024
 # How long a node tries to reach NATS at start before it gives up.
 _CONNECT_DEADLINE_S: Final = 10.0
+# First bytes of the frames in messages between nodes (see _codec).
+_EVENT: Final = _wire.TAG_CLOUD_EVENT[0]
+_REQUEST: Final = _wire.TAG_REQUEST[0]
+_RESPONSE: Final = _wire.TAG_RESPONSE[0]
+_WORKER_LEFT: Final = _codec.WORKER_LEFT[0]
+_CONTROL_REQUEST: Final = _codec.CONTROL_REQUEST[0]
+_CONTROL_TO_CLIENT: Final = _codec.CONTROL_TO_CLIENT[0]
+_CALL: Final = _codec.CALL[0]
 # Compare-and-set attempts before a contended write gives up.
 _CAS_ATTEMPTS: Final = 50
 # Prefix of the claim name of a client's control channel; NUL never occurs in a client-id (a
@@ -95,7 +103,10 @@ class ClusterNode:
         self._health = health
         self.node_id = cluster.node_id or f"node-{secrets.token_hex(3)}"
         # The member id names this run of the node: a restarted node is a new member.
-        self.member = f"{self.node_id}-{secrets.token_hex(4)}"
+        token = secrets.token_hex(4)
+        self.member = f"{self.node_id}-{token}"
+        # Host ids unique in the cluster: a node relays a call under the caller's node's id.
+        router.set_call_id_prefix(f"h{token}.")
         self._prefix = f"awp.{cluster.name}"
         self._bucket = f"awp_{cluster.name}"
         self._lease_s = cluster.lease_ms / 1000.0
@@ -515,56 +526,99 @@ class ClusterNode:
         await self._relay(sender, entries)
         await self._acknowledge(sender, seq, len(msg.data))
 
-    async def _relay(self, sender: str, entries: Iterator[tuple[str, bytes]]) -> None:
+    async def _relay(self, sender: str, entries: Iterator[tuple[list[str], bytes]]) -> None:
         router = self._router
         mirror = self._mirror
+        relay_event = router.relay_event
         try:
-            for client_id, frame in entries:
-                tag = frame[:1]
-                if tag == _codec.WORKER_LEFT:
-                    mirror.departed(sender, client_id)
-                elif tag == _codec.CONTROL_REQUEST:
-                    control_request = pb.OpenControlChannelRequest.FromString(frame[10:])
-                    stand_in = mirror.control_stand_in(sender, client_id, frame[1:2] == b"\x01")
-                    if stand_in is None:
-                        self._metrics.control_dropped += 1
+            for clients, frame in entries:
+                tag = frame[0]
+                if tag == _EVENT:
+                    # One copy for every named worker here (AWP-CLU-025).
+                    for client_id in clients:
+                        blocked = relay_event(client_id, frame)
+                        if blocked is not None:
+                            await blocked
+                    continue
+                if tag == _RESPONSE and len(clients) == 1:
+                    # The answer to a call this node relayed: only the host id is read.
+                    proxy = mirror.proxies.get(clients[0])
+                    found = _codec.response_id(frame)
+                    if proxy is not None and proxy.member == sender and found is not None:
+                        blocked = router.relay_answer(proxy, found[0], found[1], frame)
+                        if blocked is not None:
+                            await blocked
                         continue
-                    # The requester's deadline, stated on its own node (AWP-CTL-011).
-                    deadline_ms = int.from_bytes(frame[2:10], "big")
-                    self._control.handle(stand_in, control_request, deadline_ms)
-                elif tag == _codec.CONTROL_TO_CLIENT:
-                    answered = self._control_answered(client_id, frame[1:])
-                    local = self._control.connections.get(client_id)
-                    if (
-                        not answered
-                        or local is None
-                        or local.closed
-                        or isinstance(local, RemoteControl)
+                elif tag == _CALL and len(clients) == 1:
+                    # A call to a worker here: forwarded as it came, under its host id.
+                    host_id, timeout_ms, target_type, request = _codec.parse_call(frame)
+                    caller = mirror.caller(sender, clients[0])
+                    if caller is not None and router.relay_call(
+                        caller, clients[0], host_id, timeout_ms, target_type, request
                     ):
-                        # Answered here already (AWP-CTL-013), or the requester has gone.
-                        self._metrics.control_dropped += 1
                         continue
-                    local.outbound.offer(frame[1:])
-                elif tag == _wire.TAG_CLOUD_EVENT:
-                    await router.relay_event(client_id, frame)
-                elif tag == _wire.TAG_REQUEST:
-                    request = pb.RpcRequest.FromString(_codec.frame_payload(frame))
-                    caller = mirror.caller(sender, client_id)
-                    if caller is None:
-                        self._metrics.frames_invalid += 1
-                        continue
-                    await router.relay_request(caller, request, client_id)
-                elif tag == _wire.TAG_RESPONSE:
-                    proxy = mirror.proxies.get(client_id)
-                    if proxy is None or proxy.member != sender:
-                        # The worker's member was lost meanwhile; its calls already ended.
-                        self._metrics.rpc_late_responses += 1
-                        continue
-                    response = pb.RpcResponse.FromString(_codec.frame_payload(frame))
-                    await router.relay_response(proxy, response)
+                for client_id in clients:
+                    await self._relay_one(sender, client_id, tag, frame)
         except Exception as exc:  # a bad message must not stop the subscription
             self._metrics.frames_invalid += 1
             log(_logger, logging.ERROR, "cluster.bad_message", error=repr(exc))
+
+    async def _relay_one(self, sender: str, client_id: str, tag: int, frame: bytes) -> None:
+        router = self._router
+        mirror = self._mirror
+        if tag == _WORKER_LEFT:
+            mirror.departed(sender, client_id)
+        elif tag == _CONTROL_REQUEST:
+            control_request = pb.OpenControlChannelRequest.FromString(frame[10:])
+            stand_in = mirror.control_stand_in(sender, client_id, frame[1:2] == b"\x01")
+            if stand_in is None:
+                self._metrics.control_dropped += 1
+                return
+            # The requester's deadline, stated on its own node (AWP-CTL-011).
+            deadline_ms = int.from_bytes(frame[2:10], "big")
+            self._control.handle(stand_in, control_request, deadline_ms)
+        elif tag == _CONTROL_TO_CLIENT:
+            answered = self._control_answered(client_id, frame[1:])
+            local = self._control.connections.get(client_id)
+            if not answered or local is None or local.closed or isinstance(local, RemoteControl):
+                # Answered here already (AWP-CTL-013), or the requester has gone.
+                self._metrics.control_dropped += 1
+                return
+            local.outbound.offer(frame[1:])
+        elif tag == _CALL:
+            host_id, timeout_ms, target_type, request_frame = _codec.parse_call(frame)
+            caller = mirror.caller(sender, client_id)
+            if caller is None:
+                self._metrics.frames_invalid += 1
+                return
+            if not router.relay_call(
+                caller, client_id, host_id, timeout_ms, target_type, request_frame
+            ):
+                request = pb.RpcRequest.FromString(_codec.frame_payload(request_frame))
+                await router.relay_request(caller, request, client_id)
+        elif tag == _REQUEST:
+            request = pb.RpcRequest.FromString(_codec.frame_payload(frame))
+            caller = mirror.caller(sender, client_id)
+            if caller is None:
+                self._metrics.frames_invalid += 1
+                return
+            await router.relay_request(caller, request, client_id)
+        elif tag == _RESPONSE:
+            proxy = mirror.proxies.get(client_id)
+            if proxy is None or proxy.member != sender:
+                # The worker's member was lost meanwhile; its calls already ended.
+                self._metrics.rpc_late_responses += 1
+                return
+            found = _codec.response_id(frame)
+            if found is not None:
+                blocked = router.relay_answer(proxy, found[0], found[1], frame)
+                if blocked is not None:
+                    await blocked
+                return
+            response = pb.RpcResponse.FromString(_codec.frame_payload(frame))
+            await router.relay_response(proxy, response)
+        else:
+            self._metrics.frames_invalid += 1
 
     def _relay_control(
         self, conn: ControlConnection, frame: pb.OpenControlChannelRequest, worker: DataConnection
