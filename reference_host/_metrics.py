@@ -14,7 +14,10 @@ from agentworker.v1 import agentworker_pb2
 COUNTERS: Final[dict[str, str]] = {
     "connections_total": "Data channels opened since start.",
     "events_received": "CloudEvents received from publishers.",
-    "events_delivered": "CloudEvent deliveries enqueued to recipient workers.",
+    "events_delivered": (
+        "CloudEvent deliveries enqueued to recipient workers, counted once per delivery by the "
+        "node the worker is connected to."
+    ),
     "events_unroutable": "Matched agent types that no worker serves, per event.",
     "events_dropped_slow_consumer": "Frames (mostly events) not delivered to slow consumers.",
     "slow_consumers_disconnected": "Channels closed with RESOURCE_EXHAUSTED (slow consumer).",

@@ -377,7 +377,9 @@ class Router:
             if data is None:
                 data = _wire.frame(_wire.TAG_CLOUD_EVENT, event.SerializeToString())
             if target.outbound.offer(data):
-                metrics.events_delivered += 1
+                # A worker on another node: that node counts the delivery when it writes it.
+                if not target.relayed:
+                    metrics.events_delivered += 1
             else:
                 if blocked is None:
                     blocked = []
@@ -394,7 +396,7 @@ class Router:
                     metrics.events_dropped_slow_consumer += 1
                 continue
             if await target.outbound.offer_wait(data, timeout_s):
-                if is_event:
+                if is_event and not target.relayed:
                     metrics.events_delivered += 1
                 continue
             if is_event:
