@@ -89,6 +89,9 @@ class Router:
         self._channel_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.connections: dict[str, DataConnection] = {}
         self.draining = False
+        # Set while this host is a cluster node cut off from the shared state: its routes are
+        # stale, so events its workers publish go to no worker and are counted (AWP-CLU-018).
+        self.cut_off = False
 
     # -- connections ---------------------------------------------------------------------
 
@@ -348,6 +351,9 @@ class Router:
                 'a CloudEvent needs a non-empty id and type and spec_version "1.0"',
                 event_id=event.id,
             )
+            return None
+        if self.cut_off:
+            metrics.events_dropped_cut_off += 1
             return None
         agent_types = self._subscriptions.agent_types_for(event.type)
         if not agent_types:
