@@ -59,6 +59,11 @@ NOT_COVERED: dict[str, dict[str, str]] = {
             "does not control; tests/cluster/test_partition.py freezes the reference host "
             "node's NATS connection"
         ),
+        "AWP-CLU-018": (
+            "needs the harness to cut a node off the shared state, which it does not control; "
+            "tests/cluster/test_partition.py cuts the reference host node's NATS connection and "
+            "reads its counter"
+        ),
     },
     "worker": {
         "AWP-CONN-019": (

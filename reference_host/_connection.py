@@ -140,6 +140,9 @@ class DataConnection(Channel):
     # Time a call to this connection may run past its deadline before this host expires it:
     # nonzero for stand-ins of workers on other cluster nodes, whose node enforces the deadline.
     deadline_grace_ms: ClassVar[int] = 0
+    # True for stand-ins of workers on other cluster nodes: frames queued here are relayed, and
+    # the worker's own node counts what it writes to the worker.
+    relayed: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -14,9 +14,16 @@ from agentworker.v1 import agentworker_pb2
 COUNTERS: Final[dict[str, str]] = {
     "connections_total": "Data channels opened since start.",
     "events_received": "CloudEvents received from publishers.",
-    "events_delivered": "CloudEvent deliveries enqueued to recipient workers.",
+    "events_delivered": (
+        "CloudEvent deliveries enqueued to recipient workers, counted once per delivery by the "
+        "node the worker is connected to."
+    ),
     "events_unroutable": "Matched agent types that no worker serves, per event.",
     "events_dropped_slow_consumer": "Frames (mostly events) not delivered to slow consumers.",
+    "events_dropped_cut_off": (
+        "CloudEvents from local workers delivered to no worker because this cluster node had "
+        "lost the shared state (AWP-CLU-018)."
+    ),
     "slow_consumers_disconnected": "Channels closed with RESOURCE_EXHAUSTED (slow consumer).",
     "rpc_requests": "RPC requests received from callers.",
     "rpc_responses": "RPC responses forwarded from targets to callers.",
@@ -46,6 +53,7 @@ class Metrics:
         "control_requests",
         "control_responses",
         "events_delivered",
+        "events_dropped_cut_off",
         "events_dropped_slow_consumer",
         "events_received",
         "events_unroutable",
@@ -67,6 +75,7 @@ class Metrics:
         self.events_delivered = 0
         self.events_unroutable = 0
         self.events_dropped_slow_consumer = 0
+        self.events_dropped_cut_off = 0
         self.slow_consumers_disconnected = 0
         self.rpc_requests = 0
         self.rpc_responses = 0

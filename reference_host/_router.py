@@ -89,6 +89,9 @@ class Router:
         self._channel_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self.connections: dict[str, DataConnection] = {}
         self.draining = False
+        # Set while this host is a cluster node cut off from the shared state: its routes are
+        # stale, so events its workers publish go to no worker and are counted (AWP-CLU-018).
+        self.cut_off = False
 
     # -- connections ---------------------------------------------------------------------
 
@@ -349,6 +352,9 @@ class Router:
                 event_id=event.id,
             )
             return None
+        if self.cut_off:
+            metrics.events_dropped_cut_off += 1
+            return None
         agent_types = self._subscriptions.agent_types_for(event.type)
         if not agent_types:
             return None
@@ -377,7 +383,9 @@ class Router:
             if data is None:
                 data = _wire.frame(_wire.TAG_CLOUD_EVENT, event.SerializeToString())
             if target.outbound.offer(data):
-                metrics.events_delivered += 1
+                # A worker on another node: that node counts the delivery when it writes it.
+                if not target.relayed:
+                    metrics.events_delivered += 1
             else:
                 if blocked is None:
                     blocked = []
@@ -394,7 +402,7 @@ class Router:
                     metrics.events_dropped_slow_consumer += 1
                 continue
             if await target.outbound.offer_wait(data, timeout_s):
-                if is_event:
+                if is_event and not target.relayed:
                     metrics.events_delivered += 1
                 continue
             if is_event:

@@ -348,6 +348,7 @@ class RemoteWorker(DataConnection):
     # The worker's node answers DEADLINE_EXCEEDED (and tells a late worker so); this node
     # expires the call itself only if that answer does not come.
     deadline_grace_ms: ClassVar[int] = 1_000
+    relayed: ClassVar[bool] = True
 
     def __init__(
         self, client_id: str, member: str, link: Link, metrics: Metrics, *, shares: bool

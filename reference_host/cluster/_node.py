@@ -142,6 +142,8 @@ class ClusterNode:
         self._releasing: dict[str, asyncio.Task[None]] = {}
         self.available = False
         self._leaving = False
+        # events_dropped_cut_off when this node last stopped serving, to log the outage's share.
+        self._dropped_before_cut = 0
         # Fires once this node's lease has gone a whole period without a renewal, so that it
         # stops serving before the others drop it (AWP-CLU-017); re-armed by every renewal.
         self._lease_watchdog: asyncio.TimerHandle | None = None
@@ -688,6 +690,9 @@ class ClusterNode:
         self.available = False
         self._health.set("", _health.NOT_SERVING)
         self._health.set(SERVICE_NAME, _health.NOT_SERVING)
+        # Events local workers publish from now on go nowhere, counted (AWP-CLU-018).
+        self._router.cut_off = True
+        self._dropped_before_cut = self._metrics.events_dropped_cut_off
         self._router.begin_drain()
 
     async def _on_reconnected(self) -> None:
@@ -710,7 +715,11 @@ class ClusterNode:
             self._lapsed = True
             return
         self._router.draining = False
+        self._router.cut_off = False
         self.available = True
+        dropped = self._metrics.events_dropped_cut_off - self._dropped_before_cut
+        if dropped:
+            log(_logger, logging.WARNING, "cluster.events_dropped_cut_off", count=dropped)
         self._health.set("", _health.SERVING)
         self._health.set(SERVICE_NAME, _health.SERVING)
         log(_logger, logging.INFO, "cluster.rejoined", member=self.member)

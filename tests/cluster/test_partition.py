@@ -1,4 +1,5 @@
-"""One node cut off from NATS while the others keep it (AWP-CLU-009, -010, -012, -013, -017).
+"""One node cut off from NATS while the others keep it (AWP-CLU-009, -010, -012, -013, -017,
+-018).
 
 Node b reaches NATS through a TCP proxy the test cuts (b's connection is reset) or freezes (b's
 connection stays open and falls silent): b loses the shared state while a and c keep it.
@@ -192,6 +193,63 @@ async def test_node_whose_connection_falls_silent_stops_serving_within_the_lease
     finally:
         responder.cancel()
     assert silent_for < LEASE_S + SLACK_S
+
+
+@pytest.mark.requirement("AWP-CLU-018", "AWP-CLU-002")
+async def test_events_published_on_a_cut_off_node_reach_no_worker_and_are_counted(
+    proxy: TcpProxy, start_node: StartNode, connect_to: ConnectTo
+) -> None:
+    a = await start_node("a")
+    b = await start_node("b", servers=proxy.url)
+    # Subscribers on the publisher's own node and on another node.
+    near = await connect_to(b.port, "near", hello())
+    await near.register("near-agent")
+    await near.subscribe(type_sub("near-sub", "news", "near-agent"))
+    far = await connect_to(a.port, "far", hello())
+    await far.register("far-agent")
+    await far.subscribe(type_sub("far-sub", "news", "far-agent"))
+    publisher = await connect_to(b.port, "publisher", hello())
+    await publisher.publish(event("news", event_id="before"))
+    for receiver in (near, far):
+        assert (await receiver.next_of("cloud_event")).cloud_event.id == "before"
+
+    proxy.cut()
+    await _until(lambda: _is(b.port, NOT_SERVING), "b reports NOT_SERVING", TIMEOUT_S)
+    # The one notice that tells a v1 publisher its events go nowhere from now on.
+    assert (await publisher.next_of("notice")).notice.code == pb.ERROR_CODE_SHUTTING_DOWN
+    delivered_on_b = b.metrics.events_delivered
+    for i in range(3):
+        await publisher.publish(event("news", event_id=f"cut-{i}"))
+    # b read the three events and counted each as dropped, delivering none (AWP-CLU-018).
+    await _until(
+        lambda: _holds(b.metrics.events_dropped_cut_off == 3), "b counts 3 dropped", TIMEOUT_S
+    )
+    assert b.metrics.events_delivered == delivered_on_b
+
+    await proxy.restore()
+    await _until(lambda: _is(b.port, SERVING), "b serves again", TIMEOUT_S * 3)
+    await _until(
+        lambda: _subscriptions_are(b.port, {"near-sub", "far-sub"}),
+        "b routes by both subscriptions again",
+        TIMEOUT_S * 3,
+    )
+    # Events flow again, in publish order, and no event of the outage arrives late: each
+    # receiver's next events are exactly these (AWP-CLU-002).
+    after = [f"after-{i}" for i in range(5)]
+    for event_id in after:
+        await publisher.publish(event("news", event_id=event_id))
+    for receiver in (near, far):
+        received = [(await receiver.next_of("cloud_event")).cloud_event.id for _ in after]
+        assert received == after
+    assert b.metrics.events_dropped_cut_off == 3
+
+
+async def _holds(value: bool) -> bool:
+    return value
+
+
+async def _subscriptions_are(port: int, wanted: set[str]) -> bool:
+    return wanted <= set(await _subscription_ids(port))
 
 
 async def _is(port: int, status: int) -> bool:
