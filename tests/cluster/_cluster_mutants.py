@@ -1,12 +1,45 @@
-"""The broken clusters of test_cluster_mutants.py: mutant name -> the requirement it breaks.
-``_broken_node`` holds the patches; this module loads nothing, so a test can import it."""
+"""The broken clusters of test_cluster_mutants.py: for each cluster MUST the host suite's cases
+cite, a node with that requirement broken, and the cases that must catch it. ``_broken_node``
+holds the patches; this module loads nothing, so the mutation matrix's table can import it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
-BROKEN: Final[dict[str, str]] = {
-    "client-id-per-node": "AWP-CLU-005",
-    "no-read-your-writes": "AWP-CLU-006",
-    "calls-stay-on-their-node": "AWP-CLU-001",
-}
+__all__ = ["BROKEN", "CLUSTER_MUTANTS", "ClusterMutant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterMutant:
+    """A 2-node cluster whose nodes both break ``requirement``; ``catches`` must fail on it."""
+
+    name: str
+    requirement: str
+    summary: str
+    catches: tuple[str, ...]
+
+
+CLUSTER_MUTANTS: Final = (
+    ClusterMutant(
+        "client-id-per-node",
+        "AWP-CLU-005",
+        "checks a client-id against its own node's channels only",
+        ("host/cluster/client-id-unique",),
+    ),
+    ClusterMutant(
+        "no-read-your-writes",
+        "AWP-CLU-006",
+        "returns RegisterAgent, AddSubscription and RemoveSubscription before the other nodes "
+        "route by the change, which reaches them a second later",
+        ("host/cluster/read-your-writes",),
+    ),
+    ClusterMutant(
+        "calls-stay-on-their-node",
+        "AWP-CLU-001",
+        "answers a call for a worker on another node as if no worker served the type",
+        ("host/cluster/read-your-writes",),
+    ),
+)
+# Mutant name -> the requirement it breaks.
+BROKEN: Final[dict[str, str]] = {m.name: m.requirement for m in CLUSTER_MUTANTS}

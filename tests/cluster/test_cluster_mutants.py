@@ -1,9 +1,10 @@
 """The host suite catches a broken cluster: for each cluster MUST its cases cite (AWP-CLU-001,
 -005, -006), a 2-node cluster whose nodes break it fails a case citing that requirement.
 
-The unmodified cluster passes the same cases: test_conformance.py runs them against 2 and 3
-unmodified nodes. The mutation matrix (tests/conformance/mutants) starts one host process per
-mutant, so these mutants live here instead.
+The unmodified cluster passes the same cases: test_conformance.py runs them against 2
+unmodified nodes, and scripts/conformance runs the whole host suite against 3. The mutation
+matrix (tests/conformance/mutants) starts one host process per mutant, so these mutants run
+here; its table lists them with the others.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 
 from reference_host.cluster.local import LocalCluster
 from reference_host.cluster.nats_server import NatsServer
-from tests.cluster._cluster_mutants import BROKEN
+from tests.cluster._cluster_mutants import BROKEN, CLUSTER_MUTANTS
 from tests.conformance.mutants._verdicts import caught_by
 
 
@@ -77,6 +78,10 @@ def test_host_suite_fails_a_cluster_that_breaks_a_cluster_must(
         assert caught_by(report, requirement), (
             f"{mutant}: no case failed on {requirement}\n{output}"
         )
+        # Caught where the mutation matrix's table says (conformance/MUTATION_MATRIX.md).
+        failed = {case["id"] for case in report["cases"] if case["status"] != "PASS"}
+        expected = next(m.catches for m in CLUSTER_MUTANTS if m.name == mutant)
+        assert set(expected) <= failed, f"{mutant}: {expected} did not fail\n{output}"
         # The mutant breaks that requirement alone: every case that fails cites it.
         for case in report["cases"]:
             if case["status"] != "PASS":

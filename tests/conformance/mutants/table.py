@@ -20,6 +20,7 @@ from conformance._coverage_gaps import NOT_COVERED
 from conformance._spec import SpecIndex, load_spec_index
 from conformance.host_cases import HOST_CASES
 from conformance.worker_cases import WORKER_CASES
+from tests.cluster._cluster_mutants import CLUSTER_MUTANTS, ClusterMutant
 from tests.conformance.mutants._model import Mutant
 from tests.conformance.mutants.catalogue import all_mutants
 from tests.conformance.mutants.expectations import (
@@ -78,11 +79,12 @@ def counts(spec: SpecIndex, mutants: Sequence[Mutant]) -> Counts:
     pairs = [(side, req) for side in REGISTRIES for req in cited_musts(side, spec)]
     caught = [m for m in mutants if m.key not in KNOWN_ESCAPES]
     covered = {(m.side, m.requirement) for m in caught}
+    covered |= {("host", m.requirement) for m in CLUSTER_MUTANTS}
     return Counts(
         cited=len(cited_ids),
         musts=len(pairs),
-        mutants=len(mutants),
-        caught=len(caught),
+        mutants=len(mutants) + len(CLUSTER_MUTANTS),
+        caught=len(caught) + len(CLUSTER_MUTANTS),
         covered=len([p for p in pairs if p in covered]),
         uncovered=sum(len(v) for v in NOT_COVERED.values()),
     )
@@ -129,6 +131,14 @@ def _legacy(mutant: Mutant) -> str:
     return "caught"
 
 
+def _cluster_row(m: ClusterMutant) -> str:
+    """Return the host table's row for a broken cluster (run by tests/cluster)."""
+    cases = ", ".join(f"`{case_id}`" for case_id in m.catches)
+    caught = f"{cases} (a 2-node cluster of such nodes, tests/cluster/test_cluster_mutants.py)"
+    legacy = "not run: the cluster mutants run the v1 suite"
+    return f"| {m.requirement} | `{m.name}` | {_cell(m.summary)} | {caught} | {legacy} |"
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -157,6 +167,8 @@ def _side_table(side: str, spec: SpecIndex, mutants: Sequence[Mutant]) -> list[s
             if legacy:
                 row += f" {_cell(_legacy(m))} |"
             lines.append(row)
+        if side == "host":
+            lines += [_cluster_row(m) for m in CLUSTER_MUTANTS if m.requirement == req_id]
     return lines
 
 
@@ -176,6 +188,8 @@ def render(spec: SpecIndex | None = None, mutants: Sequence[Mutant] | None = Non
         "pass the unmodified subjects; `tests/conformance/test_mutation_matrix.py` runs the",
         "matrix (each mutant against the cases listed here) and checks this file is current.",
         "Host mutants also run in the suite's legacy mode, where v1-only cases do not apply.",
+        "The cluster MUSTs' mutants are broken nodes of a 2-node cluster, which",
+        "tests/cluster/test_cluster_mutants.py runs against the host suite's cluster cases.",
         "",
         f"- Requirements cited by a case: {n.cited}",
         f"- MUSTs cited, counted per suite (host, worker): {n.musts}",
