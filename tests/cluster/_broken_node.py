@@ -21,7 +21,7 @@ from agentworker.v1 import agentworker_pb2 as pb  # noqa: E402
 from reference_host._connection import DataConnection  # noqa: E402
 from reference_host._errors import AlreadyExists  # noqa: E402
 from reference_host._router import Blocked, Router  # noqa: E402
-from reference_host.cluster import _mirror, _node  # noqa: E402
+from reference_host.cluster import _codec, _mirror, _node  # noqa: E402
 from reference_host.cluster._link import RemoteWorker  # noqa: E402
 from tests.cluster._cluster_mutants import BROKEN  # noqa: E402
 
@@ -53,6 +53,12 @@ def _no_read_your_writes() -> None:
     apply = _mirror.Mirror.apply
 
     def late_apply(self: _mirror.Mirror, raw_key: str, value: bytes, operation: str | None) -> None:
+        # Only registrations and subscriptions arrive late: membership and client-id claims
+        # stay on time, so the mutant breaks read-your-writes and nothing else.
+        parsed = _codec.parse_key(raw_key)
+        if parsed is None or parsed[0] not in (_codec.KIND_TYPE, _codec.KIND_SUBSCRIPTION):
+            apply(self, raw_key, value, operation)
+            return
         asyncio.get_running_loop().call_later(
             _APPLY_DELAY_S, apply, self, raw_key, value, operation
         )

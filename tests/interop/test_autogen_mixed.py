@@ -112,7 +112,7 @@ async def test_our_events_reach_autogen_by_type_prefix_and_direct_subscription(
     ]
     assert [(line["type"], line["encoding"], line["body"]) for line in received] == [
         ("Ping", "json", {"text": "json", "seq": 1}),
-        (PING_PB, "protobuf", {"text": "protobuf", "seq": 2}),
+        (PING_PB, "protobuf", {"text": "protobuf", "seq": 2, "stall_ms": 0}),
         ("Ping", "json", {"text": "direct", "seq": 3}),
     ]
     assert scene.host.metrics.events_received == 4
