@@ -133,23 +133,7 @@ async def test_partitioned_node_refuses_work_others_drop_it_and_it_comes_back(
     assert not kept.ended.is_set()
     # kept's registration and subscription route again from a.
     await _until(lambda: _has_subscription(a.port), "kept-sub is back on a", TIMEOUT_S * 3)
-    attempt = 0
-
-    async def call_reaches_kept() -> bool:
-        nonlocal attempt
-        attempt += 1
-        await caller.request(f"r3-{attempt}", "echo", timeout_ms=CALL_DEADLINE_MS)
-        answer = (await caller.next_of("response")).response
-        if answer.error_code == pb.ERROR_CODE_UNKNOWN_TARGET:
-            return False
-        assert answer.payload == payload("back"), answer
-        return True
-
-    responder = asyncio.create_task(_answer_requests(kept))
-    try:
-        await _until(call_reaches_kept, "a call from a reaches kept on b", TIMEOUT_S * 3)
-    finally:
-        responder.cancel()
+    await _until_a_call_reaches(caller, kept, "r3")
     await caller.publish(event("news", event_id="after"))
     assert (await kept.next_of("cloud_event")).cloud_event.id == "after"
 
@@ -175,23 +159,7 @@ async def test_node_whose_connection_falls_silent_stops_serving_within_the_lease
     assert (await kept.next_of("response")).response.error_code == pb.ERROR_CODE_SHUTTING_DOWN
     proxy.thaw()
     await _until(lambda: _is(b.port, SERVING), "b serves again", TIMEOUT_S * 3)
-    attempt = 0
-
-    async def call_reaches_kept() -> bool:
-        nonlocal attempt
-        attempt += 1
-        await caller.request(f"r-{attempt}", "echo", timeout_ms=CALL_DEADLINE_MS)
-        answer = (await caller.next_of("response")).response
-        if answer.error_code == pb.ERROR_CODE_UNKNOWN_TARGET:
-            return False
-        assert answer.payload == payload("back"), answer
-        return True
-
-    responder = asyncio.create_task(_answer_requests(kept))
-    try:
-        await _until(call_reaches_kept, "a call from a reaches kept on b", TIMEOUT_S * 3)
-    finally:
-        responder.cancel()
+    await _until_a_call_reaches(caller, kept, "r")
     assert silent_for < LEASE_S + SLACK_S
 
 
@@ -271,3 +239,25 @@ async def _answer_requests(worker: RawWorker) -> None:
     while True:
         request = (await worker.next_of("request", 3600)).request
         await worker.respond(request.request_id, payload("back"))
+
+
+async def _until_a_call_reaches(caller: RawWorker, kept: RawWorker, prefix: str) -> None:
+    """Call type `echo` from ``caller`` until a call reaches ``kept`` again (its routes are
+    back) rather than ending UNKNOWN_TARGET; ``kept`` answers meanwhile."""
+    attempt = 0
+
+    async def call_reaches_kept() -> bool:
+        nonlocal attempt
+        attempt += 1
+        await caller.request(f"{prefix}-{attempt}", "echo", timeout_ms=CALL_DEADLINE_MS)
+        answer = (await caller.next_of("response")).response
+        if answer.error_code == pb.ERROR_CODE_UNKNOWN_TARGET:
+            return False
+        assert answer.payload == payload("back"), answer
+        return True
+
+    responder = asyncio.create_task(_answer_requests(kept))
+    try:
+        await _until(call_reaches_kept, "a call from a reaches kept on b", TIMEOUT_S * 3)
+    finally:
+        responder.cancel()

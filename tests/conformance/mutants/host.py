@@ -233,6 +233,20 @@ def _conn_004() -> None:
     _set_max_message_bytes(64 * 1024 * 1024, announce=_config.MAX_MESSAGE_BYTES)
 
 
+def _replacing_attach(original: Any) -> Any:
+    """Wrap a router's ``attach`` so that a second channel for a client-id ends the open one
+    and takes its place instead of being refused."""
+
+    def attach(self: Any, conn: Any) -> None:
+        old = self.connections.get(conn.client_id)
+        if old is not None:
+            self.detach(old)
+            old.end()
+        original(self, conn)
+
+    return attach
+
+
 @_host(
     "replace-existing-channel",
     "AWP-CONN-005",
@@ -242,17 +256,7 @@ def _conn_004() -> None:
 def _conn_005() -> None:
     from reference_host import _router
 
-    def make(original: Any) -> Any:
-        def attach(self: Any, conn: Any) -> None:
-            old = self.connections.get(conn.client_id)
-            if old is not None:
-                self.detach(old)
-                old.end()
-            original(self, conn)
-
-        return attach
-
-    replace(_router.Router, "attach", make)
+    replace(_router.Router, "attach", _replacing_attach)
 
 
 @_host(
@@ -2111,14 +2115,4 @@ def _ctl_006() -> None:
 def _ctl_007() -> None:
     from reference_host import _control
 
-    def make(original: Any) -> Any:
-        def attach(self: Any, conn: Any) -> None:
-            old = self.connections.get(conn.client_id)
-            if old is not None:
-                self.detach(old)
-                old.end()
-            original(self, conn)
-
-        return attach
-
-    replace(_control.ControlRouter, "attach", make)
+    replace(_control.ControlRouter, "attach", _replacing_attach)
