@@ -3,7 +3,9 @@
 ``python -m reference_host.cluster.local --nodes 3`` starts them, prints one line per node,
 ``node ID 127.0.0.1:PORT pid=PID``, then ``addresses A,B,C``, and runs until SIGINT/SIGTERM,
 when it stops the nodes and the NATS server it started. Used by the demo, the benchmark and
-the conformance script; extra arguments after ``--`` go to every node.
+the conformance script; extra arguments after ``--`` go to every node. With ``--control-dir
+DIR``, ``python -m reference_host.cluster.fault kill|start ADDRESS --control-dir DIR`` kills a
+node or starts it again (see ``_control``).
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Final
 
+from reference_host.cluster._control import ControlDir
 from reference_host.cluster.nats_server import NatsServer, free_port
 
 _STARTUP_S: Final = 60.0
+# How often the launcher looks for control requests (and for its stop signal).
+_CONTROL_POLL_S: Final = 0.05
 # The line that announces every node's address to a conformance harness (spawn mode).
 ADDRESSES_PREFIX: Final = "AGENTWORKER_ADDRESSES="
 
@@ -52,6 +58,26 @@ class NodeProcess:
             *extra,
         ]  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        """Return whether the node's process was started and has not exited."""
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def pid(self) -> int:
+        """Return the process id (0 before the start)."""
+        return self.process.pid if self.process is not None else 0
+
+    def restarted(self, node_id: str) -> NodeProcess:
+        """Return a node with the same command and address under ``node_id`` (a restarted
+        node is a new node, spec 18.1), not yet started."""
+        node = NodeProcess.__new__(NodeProcess)
+        node.node_id, node.address, node.port = node_id, self.address, self.port
+        node._args = list(self._args)
+        node._args[node._args.index("--node-id") + 1] = node_id
+        node.process = None
+        return node
 
     def start(self, log: IO[bytes] | None) -> None:
         """Start the node; its log goes to ``log`` (or is discarded)."""
@@ -119,6 +145,7 @@ class LocalCluster:
         ]
         self._log_dir = log_dir
         self._logs: list[IO[bytes]] = []
+        self._restarts = 0
 
     @property
     def addresses(self) -> list[str]:
@@ -137,6 +164,22 @@ class LocalCluster:
             node.wait_serving(deadline)
         self.nodes[0].start(self._log_for(self.nodes[0]))
         self.nodes[0].wait_serving(deadline)
+
+    def restart(self, address: str) -> None:
+        """Start the stopped node at ``address`` again, as a new node with the same command;
+        return once it serves."""
+        index = next(i for i, n in enumerate(self.nodes) if n.address == address)
+        old = self.nodes[index]
+        self._restarts += 1
+        base = old.node_id.split("-r", 1)[0]
+        node = old.restarted(f"{base}-r{self._restarts}")
+        self.nodes[index] = node
+        node.start(self._log_for(node))
+        try:
+            node.wait_serving(time.monotonic() + _STARTUP_S)
+        except (RuntimeError, TimeoutError):
+            node.stop(signal.SIGKILL)
+            raise
 
     def _log_for(self, node: NodeProcess) -> IO[bytes] | None:
         if self._log_dir is None:
@@ -158,8 +201,7 @@ class LocalCluster:
         """Return the lines printed at start: one per node, then the address list."""
         lines = [f"nats {self.nats_url}"]
         for node in self.nodes:
-            pid = node.process.pid if node.process is not None else 0
-            lines.append(f"node {node.node_id} {node.address} pid={pid}")
+            lines.append(f"node {node.node_id} {node.address} pid={node.pid}")
         lines.append(f"addresses {','.join(self.addresses)}")
         return "\n".join(lines)
 
@@ -172,12 +214,26 @@ class LocalCluster:
                     {
                         "id": node.node_id,
                         "address": node.address,
-                        "pid": node.process.pid if node.process is not None else 0,
+                        "pid": node.pid,
                     }
                     for node in self.nodes
                 ],
             }
         )
+
+
+def serve(cluster: LocalCluster, control_dir: Path | None, stopped: list[bool]) -> None:
+    """Run ``cluster`` (started) until ``stopped[0]`` is set (by a signal handler), carrying
+    out the control requests in ``control_dir`` if given."""
+    if control_dir is None:
+        while not stopped[0]:
+            signal.pause()
+        return
+    control = ControlDir(control_dir, lambda: list(cluster.nodes), cluster.restart)
+    control.publish_nodes()
+    while not stopped[0]:
+        if not control.handle_pending():
+            time.sleep(_CONTROL_POLL_S)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -198,6 +254,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the first node's address (e.g. a conformance harness's {address}); the nodes' "
         f"addresses are then printed first, as {ADDRESSES_PREFIX}A,B,C, before any node starts",
     )
+    parser.add_argument(
+        "--control-dir",
+        type=Path,
+        metavar="DIR",
+        help="take kill/start requests for the nodes from DIR "
+        "(python -m reference_host.cluster.fault)",
+    )
     parser.add_argument("extra", nargs="*", help="arguments for every node (after --)")
     args = parser.parse_args(argv)
     cluster = LocalCluster(
@@ -211,19 +274,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.first_address:
         print(f"{ADDRESSES_PREFIX}{','.join(cluster.addresses)}", flush=True)
-    stop = False
+    stopped = [False]
 
     def on_signal(signum: int, frame: object) -> None:
-        nonlocal stop
-        stop = True
+        stopped[0] = True
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     cluster.start()
     try:
         print(cluster.to_json() if args.json else cluster.describe(), flush=True)
-        while not stop:
-            signal.pause()
+        serve(cluster, args.control_dir, stopped)
     finally:
         cluster.stop()
     return 0
