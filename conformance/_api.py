@@ -9,6 +9,7 @@ from pathlib import Path
 from conformance._cases import Level
 from conformance._expected import ExpectedFailure, load_expected_failures
 from conformance._host_suite import run_host_suite_async, select_host_cases
+from conformance._node_fault import node_fault
 from conformance._results import SuiteResult
 from conformance._secure_host import secure_commands
 from conformance._subject import AttachedSubject, SpawnedSubject, Subject
@@ -31,11 +32,15 @@ def run_host_suite(
     tls_command: str | None = None,
     mtls_command: str | None = None,
     token_command: str | None = None,
+    node_fault_command: str | None = None,
+    node_lease_ms: int | None = None,
 ) -> SuiteResult:
     """Run the host suite against the host at ``address``, or one started with ``command``
     (``{port}``/``{address}`` substituted), and return the result. ``cases`` are globs.
     ``tls_command``, ``mtls_command`` and ``token_command`` (shell-quoted strings) claim a
-    security mechanism and start the host its cases run against (spec 16.3). Must not be
+    security mechanism and start the host its cases run against (spec 16.3);
+    ``node_fault_command`` and ``node_lease_ms`` claim node faults of a cluster (spec 18.3, see
+    ``--node-fault-command``). Must not be
     called from a running event loop (use ``run_host_suite_async`` there)."""
     if (address is None) == (command is None):
         raise ValueError("give exactly one of address or command")
@@ -58,6 +63,7 @@ def run_host_suite(
             scale=timeout_scale,
             expected_failures=expected,
             secure_commands=secure_commands(tls_command, mtls_command, token_command),
+            node_fault=node_fault(node_fault_command, node_lease_ms),
         )
     )
 

@@ -14,6 +14,7 @@ from conformance._cases import Case, Level
 from conformance._console import print_case, print_footer, print_header
 from conformance._expected import load_expected_failures
 from conformance._host_suite import run_host_suite_async, select_host_cases
+from conformance._node_fault import node_fault
 from conformance._reports import write_reports
 from conformance._results import CaseResult, Policy
 from conformance._secure_host import secure_commands
@@ -93,6 +94,21 @@ def _parser() -> argparse.ArgumentParser:
             help=f"claim the mechanism: its cases start this host command (one shell-quoted "
             f"string; {{address}} and {{port}} are substituted too) configured for {what}",
         )
+    host.add_argument(
+        "--node-fault-command",
+        metavar="CMD",
+        help="claim node faults of a host cluster (spec 18.3): a command (one shell-quoted "
+        "string, run without a shell) where {action} is kill (the node at {address} is lost "
+        "abruptly, as by kill -9) or start (a node serves on {address} again; return once it "
+        "accepts connections); it exits 0 when done. Needs --node-lease-ms",
+    )
+    host.add_argument(
+        "--node-lease-ms",
+        type=int,
+        metavar="L",
+        help="the cluster's lease period L in ms (spec 18.1), by which the node-loss cases "
+        "bound what they wait for",
+    )
     host.add_argument("--timeout-scale", type=float, default=1.0, metavar="F")
     host.add_argument("--expected-failures", type=Path, metavar="FILE")
     host.add_argument("--report-dir", type=Path, metavar="DIR")
@@ -207,6 +223,7 @@ def _cmd_host(args: argparse.Namespace, command: list[str], out: TextIO) -> int:
         return 2
     try:
         secure = secure_commands(args.tls_command, args.mtls_command, args.token_command)
+        fault = node_fault(args.node_fault_command, args.node_lease_ms)
     except ValueError as exc:
         out.write(f"{exc}\n")
         return 2
@@ -238,6 +255,7 @@ def _cmd_host(args: argparse.Namespace, command: list[str], out: TextIO) -> int:
             expected_failures=expected,
             on_result=progress,
             secure_commands=secure,
+            node_fault=fault,
         )
     )
     print_footer(result, out)

@@ -12,6 +12,7 @@ import grpc
 
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._cases import CaseFailure, CaseSkip, SkipReason
+from conformance._node_fault import NODE_FAULT_OPTION, NodeFault
 from conformance._secure_host import OPTION_NAMES, SecureHost, TokenEntry
 from conformance._steps import StepRecorder, StepsMixin
 from conformance._subject import PlaintextInsteadOfTls, SubjectError
@@ -51,6 +52,8 @@ class HostContext(StepsMixin):
     # Every node of a host cluster (spec 18): workers are spread over them in turn, so workers
     # that interact sit on different nodes. Empty: ``address`` alone.
     addresses: tuple[str, ...] = ()
+    # Kills a node of the cluster or starts it again (--node-fault-command), with its lease.
+    node_fault: NodeFault | None = None
     _counter: int = 0
     _spread: int = 0
 
@@ -180,6 +183,21 @@ class HostContext(StepsMixin):
                 for line in output.splitlines():
                     self.trace.collected("host", line)
             await host.stop()
+
+    def require_node_fault(self) -> NodeFault:
+        """Return the node-fault command; skip the case as "not claimed" without one."""
+        if self.node_fault is None:
+            raise CaseSkip(SkipReason.NOT_CLAIMED, f"no {NODE_FAULT_OPTION} given")
+        return self.node_fault
+
+    async def act_on_node(self, action: str, address: str) -> None:
+        """Run the node-fault command for ``action`` on the node at ``address`` (a failure
+        of the command is an error of the case, raised as NodeFaultError)."""
+        fault = self.require_node_fault()
+        command = " ".join(fault.command(action, address))
+        self.trace.note("harness", f"node {action} {address}: {command}")
+        output = await fault.run(action, address, scale=self.scale)
+        self.trace.note("harness", f"node {action} {address} done: {output[-200:]}")
 
     # -- helpers --------------------------------------------------------------------------
 

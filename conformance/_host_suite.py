@@ -9,6 +9,12 @@ from agentworker.v1 import agentworker_pb2 as pb
 from conformance._cases import Case, CaseSkip, Level, SkipReason
 from conformance._expected import ExpectedFailure
 from conformance._host_context import HostContext
+from conformance._node_fault import (
+    LEASE_OPTION,
+    NODE_FAULT_CASES,
+    NODE_FAULT_OPTION,
+    NodeFault,
+)
 from conformance._results import CaseResult, SuiteResult
 from conformance._runner import RunOptions, run_cases
 from conformance._secure_host import OPTION_NAMES, command_line
@@ -61,11 +67,13 @@ async def run_host_suite_async(
     replay_prefix: Sequence[str] = ("python", "-m", "conformance"),
     on_result: Callable[[CaseResult], None] | None = None,
     secure_commands: Mapping[int, list[str]] | None = None,
+    node_fault: NodeFault | None = None,
 ) -> SuiteResult:
     """Run the host suite (all cases, or ``cases``) against ``subject``. ``secure_commands``
     holds, per security capability (TLS, mutual TLS, bearer token), the command of a host
     configured for it (spec 16.3): giving one claims the mechanism, and its cases start that
-    host; the others are not claimed (the suite's main host serves plaintext)."""
+    host; the others are not claimed (the suite's main host serves plaintext). ``node_fault``
+    kills a node of a cluster or starts it again, for the node-loss cases (spec 18.3)."""
     chosen = HOST_CASES.all() if cases is None else list(cases)
     capabilities: set[int] = set()
     secure = dict(secure_commands or {})
@@ -98,18 +106,29 @@ async def run_host_suite_async(
             stop_subject=subject.request_stop,
             secure_commands=secure,
             subject_output=lambda: subject.output_since(offset),
+            node_fault=node_fault,
         )
 
+    replay = {
+        case.id: [OPTION_NAMES[case.capability], command_line(secure[case.capability])]
+        for case in chosen
+        if case.capability in secure
+    }
+    if node_fault is not None:
+        for case in chosen:
+            if case.id in NODE_FAULT_CASES:
+                replay[case.id] = [
+                    NODE_FAULT_OPTION,
+                    command_line(node_fault.argv),
+                    LEASE_OPTION,
+                    str(node_fault.lease_ms),
+                ]
     options = RunOptions(
         legacy=legacy,
         scale=scale,
         expected_failures=expected_failures,
         replay_prefix=replay_prefix,
-        replay_options={
-            case.id: [OPTION_NAMES[case.capability], command_line(secure[case.capability])]
-            for case in chosen
-            if case.capability in secure
-        },
+        replay_options=replay,
         on_result=on_result,
     )
     return await run_cases(
