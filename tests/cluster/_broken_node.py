@@ -18,11 +18,13 @@ from reference_host._io_defaults import prefer_poll_io
 prefer_poll_io()
 
 from agentworker.v1 import agentworker_pb2 as pb  # noqa: E402
-from reference_host._connection import DataConnection  # noqa: E402
+from reference_host._connection import DataConnection, PendingCall  # noqa: E402
 from reference_host._errors import AlreadyExists  # noqa: E402
 from reference_host._router import Blocked, Router  # noqa: E402
+from reference_host._rpc import RpcTable  # noqa: E402
+from reference_host._wire import TAG_CLOUD_EVENT  # noqa: E402
 from reference_host.cluster import _codec, _mirror, _node  # noqa: E402
-from reference_host.cluster._link import RemoteWorker  # noqa: E402
+from reference_host.cluster._link import RemoteOutbound, RemoteWorker  # noqa: E402
 from tests.cluster._cluster_mutants import BROKEN  # noqa: E402
 
 # How long the mutant of AWP-CLU-006 lets a change of the shared state wait before a node
@@ -84,10 +86,83 @@ def _calls_stay_on_their_node() -> None:
     Router._forward = local_only  # type: ignore[method-assign]
 
 
+def _lost_calls_wait_for_their_deadline() -> None:
+    """AWP-CLU-009: when a node is lost, the calls pending at its workers are not failed; they
+    end at their deadline. Its routes still leave, as the other requirements want."""
+    lose = _mirror.Mirror.lose
+    fail_target = RpcTable.fail_target
+    losing = [False]
+
+    def keep_calls(self: RpcTable, target: DataConnection) -> list[PendingCall]:
+        if losing[0] and isinstance(target, RemoteWorker):
+            return []
+        return fail_target(self, target)
+
+    def lose_keeping_calls(self: _mirror.Mirror, member: str, reason: str) -> None:
+        losing[0] = True
+        try:
+            lose(self, member, reason)
+        finally:
+            losing[0] = False
+
+    RpcTable.fail_target = keep_calls  # type: ignore[method-assign]
+    _mirror.Mirror.lose = lose_keeping_calls  # type: ignore[method-assign]
+
+
+def _keeps_lost_claims() -> None:
+    """AWP-CLU-010: the client-ids a lost node's workers held stay claimed: every node refuses
+    a channel for them. Registrations and subscriptions still leave."""
+    lose = _mirror.Mirror.lose
+    claim = _node.ClusterNode.claim
+    kept: set[str] = set()
+
+    def lose_keeping_claims(self: _mirror.Mirror, member: str, reason: str) -> None:
+        kept.update(client for client, holder in self.clients.items() if holder == member)
+        lose(self, member, reason)
+
+    async def refuse_kept(self: _node.ClusterNode, conn: DataConnection) -> None:
+        if conn.client_id in kept:
+            raise AlreadyExists(f"client {conn.client_id!r} already has an open data channel")
+        await claim(self, conn)
+
+    _mirror.Mirror.lose = lose_keeping_claims  # type: ignore[method-assign]
+    _node.ClusterNode.claim = refuse_kept  # type: ignore[method-assign]
+
+
+def _drops_events_after_a_loss() -> None:
+    """AWP-CLU-011: from the moment a node sees another lost until a node joins, it drops the
+    events its workers publish to workers on other nodes (it reports them queued)."""
+    lose, renew = _mirror.Mirror.lose, _mirror.Mirror._renew
+    offer = RemoteOutbound.offer
+    dropping = [False]
+
+    def lose_and_drop(self: _mirror.Mirror, member: str, reason: str) -> None:
+        dropping[0] = True
+        lose(self, member, reason)
+
+    def renew_and_stop_dropping(self: _mirror.Mirror, member: str, value: bytes) -> None:
+        joins = member != self.member and member not in self.links
+        renew(self, member, value)
+        if joins and member in self.links:
+            dropping[0] = False
+
+    def drop_events(self: RemoteOutbound, frame: bytes) -> bool:
+        if dropping[0] and frame[:1] == TAG_CLOUD_EVENT:
+            return True
+        return offer(self, frame)
+
+    _mirror.Mirror.lose = lose_and_drop  # type: ignore[method-assign]
+    _mirror.Mirror._renew = renew_and_stop_dropping  # type: ignore[method-assign]
+    RemoteOutbound.offer = drop_events  # type: ignore[method-assign]
+
+
 PATCHES: dict[str, Callable[[], None]] = {
     "client-id-per-node": _client_id_per_node,
     "no-read-your-writes": _no_read_your_writes,
     "calls-stay-on-their-node": _calls_stay_on_their_node,
+    "lost-calls-wait-for-their-deadline": _lost_calls_wait_for_their_deadline,
+    "keeps-lost-claims": _keeps_lost_claims,
+    "drops-events-after-a-loss": _drops_events_after_a_loss,
 }
 assert PATCHES.keys() == BROKEN.keys()
 

@@ -12,12 +12,15 @@ __all__ = ["BROKEN", "CLUSTER_MUTANTS", "ClusterMutant"]
 
 @dataclass(frozen=True, slots=True)
 class ClusterMutant:
-    """A 2-node cluster whose nodes both break ``requirement``; ``catches`` must fail on it."""
+    """A cluster of ``nodes`` nodes that all break ``requirement``; ``catches`` must fail on
+    it. With ``node_fault`` the suite may kill and restart its nodes (--node-fault-command)."""
 
     name: str
     requirement: str
     summary: str
     catches: tuple[str, ...]
+    nodes: int = 2
+    node_fault: bool = False
 
 
 CLUSTER_MUTANTS: Final = (
@@ -39,6 +42,31 @@ CLUSTER_MUTANTS: Final = (
         "AWP-CLU-001",
         "answers a call for a worker on another node as if no worker served the type",
         ("host/cluster/read-your-writes",),
+    ),
+    ClusterMutant(
+        "lost-calls-wait-for-their-deadline",
+        "AWP-CLU-009",
+        "leaves the calls pending at a lost node's workers to end at their deadline",
+        ("host/cluster/node-loss",),
+        nodes=3,
+        node_fault=True,
+    ),
+    ClusterMutant(
+        "keeps-lost-claims",
+        "AWP-CLU-010",
+        "keeps a lost node's client-id claims: those client-ids are refused on every node",
+        ("host/cluster/node-loss",),
+        nodes=3,
+        node_fault=True,
+    ),
+    ClusterMutant(
+        "drops-events-after-a-loss",
+        "AWP-CLU-011",
+        "from the moment it sees a node lost until a node joins, drops the events its workers "
+        "publish to workers on other nodes",
+        ("host/cluster/node-loss",),
+        nodes=3,
+        node_fault=True,
     ),
 )
 # Mutant name -> the requirement it breaks.

@@ -1,5 +1,7 @@
 """The host suite catches a broken cluster: for each cluster MUST its cases cite (AWP-CLU-001,
--005, -006), a 2-node cluster whose nodes break it fails a case citing that requirement.
+-005, -006, -009, -010, -011), a cluster whose nodes break it fails a case citing that
+requirement. The node-loss mutants run as 3-node clusters the suite kills a node of
+(--node-fault-command through the launcher's control directory).
 
 The unmodified cluster passes the same cases: test_conformance.py runs them against 2
 unmodified nodes, and scripts/conformance runs the whole host suite against 3. The mutation
@@ -20,8 +22,15 @@ import pytest
 
 from reference_host.cluster.local import LocalCluster
 from reference_host.cluster.nats_server import NatsServer
-from tests.cluster._cluster_mutants import BROKEN, CLUSTER_MUTANTS
+from tests.cluster._cluster_mutants import BROKEN, CLUSTER_MUTANTS, ClusterMutant
 from tests.conformance.mutants._verdicts import caught_by
+
+# The mutants whose clusters the suite kills a node of, and those it only reads.
+_FAULTED = [m for m in CLUSTER_MUTANTS if m.node_fault]
+_PLAIN = [m for m in CLUSTER_MUTANTS if not m.node_fault]
+# The lease of the node-loss mutants' clusters: nine nodes start side by side here, so a little
+# longer than the other cluster tests' (the case's bounds grow with it).
+_LEASE_MS = 2_000
 
 
 @pytest.fixture
@@ -32,7 +41,7 @@ def broken_clusters(
     start side by side: a node spends its start-up importing, not waiting for the others."""
     clusters = {
         mutant: LocalCluster(2, nats_url=nats_server.url, name=f"{cluster_name}-{index}")
-        for index, mutant in enumerate(sorted(BROKEN))
+        for index, mutant in enumerate(sorted(m.name for m in _PLAIN))
     }
     nodes = [(mutant, node) for mutant, cluster in clusters.items() for node in cluster.nodes]
     try:
@@ -55,15 +64,58 @@ def broken_clusters(
 def test_host_suite_fails_a_cluster_that_breaks_a_cluster_must(
     broken_clusters: dict[str, LocalCluster], tmp_path: Path
 ) -> None:
-    runs: dict[str, subprocess.Popen[str]] = {}
+    commands: dict[str, list[str]] = {}
     for mutant, cluster in broken_clusters.items():
         addresses = [arg for address in cluster.addresses for arg in ("--address", address)]
         command = [sys.executable, "-m", "conformance", "host", *addresses]
         command += ["--case", "host/cluster/*", "--timeout-scale", "2"]
-        command += ["--report-dir", str(tmp_path / mutant)]
-        runs[mutant] = subprocess.Popen(
+        commands[mutant] = [*command, "--report-dir", str(tmp_path / mutant)]
+    _run_and_check(commands, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.requirement("AWP-CLU-009", "AWP-CLU-010", "AWP-CLU-011")
+def test_host_suite_fails_a_cluster_that_breaks_a_node_loss_must(
+    nats_server: NatsServer, cluster_name: str, tmp_path: Path
+) -> None:
+    # The suite spawns each broken cluster (the launcher, whose nodes all run the mutant)
+    # and kills its last node through the launcher's control directory.
+    commands = {m.name: _faulted_run(m, nats_server, f"{cluster_name}-{i}", tmp_path)
+                for i, m in enumerate(_FAULTED)}  # fmt: skip
+    _run_and_check(commands, tmp_path)
+    # Each breaks one requirement: the case's steps for the other two pass.
+    for m in _FAULTED:
+        report = json.loads((tmp_path / m.name / "report.json").read_text())
+        (case,) = [c for c in report["cases"] if c["id"] == "host/cluster/node-loss"]
+        verdicts = {entry["id"]: entry["verdict"] for entry in case["requirements"]}
+        assert verdicts == {r: "fail" if r == m.requirement else "pass" for r in verdicts}, (
+            f"{m.name}: {verdicts}"
+        )
+
+
+def _faulted_run(m: ClusterMutant, nats: NatsServer, name: str, tmp_path: Path) -> list[str]:
+    """Return the suite's command line for a spawned cluster of mutant ``m``."""
+    control = tmp_path / f"{m.name}-control"
+    fault = f"{sys.executable} -m reference_host.cluster.fault {{action}} {{address}} "
+    fault += f"--control-dir {control}"
+    command = [sys.executable, "-m", "conformance", "host", "--case", "host/cluster/*"]
+    command += ["--timeout-scale", "2", "--report-dir", str(tmp_path / m.name)]
+    command += ["--node-fault-command", fault, "--node-lease-ms", str(_LEASE_MS)]
+    return [
+        *command, "--", sys.executable, "-m", "tests.cluster._broken_cluster", m.name,
+        "--nodes", str(m.nodes), "--nats", nats.url, "--name", name,
+        "--lease-ms", str(_LEASE_MS), "--control-dir", str(control), "--first-address", "{address}",
+    ]  # fmt: skip
+
+
+def _run_and_check(commands: dict[str, list[str]], tmp_path: Path) -> None:
+    """Run the suites side by side; each must fail its mutant where the table says."""
+    runs = {
+        mutant: subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
+        for mutant, command in commands.items()
+    }
     try:
         outputs = {mutant: run.communicate(timeout=300)[0] for mutant, run in runs.items()}
     finally:
