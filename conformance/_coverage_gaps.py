@@ -11,10 +11,9 @@ _WHOLE_SUITE = (
     "the interacting workers of every case on different nodes; no case cites it alone"
 )
 _NODE_FAULT = (
-    "needs the harness to kill a node or cut it off from the shared state, which it does not "
-    "control (attached, it knows only addresses; a spawned cluster announces only its nodes' "
-    "addresses, not their processes or lease); tests/cluster/test_faults.py and "
-    "test_partition.py cover the reference host cluster"
+    "needs the harness to cut a node off the shared state while it keeps serving its workers; "
+    "--node-fault-command only kills a node and starts it again; tests/cluster/test_faults.py "
+    "and test_partition.py cover the reference host cluster"
 )
 _WORKER_SIDE = "binds how workers encode and read payloads; a host forwards payloads unchanged"
 
@@ -50,9 +49,6 @@ NOT_COVERED: dict[str, dict[str, str]] = {
             "leases pass between the nodes and their shared state, never over the wire; "
             "tests/cluster/test_leases.py watches the reference cluster's leases in NATS"
         ),
-        "AWP-CLU-009": _NODE_FAULT,
-        "AWP-CLU-010": _NODE_FAULT,
-        "AWP-CLU-011": _NODE_FAULT,
         "AWP-CLU-012": _NODE_FAULT,
         "AWP-CLU-017": (
             "needs the harness to silence a node's connection to its shared state, which it "

@@ -134,7 +134,11 @@ def _legacy(mutant: Mutant) -> str:
 def _cluster_row(m: ClusterMutant) -> str:
     """Return the host table's row for a broken cluster (run by tests/cluster)."""
     cases = ", ".join(f"`{case_id}`" for case_id in m.catches)
-    caught = f"{cases} (a 2-node cluster of such nodes, tests/cluster/test_cluster_mutants.py)"
+    fault = ", one of which the suite kills and starts again" if m.node_fault else ""
+    caught = (
+        f"{cases} (a {m.nodes}-node cluster of such nodes{fault}, "
+        "tests/cluster/test_cluster_mutants.py)"
+    )
     legacy = "not run: the cluster mutants run the v1 suite"
     return f"| {m.requirement} | `{m.name}` | {_cell(m.summary)} | {caught} | {legacy} |"
 
@@ -188,7 +192,7 @@ def render(spec: SpecIndex | None = None, mutants: Sequence[Mutant] | None = Non
         "pass the unmodified subjects; `tests/conformance/test_mutation_matrix.py` runs the",
         "matrix (each mutant against the cases listed here) and checks this file is current.",
         "Host mutants also run in the suite's legacy mode, where v1-only cases do not apply.",
-        "The cluster MUSTs' mutants are broken nodes of a 2-node cluster, which",
+        "The cluster MUSTs' mutants are broken nodes of a 2- or 3-node cluster, which",
         "tests/cluster/test_cluster_mutants.py runs against the host suite's cluster cases.",
         "",
         f"- Requirements cited by a case: {n.cited}",
