@@ -3,8 +3,10 @@
 
 The command is one shell-quoted string, split by shell rules and run without a shell, with
 ``{action}`` and ``{address}`` substituted. Actions: ``kill`` (the node at ``address`` is lost
-abruptly, as by kill -9: it stops renewing its lease and its connections drop) and ``start``
-(a node serves on ``address`` again; the command returns once it accepts connections). The
+abruptly, as by kill -9: it stops renewing its lease and its connections drop), ``start``
+(a node serves on ``address`` again; the command returns once it accepts connections), ``cut``
+(the node's connection to the cluster's shared state falls silent: it stays open and nothing
+passes, as in a partition) and ``restore`` (it passes again). The
 command exits 0 when done; anything else, or no exit within the deadline, is an error of the
 harness's setup, reported with the command, its exit status and the end of its output."""
 
@@ -31,7 +33,7 @@ LEASE_OPTION: Final = "--node-lease-ms"
 _COMMAND_DEADLINE_S: Final = 60.0
 _TAIL_CHARS: Final = 600
 # The cases that act on a node (their replay lines repeat the two options).
-NODE_FAULT_CASES: Final = frozenset({"host/cluster/node-loss"})
+NODE_FAULT_CASES: Final = frozenset({"host/cluster/node-loss", "host/cluster/cut-off"})
 
 
 class NodeFaultError(Exception):

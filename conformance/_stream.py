@@ -158,6 +158,10 @@ class FrameStream(Generic[FrameT]):
         frames, self._inbox = self._inbox, []
         return frames
 
+    def peek(self) -> list[FrameT]:
+        """Return the frames now in the inbox, leaving them there."""
+        return list(self._inbox)
+
     def take_all(self) -> list[FrameT]:
         """Return and remove every frame now in the inbox."""
         frames, self._inbox = self._inbox, []

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 
 import grpc
+from grpc_health.v1 import health_pb2
 
 from agentworker.v1 import agentworker_pb2 as pb
 from conformance._builders import event, json_payload, rpc_request, type_subscription
@@ -263,3 +264,136 @@ async def node_loss(ctx: HostContext) -> None:
             )
     finally:
         await ctx.act_on_node("start", lost_node)
+
+
+async def _health_status(ctx: HostContext, address: str) -> int | None:
+    """Return the node's Health/Check("") status, or None when the call failed."""
+    probe = ctx.worker("health", address=address)
+    try:
+        code, _, response = await probe.unary(
+            "",
+            health_pb2.HealthCheckRequest(service=""),
+            health_pb2.HealthCheckResponse,
+            path="/grpc.health.v1.Health/Check",
+        )
+    finally:
+        await probe.close()
+        ctx.workers.remove(probe)
+    return response.status if code is grpc.StatusCode.OK and response is not None else None
+
+
+def _is_shutting_down(frame: pb.OpenChannelResponse) -> bool:
+    return bool(
+        frame.WhichOneof("message") == "notice" and frame.notice.code == pb.ERROR_CODE_SHUTTING_DOWN
+    )
+
+
+@host_case(
+    "host/cluster/cut-off",
+    requirements=["AWP-CLU-017", "AWP-CLU-012", "AWP-CLU-018"],
+    v1_only=True,
+)
+async def cut_off(ctx: HostContext) -> None:
+    """Needs --node-fault-command (actions cut and restore) and --node-lease-ms L. Bound:
+    B = L plus max(L / 2, 1 s), times --timeout-scale, counted from the moment the cut
+    command returned (the node's last lease renewal that succeeded was sent before).
+
+    Procedure: on the first node, R registers type U and subscribes U to topic X; on the last
+    node, Q registers type W and subscribes W to X, and V registers a type of its own. V
+    publishes E0 on X (R and Q receive it). The harness silences the last node's connection
+    to the shared state (`cut`). The harness polls the node's health and V's channel until
+    either shows the node stopped serving; then V calls U, calls RegisterAgent, a new worker
+    opens a data channel on the node, and V publishes E1 on X. The harness restores the
+    connection (also when a check failed), waits until the node's health is SERVING again,
+    and V publishes E2 on X.
+
+    Asserts: (AWP-CLU-017) within B of the cut the node reports NOT_SERVING or sends V a
+    SHUTTING_DOWN notice; (AWP-CLU-012) it does both, answers V's call with SHUTTING_DOWN and
+    fails RegisterAgent and OpenChannel with UNAVAILABLE; (AWP-CLU-018) R receives E2 and
+    neither R nor Q receives E1."""
+    live_node, _, cut_node = _loss_nodes(ctx)
+    fault = ctx.require_node_fault()
+    bound = fault.lease_s + max(fault.lease_s / 2, 1.0)
+    loop = asyncio.get_running_loop()
+    topic, live_type, near_type = ctx.unique("cut.topic"), ctx.unique("far"), ctx.unique("near")
+    receiver = await _open(ctx, "r", live_node)
+    await receiver.register(live_type)
+    await receiver.subscribe(type_subscription(ctx.unique("sub"), topic, live_type))
+    neighbour = await _open(ctx, "q", cut_node)
+    await neighbour.register(near_type)
+    await neighbour.subscribe(type_subscription(ctx.unique("sub"), topic, near_type))
+    publisher = await _open(ctx, "v", cut_node)
+    await publisher.register(ctx.unique("own"))
+    e0 = event(topic, "k", "before the cut")
+    await publisher.publish(e0)
+    await receiver.data.expect("E0 from the node before the cut", event_with_id(e0.id))
+    await neighbour.data.expect("E0 from its own node before the cut", event_with_id(e0.id))
+    e1 = event(topic, "k", "while cut off")
+    await ctx.act_on_node("cut", cut_node)
+    try:
+        cut_at = loop.time()
+        limit = cut_at + ctx.seconds(bound)
+        async with ctx.step("AWP-CLU-017", "the silenced node stops serving within L", gate=True):
+            status = await _health_status(ctx, cut_node)
+            while status != health_pb2.HealthCheckResponse.NOT_SERVING and not any(
+                _is_shutting_down(f) for f in publisher.data.peek()
+            ):
+                ctx.check(
+                    loop.time() < limit,
+                    f"{bound:.1f} s after its connection to the shared state fell silent, the "
+                    "node still reports SERVING and sent V no SHUTTING_DOWN notice",
+                )
+                await asyncio.sleep(_POLL_S)
+                status = await _health_status(ctx, cut_node)
+        async with ctx.step("AWP-CLU-012", "the cut-off node sends V a SHUTTING_DOWN notice"):
+            await publisher.data.expect("a SHUTTING_DOWN notice", _is_shutting_down, bound)
+        async with ctx.step("AWP-CLU-012", "the cut-off node reports NOT_SERVING"):
+            status = await _health_status(ctx, cut_node)
+            names = health_pb2.HealthCheckResponse.ServingStatus
+            ctx.check(
+                status == health_pb2.HealthCheckResponse.NOT_SERVING,
+                f"Health/Check on the cut-off node: "
+                f"{'failed' if status is None else names.Name(status)}",
+            )
+        async with ctx.step("AWP-CLU-012", "the cut-off node answers a new call SHUTTING_DOWN"):
+            call = rpc_request("while-cut", live_type, "k", "x", timeout_ms=_CALL_DEADLINE_MS)
+            await publisher.request(call)
+            answer = await publisher.expect_response(call.request_id, bound)
+            ctx.check(
+                answer.error_code == pb.ERROR_CODE_SHUTTING_DOWN,
+                f"a call from the cut-off node: error_code "
+                f"{pb.ErrorCode.Name(answer.error_code)} ({answer.error!r})",
+            )
+        with ctx.step("AWP-CLU-012", "the cut-off node fails RegisterAgent with UNAVAILABLE"):
+            ctx.check_status(
+                await publisher.register_status(ctx.unique("late")),
+                grpc.StatusCode.UNAVAILABLE,
+                "RegisterAgent on the cut-off node",
+            )
+        async with ctx.step("AWP-CLU-012", "the cut-off node fails OpenChannel with UNAVAILABLE"):
+            late = ctx.worker("late", address=cut_node)
+            await late.open()
+            code = await late.data.wait_end(bound)
+            ctx.check(
+                code is grpc.StatusCode.UNAVAILABLE,
+                f"OpenChannel on the cut-off node: {code.name if code else 'an open channel'}",
+            )
+        await publisher.publish(e1)
+    finally:
+        await ctx.act_on_node("restore", cut_node)
+    # The node must serve again before V publishes E2 and before the later cases.
+    serving_by = loop.time() + ctx.seconds(4 * fault.lease_s + 10)
+    while await _health_status(ctx, cut_node) != health_pb2.HealthCheckResponse.SERVING:
+        if loop.time() > serving_by:
+            raise CaseFailure(
+                "the node did not report SERVING again after its connection to the shared "
+                "state was restored (the later checks need it)"
+            )
+        await asyncio.sleep(_POLL_S)
+    e2 = event(topic, "k", "after the restore")
+    await publisher.publish(e2)
+    async with ctx.step("AWP-CLU-018", "an event published while cut off reaches no worker"):
+        await receiver.data.expect("E2, published after the restore", event_with_id(e2.id))
+        for worker in (receiver, neighbour):
+            got = [f for f in worker.data.take_all() if event_with_id(e1.id)(f)]
+            ctx.check(not got, f"{worker.label} received E1, published while the node was cut off")

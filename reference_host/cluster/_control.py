@@ -1,6 +1,10 @@
 """The local cluster's control directory: how an outside command asks the launcher to kill a
 node or start it again (``python -m reference_host.cluster.fault``).
 
+Actions: ``kill`` (SIGKILL) and ``start`` (a new node on the same address, once it serves);
+``cut`` and ``restore`` silence the node's connection to NATS (kept open, nothing passes) and
+let it through again.
+
 A request is a file ``req-ID.json`` (``{"action": ..., "address": ...}``) that the client
 renames into the directory whole; the launcher, which owns the node processes, carries it out
 and answers with ``rep-ID.json`` (``{"ok": ..., "message": ...}``). The launcher also keeps
@@ -27,7 +31,7 @@ __all__ = [
     "write_json",
 ]
 
-ACTIONS: Final = ("kill", "start")
+ACTIONS: Final = ("kill", "start", "cut", "restore")
 NODES_FILE: Final = "nodes.json"
 _REQUEST, _REPLY = "req-", "rep-"
 
@@ -73,17 +77,22 @@ class Node(Protocol):
 class ControlDir:
     """The launcher's side: carries out the requests found in ``directory`` on ``nodes``.
     ``restart`` starts a node again on the same address (as a new node) and returns once it
-    serves; it raises with a message when it cannot."""
+    serves; ``silence`` and ``restore`` cut a node's connection to the shared state and let it
+    through again. Each raises with a message when it cannot."""
 
     def __init__(
         self,
         directory: Path,
         nodes: Callable[[], Sequence[Node]],
         restart: Callable[[str], None],
+        silence: Callable[[str], None],
+        restore: Callable[[str], None],
     ) -> None:
         self.directory = directory
         self._nodes = nodes
         self._restart = restart
+        self._silence = silence
+        self._restore = restore
         directory.mkdir(parents=True, exist_ok=True)
 
     def publish_nodes(self) -> None:
@@ -125,6 +134,13 @@ class ControlDir:
                 return False, f"node {node.node_id} at {address} is not running"
             node.stop(signal.SIGKILL)
             return True, f"killed node {node.node_id} at {address}"
+        if action in ("cut", "restore"):
+            try:
+                (self._silence if action == "cut" else self._restore)(address)
+            except (OSError, RuntimeError, TimeoutError, KeyError) as exc:
+                return False, f"cannot {action} node {node.node_id} at {address}: {exc!r}"
+            done = "cut off from" if action == "cut" else "connected again to"
+            return True, f"node {node.node_id} at {address} is {done} the shared state"
         if node.running:
             return False, f"node {node.node_id} at {address} is already running"
         try:

@@ -5,8 +5,10 @@ conformance harness (``--node-fault-command``).
 ``reference_host.cluster.local`` launcher that owns the control directory DIR: ``kill`` sends
 the node at ADDRESS SIGKILL (it stops renewing its lease and its connections drop) and returns
 once it has exited; ``start`` starts a node on that address again, as a new node, and returns
-once it accepts connections. Exit status 0 when done; 1, with the reason on stderr, when the
-launcher refused (no node at ADDRESS, say) or did not answer in time; 2 for a usage error.
+once it accepts connections; ``cut`` silences the node's connection to NATS (it stays open and
+nothing passes) and ``restore`` lets it through again. Exit status 0 when done; 1, with the
+reason on stderr, when the launcher refused (no node at ADDRESS, say) or did not answer in
+time; 2 for a usage error.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m reference_host.cluster.fault",
         description="Kill a node of a local cluster (reference_host.cluster.local "
-        "--control-dir DIR), or start it again on the same address.",
+        "--control-dir DIR) or start it again on the same address; cut its connection to "
+        "NATS or restore it.",
     )
     parser.add_argument("action", choices=ACTIONS)
     parser.add_argument("address", metavar="HOST:PORT", help="the node's gRPC address")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Final
 
 from reference_host.cluster._control import ControlDir
+from reference_host.cluster._proxies import NatsProxies
 from reference_host.cluster.nats_server import NatsServer, free_port
 
 _STARTUP_S: Final = 60.0
@@ -129,20 +130,25 @@ class LocalCluster:
         extra: Sequence[str] = (),
         log_dir: str | None = None,
         first_address: str | None = None,
+        proxied: bool = False,
     ) -> None:
         self.nats: NatsServer | None = None if nats_url is not None else NatsServer()
         self.nats_url = nats_url or (self.nats.url if self.nats is not None else "")
-        self.nodes = [
-            NodeProcess(
-                self.nats_url,
-                f"n{i + 1}",
-                name=name,
-                lease_ms=lease_ms,
-                extra=extra,
-                address=first_address if i == 0 else None,
+        # With ``proxied``, each node reaches NATS through a proxy of its own, which
+        # ``silence`` and ``restore`` act on.
+        self._proxies = NatsProxies() if proxied else None
+        self._proxy_of: dict[str, str] = {}
+        self.nodes = []
+        for i in range(nodes):
+            address = first_address if i == 0 else None
+            url = self.nats_url
+            if self._proxies is not None:
+                url = self._proxies.add(self.nats_url)
+            node = NodeProcess(
+                url, f"n{i + 1}", name=name, lease_ms=lease_ms, extra=extra, address=address
             )
-            for i in range(nodes)
-        ]
+            self._proxy_of[node.address] = url
+            self.nodes.append(node)
         self._log_dir = log_dir
         self._logs: list[IO[bytes]] = []
         self._restarts = 0
@@ -181,6 +187,18 @@ class LocalCluster:
             node.stop(signal.SIGKILL)
             raise
 
+    def silence(self, address: str) -> None:
+        """Silence the connection of the node at ``address`` to NATS (it stays open)."""
+        if self._proxies is None:
+            raise RuntimeError("the cluster runs without proxies to NATS")
+        self._proxies.freeze(self._proxy_of[address])
+
+    def restore(self, address: str) -> None:
+        """Let the node at ``address`` reach NATS again."""
+        if self._proxies is None:
+            raise RuntimeError("the cluster runs without proxies to NATS")
+        self._proxies.thaw(self._proxy_of[address])
+
     def _log_for(self, node: NodeProcess) -> IO[bytes] | None:
         if self._log_dir is None:
             return None
@@ -192,6 +210,8 @@ class LocalCluster:
         """Stop the nodes, then the NATS server if it was started here."""
         for node in self.nodes:
             node.stop()
+        if self._proxies is not None:
+            self._proxies.close()
         if self.nats is not None:
             self.nats.close()
         for log in self._logs:
@@ -229,7 +249,9 @@ def serve(cluster: LocalCluster, control_dir: Path | None, stopped: list[bool]) 
         while not stopped[0]:
             signal.pause()
         return
-    control = ControlDir(control_dir, lambda: list(cluster.nodes), cluster.restart)
+    control = ControlDir(
+        control_dir, lambda: list(cluster.nodes), cluster.restart, cluster.silence, cluster.restore
+    )
     control.publish_nodes()
     while not stopped[0]:
         if not control.handle_pending():
@@ -258,8 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--control-dir",
         type=Path,
         metavar="DIR",
-        help="take kill/start requests for the nodes from DIR "
-        "(python -m reference_host.cluster.fault)",
+        help="take kill/start/cut/restore requests for the nodes from DIR "
+        "(python -m reference_host.cluster.fault); each node then reaches NATS through a "
+        "proxy of its own, which cut and restore silence and open",
     )
     parser.add_argument("extra", nargs="*", help="arguments for every node (after --)")
     args = parser.parse_args(argv)
@@ -271,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra=args.extra,
         log_dir=args.log_dir,
         first_address=args.first_address,
+        proxied=args.control_dir is not None,
     )
     if args.first_address:
         print(f"{ADDRESSES_PREFIX}{','.join(cluster.addresses)}", flush=True)

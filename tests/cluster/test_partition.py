@@ -16,8 +16,8 @@ import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agentworker.v1 import agentworker_pb2 as pb
+from reference_host.cluster._proxy import TcpProxy
 from reference_host.cluster.nats_server import NatsServer
-from tests.cluster._proxy import TcpProxy
 from tests.cluster.conftest import LEASE_MS, ConnectTo, StartNode
 from tests.host._raw import (
     TIMEOUT_S,

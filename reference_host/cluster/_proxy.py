@@ -1,4 +1,5 @@
-"""A TCP proxy between one node and NATS, to cut that node off while the others stay connected."""
+"""A TCP proxy between one node and NATS, to cut that node off while the others stay connected
+(the local cluster's ``cut`` and ``restore`` requests, and the partition tests)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class TcpProxy:
         self._open: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[None]] = set()
         self.cut_off = False
+        self.frozen = False
         self.port = 0
 
     @property
@@ -43,6 +45,9 @@ class TcpProxy:
                 up_reader, up_writer = await asyncio.open_connection(*self._target)
                 ends.append(up_writer)
                 self._open.add(up_writer)
+                if self.frozen:  # a connection made while frozen is as silent as the others
+                    _transport(writer).pause_reading()
+                    _transport(up_writer).pause_reading()
                 if not self.cut_off:
                     await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
@@ -61,12 +66,14 @@ class TcpProxy:
 
     def freeze(self) -> None:
         """Stop forwarding in both directions and keep every connection open: a partition
-        that leaves connections silent rather than closed."""
+        that leaves connections silent rather than closed. New connections stay silent too."""
+        self.frozen = True
         for writer in list(self._open):
             _transport(writer).pause_reading()
 
     def thaw(self) -> None:
         """Forward again what the frozen connections hold, and everything after it."""
+        self.frozen = False
         for writer in list(self._open):
             _transport(writer).resume_reading()
 
