@@ -10,11 +10,6 @@ _WHOLE_SUITE = (
     "checked by the whole host suite run against a cluster (several --address), which puts "
     "the interacting workers of every case on different nodes; no case cites it alone"
 )
-_NODE_FAULT = (
-    "needs the harness to cut a node off the shared state while it keeps serving its workers; "
-    "--node-fault-command only kills a node and starts it again; tests/cluster/test_faults.py "
-    "and test_partition.py cover the reference host cluster"
-)
 _WORKER_SIDE = "binds how workers encode and read payloads; a host forwards payloads unchanged"
 
 _WORKER_BOUND = (
@@ -48,17 +43,6 @@ NOT_COVERED: dict[str, dict[str, str]] = {
         "AWP-CLU-008": (
             "leases pass between the nodes and their shared state, never over the wire; "
             "tests/cluster/test_leases.py watches the reference cluster's leases in NATS"
-        ),
-        "AWP-CLU-012": _NODE_FAULT,
-        "AWP-CLU-017": (
-            "needs the harness to silence a node's connection to its shared state, which it "
-            "does not control; tests/cluster/test_partition.py freezes the reference host "
-            "node's NATS connection"
-        ),
-        "AWP-CLU-018": (
-            "needs the harness to cut a node off the shared state, which it does not control; "
-            "tests/cluster/test_partition.py cuts the reference host node's NATS connection and "
-            "reads its counter"
         ),
     },
     "worker": {

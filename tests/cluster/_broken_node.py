@@ -156,6 +156,51 @@ def _drops_events_after_a_loss() -> None:
     RemoteOutbound.offer = drop_events  # type: ignore[method-assign]
 
 
+def _ignores_a_silent_connection() -> None:
+    """AWP-CLU-017: a node does not stop serving when its lease renewals stop getting through;
+    it stops only when its connection to NATS closes."""
+
+    def keep_serving(self: _node.ClusterNode) -> None:
+        del self
+
+    _node.ClusterNode._lease_lapsed = keep_serving  # type: ignore[method-assign]
+
+
+def _no_notice_when_cut_off() -> None:
+    """AWP-CLU-012: a node that stops serving because it lost the shared state refuses work
+    and reports NOT_SERVING, but tells its v1 workers nothing."""
+    stop_serving, begin_drain = _node.ClusterNode._stop_serving, Router.begin_drain
+    stopping = [False]
+
+    def drain_quietly(self: Router) -> None:
+        if stopping[0]:
+            self.draining = True
+            return
+        begin_drain(self)
+
+    def stop_serving_quietly(self: _node.ClusterNode) -> None:
+        stopping[0] = True
+        try:
+            stop_serving(self)
+        finally:
+            stopping[0] = False
+
+    Router.begin_drain = drain_quietly  # type: ignore[method-assign]
+    _node.ClusterNode._stop_serving = stop_serving_quietly  # type: ignore[method-assign]
+
+
+def _delivers_while_cut_off() -> None:
+    """AWP-CLU-018: a node cut off from the shared state still routes what its workers
+    publish, from its stale tables."""
+    stop_serving = _node.ClusterNode._stop_serving
+
+    def stop_serving_but_route_events(self: _node.ClusterNode) -> None:
+        stop_serving(self)
+        self._router.cut_off = False
+
+    _node.ClusterNode._stop_serving = stop_serving_but_route_events  # type: ignore[method-assign]
+
+
 PATCHES: dict[str, Callable[[], None]] = {
     "client-id-per-node": _client_id_per_node,
     "no-read-your-writes": _no_read_your_writes,
@@ -163,6 +208,9 @@ PATCHES: dict[str, Callable[[], None]] = {
     "lost-calls-wait-for-their-deadline": _lost_calls_wait_for_their_deadline,
     "keeps-lost-claims": _keeps_lost_claims,
     "drops-events-after-a-loss": _drops_events_after_a_loss,
+    "ignores-a-silent-connection": _ignores_a_silent_connection,
+    "no-notice-when-cut-off": _no_notice_when_cut_off,
+    "delivers-while-cut-off": _delivers_while_cut_off,
 }
 assert PATCHES.keys() == BROKEN.keys()
 

@@ -68,6 +68,29 @@ CLUSTER_MUTANTS: Final = (
         nodes=3,
         node_fault=True,
     ),
+    ClusterMutant(
+        "ignores-a-silent-connection",
+        "AWP-CLU-017",
+        "keeps serving while its lease renewals do not get through, until its connection to "
+        "the shared state closes",
+        ("host/cluster/cut-off",),
+        node_fault=True,
+    ),
+    ClusterMutant(
+        "no-notice-when-cut-off",
+        "AWP-CLU-012",
+        "stops serving when cut off from the shared state but sends its v1 workers no "
+        "SHUTTING_DOWN notice",
+        ("host/cluster/cut-off",),
+        node_fault=True,
+    ),
+    ClusterMutant(
+        "delivers-while-cut-off",
+        "AWP-CLU-018",
+        "delivers the events its workers publish while it is cut off from the shared state",
+        ("host/cluster/cut-off",),
+        node_fault=True,
+    ),
 )
 # Mutant name -> the requirement it breaks.
 BROKEN: Final[dict[str, str]] = {m.name: m.requirement for m in CLUSTER_MUTANTS}

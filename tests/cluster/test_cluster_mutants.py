@@ -1,7 +1,7 @@
 """The host suite catches a broken cluster: for each cluster MUST its cases cite (AWP-CLU-001,
--005, -006, -009, -010, -011), a cluster whose nodes break it fails a case citing that
-requirement. The node-loss mutants run as 3-node clusters the suite kills a node of
-(--node-fault-command through the launcher's control directory).
+-005, -006, -009 to -012, -017, -018), a cluster whose nodes break it fails a case citing
+that requirement. The node-fault mutants run as clusters the suite kills a node of, or cuts
+one off the shared state (--node-fault-command through the launcher's control directory).
 
 The unmodified cluster passes the same cases: test_conformance.py runs them against 2
 unmodified nodes, and scripts/conformance runs the whole host suite against 3. The mutation
@@ -74,23 +74,36 @@ def test_host_suite_fails_a_cluster_that_breaks_a_cluster_must(
 
 
 @pytest.mark.slow
-@pytest.mark.requirement("AWP-CLU-009", "AWP-CLU-010", "AWP-CLU-011")
-def test_host_suite_fails_a_cluster_that_breaks_a_node_loss_must(
-    nats_server: NatsServer, cluster_name: str, tmp_path: Path
+@pytest.mark.parametrize(
+    ("case_id", "requirements"),
+    [
+        ("host/cluster/node-loss", ("AWP-CLU-009", "AWP-CLU-010", "AWP-CLU-011")),
+        ("host/cluster/cut-off", ("AWP-CLU-012", "AWP-CLU-017", "AWP-CLU-018")),
+    ],
+)
+@pytest.mark.requirement(
+    "AWP-CLU-009", "AWP-CLU-010", "AWP-CLU-011", "AWP-CLU-012", "AWP-CLU-017", "AWP-CLU-018"
+)
+def test_host_suite_fails_a_cluster_that_breaks_a_node_fault_must(
+    case_id: str,
+    requirements: tuple[str, ...],
+    nats_server: NatsServer,
+    cluster_name: str,
+    tmp_path: Path,
 ) -> None:
     # The suite spawns each broken cluster (the launcher, whose nodes all run the mutant)
-    # and kills its last node through the launcher's control directory.
+    # and kills or cuts off its last node through the launcher's control directory.
+    mutants = [m for m in _FAULTED if case_id in m.catches]
+    assert {m.requirement for m in mutants} == set(requirements)
     commands = {m.name: _faulted_run(m, nats_server, f"{cluster_name}-{i}", tmp_path)
-                for i, m in enumerate(_FAULTED)}  # fmt: skip
+                for i, m in enumerate(mutants)}  # fmt: skip
     _run_and_check(commands, tmp_path)
-    # Each breaks one requirement: the case's steps for the other two pass.
-    for m in _FAULTED:
+    # Each breaks one requirement: no step deciding another of the case's fails.
+    for m in mutants:
         report = json.loads((tmp_path / m.name / "report.json").read_text())
-        (case,) = [c for c in report["cases"] if c["id"] == "host/cluster/node-loss"]
-        verdicts = {entry["id"]: entry["verdict"] for entry in case["requirements"]}
-        assert verdicts == {r: "fail" if r == m.requirement else "pass" for r in verdicts}, (
-            f"{m.name}: {verdicts}"
-        )
+        (case,) = [c for c in report["cases"] if c["id"] == case_id]
+        failed = {entry["id"] for entry in case["requirements"] if entry["verdict"] == "fail"}
+        assert failed == {m.requirement}, f"{m.name}: {case['requirements']}"
 
 
 def _faulted_run(m: ClusterMutant, nats: NatsServer, name: str, tmp_path: Path) -> list[str]:

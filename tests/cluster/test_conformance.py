@@ -14,11 +14,21 @@ from reference_host.cluster.nats_server import NatsServer
 from tests.cluster.conftest import LEASE_MS
 
 
-@pytest.mark.requirement("AWP-CLU-005", "AWP-CLU-006", "AWP-CLU-009", "AWP-CLU-010", "AWP-CLU-011")
+@pytest.mark.requirement(
+    "AWP-CLU-005",
+    "AWP-CLU-006",
+    "AWP-CLU-009",
+    "AWP-CLU-010",
+    "AWP-CLU-011",
+    "AWP-CLU-012",
+    "AWP-CLU-017",
+    "AWP-CLU-018",
+)
 def test_spawned_cluster_announces_its_nodes_to_the_harness(
     nats_server: NatsServer, cluster_name: str, tmp_path: Path
 ) -> None:
-    # The harness kills the cluster's last node and starts it again through the launcher.
+    # The harness kills the cluster's last node and starts it again, and cuts it off the
+    # shared state and restores it, through the launcher.
     control = tmp_path / "control"
     command = [
         sys.executable, "-m", "reference_host.cluster.local", "--nodes", "2",
@@ -54,4 +64,4 @@ def test_spawned_cluster_announces_its_nodes_to_the_harness(
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert {case["status"] for case in report["cases"]} == {"PASS"}, run.stdout
-    assert len(report["cases"]) == 3
+    assert len(report["cases"]) == 4

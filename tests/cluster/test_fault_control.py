@@ -14,7 +14,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from reference_host.cluster.nats_server import NatsServer
 from tests.cluster.conftest import LEASE_MS
@@ -109,6 +111,36 @@ def test_kill_then_start_a_node_on_its_address(
     process.send_signal(signal.SIGTERM)
     assert process.wait(60) == 0
     assert not _alive(after)
+
+
+def _health(address: str) -> int:
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        response = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        return int(response.status)
+
+
+def _await_health(address: str, status: int) -> None:
+    deadline = time.monotonic() + _START_S
+    while _health(address) != status:
+        assert time.monotonic() < deadline, f"{address} never reported {status}"
+        time.sleep(0.05)
+
+
+@pytest.mark.requirement("AWP-CLU-012", "AWP-CLU-017")
+def test_cut_then_restore_a_nodes_connection_to_nats(
+    launcher: tuple[subprocess.Popen[str], list[str], Path],
+) -> None:
+    _, addresses, control = launcher
+    address = addresses[-1]
+    cut = _fault("cut", address, control)
+    assert cut.returncode == 0, cut.stderr
+    # The node's lease renewals stop getting through: it stops serving (AWP-CLU-017).
+    _await_health(address, health_pb2.HealthCheckResponse.NOT_SERVING)
+    assert _health(addresses[0]) == health_pb2.HealthCheckResponse.SERVING
+    restored = _fault("restore", address, control)
+    assert restored.returncode == 0, restored.stderr
+    _await_health(address, health_pb2.HealthCheckResponse.SERVING)
 
 
 def test_a_bad_request_fails_with_its_reason(
