@@ -305,8 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    cluster.start()
     try:
+        # Inside the try: a node that fails to start must not leave NATS and the others behind.
+        cluster.start()
         print(cluster.to_json() if args.json else cluster.describe(), flush=True)
         serve(cluster, args.control_dir, stopped)
     finally:
