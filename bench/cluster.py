@@ -1,13 +1,17 @@
 """Host cluster benchmark: 1 vs 2 vs 3 nodes over NATS, workers spread across the nodes.
 
-    .venv/bin/python -m bench.cluster            # one round, about 3 minutes
-    .venv/bin/python -m bench.cluster --quick    # shorter windows
+    .venv/bin/python -m bench.cluster            # 3 rounds, about 9 minutes
+    .venv/bin/python -m bench.cluster --quick    # one round, shorter windows
 
 Same load clients and measurements as ``python -m bench`` (bench/scenarios.py). A cluster of N
 nodes stands in for the host: each worker a measurement opens goes to the next node in turn, so
 the caller and the responder, and the publisher and each subscriber, sit on different nodes
-whenever N > 1. "Host CPU" sums every node and the NATS server. Results go to
-bench/results/cluster.json and bench/results/cluster.md.
+whenever N > 1. "Host CPU" sums every node and the NATS server.
+
+As in ``python -m bench``, a run has rounds: in each, every cluster size is started and measured
+on every scenario, the sizes' order rotating from round to round so that slow drifts of the
+machine's load fall on all of them alike, and the table gives medians over rounds. Results go to
+bench/results/cluster.json (every measurement and the medians) and bench/results/cluster.md.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import itertools
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -70,27 +75,64 @@ class ClusterHost:
         return all(n.process is not None and n.process.poll() is None for n in self._cluster.nodes)
 
 
-async def run(nodes_list: list[int], timing: Timing) -> list[dict[str, Any]]:
-    """Measure every scenario in both modes for each cluster size."""
+async def run(nodes_list: list[int], timing: Timing, rounds: int) -> list[dict[str, Any]]:
+    """Measure every scenario in both modes for each cluster size, ``rounds`` times."""
     rows: list[dict[str, Any]] = []
-    for nodes in nodes_list:
-        cluster = LocalCluster(nodes, name=f"bench{nodes}")
-        await asyncio.to_thread(cluster.start)
-        try:
-            host = ClusterHost(cluster)
-            for subject in MODES:
-                for name in SCENARIOS:
-                    scenario = SCENARIO_BY_NAME[name]
-                    tag = f"n{nodes}-{subject.name}-{name}-{time.monotonic_ns()}"
-                    host.samples.clear()
-                    result = await measure(host, subject, scenario, timing, tag)  # type: ignore[arg-type]
-                    row = {"nodes": nodes, "mode": subject.name, "scenario": name, **result}
-                    row.update(_split(host.samples, result.get("messages") or 0, nodes))
-                    rows.append(row)
-                    print(_line(row), flush=True)
-        finally:
-            await asyncio.to_thread(cluster.stop)
+    for round_index in range(rounds):
+        shift = round_index % len(nodes_list)
+        for nodes in nodes_list[shift:] + nodes_list[:shift]:
+            cluster = LocalCluster(nodes, name=f"bench{nodes}r{round_index}")
+            await asyncio.to_thread(cluster.start)
+            try:
+                host = ClusterHost(cluster)
+                for subject in MODES:
+                    for name in SCENARIOS:
+                        scenario = SCENARIO_BY_NAME[name]
+                        tag = f"n{nodes}-{subject.name}-{name}-{time.monotonic_ns()}"
+                        host.samples.clear()
+                        result = await measure(host, subject, scenario, timing, tag)  # type: ignore[arg-type]
+                        row = {
+                            "round": round_index,
+                            "nodes": nodes,
+                            "mode": subject.name,
+                            "scenario": name,
+                            **result,
+                        }
+                        row.update(_split(host.samples, result.get("messages") or 0, nodes))
+                        rows.append(row)
+                        print(f"round {round_index + 1}/{rounds} {_line(row)}", flush=True)
+            finally:
+                await asyncio.to_thread(cluster.stop)
     return rows
+
+
+def medians(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return one row per (nodes, mode, scenario): the medians over rounds of each figure."""
+    groups: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["nodes"], row["mode"], row["scenario"]), []).append(row)
+    result: list[dict[str, Any]] = []
+    mode_names = [subject.name for subject in MODES]
+    for (nodes, mode, scenario), group in sorted(
+        groups.items(),
+        key=lambda item: (item[0][0], mode_names.index(item[0][1]), SCENARIOS.index(item[0][2])),
+    ):
+        merged: dict[str, Any] = {
+            "nodes": nodes,
+            "mode": mode,
+            "scenario": scenario,
+            "rounds": len(group),
+        }
+        for key in ("rate", "p50_ms", "p99_ms", "host_cpu_us_per_msg", "nats_cpu_us_per_msg"):
+            values = [r[key] for r in group if r.get(key) is not None]
+            merged[key] = statistics.median(values) if values else None
+        per_node = [r["node_cpu_us_per_msg"] for r in group if r.get("node_cpu_us_per_msg")]
+        if per_node:
+            merged["node_cpu_us_per_msg"] = [
+                round(statistics.median(column), 2) for column in zip(*per_node, strict=True)
+            ]
+        result.append(merged)
+    return result
 
 
 def _split(samples: list[list[float]], messages: int, nodes: int) -> dict[str, Any]:
@@ -148,14 +190,17 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the cluster benchmark and write its results."""
     parser = argparse.ArgumentParser(prog="python -m bench.cluster", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short windows")
+    parser.add_argument("--quick", action="store_true", help="one round, short windows")
+    parser.add_argument("--rounds", type=int, help="rounds (default 3; --quick 1)")
     parser.add_argument("--nodes", default="1,2,3", help="cluster sizes (default 1,2,3)")
     args = parser.parse_args(argv)
-    timing = Timing(warmup_s=1.0, duration_s=3.0) if args.quick else Timing(2.0, 8.0)
+    timing = Timing(warmup_s=1.0, duration_s=3.0) if args.quick else Timing(2.0, 5.0)
+    rounds = max(1, args.rounds) if args.rounds is not None else (1 if args.quick else 3)
     nodes_list = [int(n) for n in args.nodes.split(",")]
     # The machine may be shared: its load before and after the run says how noisy it was.
     load_before = os.getloadavg()
-    rows = asyncio.run(run(nodes_list, timing))
+    rows = asyncio.run(run(nodes_list, timing, rounds))
+    summary = medians(rows)
     load_after = os.getloadavg()
     RESULTS.mkdir(exist_ok=True)
     machine = {
@@ -167,11 +212,21 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     (RESULTS / "cluster.json").write_text(
-        json.dumps({"machine": machine, "timing": timing.__dict__, "rows": rows}, indent=1)
+        json.dumps(
+            {
+                "machine": machine,
+                "timing": timing.__dict__,
+                "rounds": rounds,
+                "medians": summary,
+                "rows": rows,
+            },
+            indent=1,
+        )
     )
-    text = table(rows)
+    text = table(summary)
     load = (
-        f"{machine['date']}, {machine['cpus']} CPUs; load average (1, 5, 15 min) "
+        f"{machine['date']}, {machine['cpus']} CPUs, {rounds} round(s), medians over rounds; "
+        f"load average (1, 5, 15 min) "
         f"{', '.join(f'{x:.1f}' for x in load_before)} before the run and "
         f"{', '.join(f'{x:.1f}' for x in load_after)} after it."
     )

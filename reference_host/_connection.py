@@ -28,6 +28,7 @@ class PendingCall:
         "caller",
         "caller_request_id",
         "code",
+        "fallbacks",
         "handle",
         "host_id",
         "target",
@@ -51,6 +52,8 @@ class PendingCall:
         self.target = target
         self.timeout_ms = timeout_ms
         self.handle: asyncio.TimerHandle | None = None
+        # The shared fallback expiries this call is in, if its target is relayed (see _rpc).
+        self.fallbacks: set[PendingCall] | None = None
         # The error the host answers the call with, once it must (0 while pending); an empty
         # text stands for the deadline message, built only when the frame is encoded.
         self.code = 0

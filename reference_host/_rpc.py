@@ -4,6 +4,11 @@ The host gives every forwarded request its own id (``host_id``) and correlates t
 (target connection, host_id) only, never by the caller's id: two callers may use the same
 request_id without seeing each other's replies (AWP-RPC-004). Each pending call holds one
 ``loop.call_at`` timer handle, cancelled when the call completes (AWP-RPC-010).
+
+A call to a worker on another cluster node is the exception: that worker's node ends it at its
+deadline, and this node expires it only if that answer never comes (the node's own loss ends
+it sooner, AWP-CLU-009). Such fallback expiries share one timer per ``_FALLBACK_TICK_S`` of
+deadlines, so a relayed call costs a set insertion instead of a timer.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from ._connection import DataConnection, PendingCall
 # How many forgotten (expired or abandoned) host ids are remembered to classify late responses.
 _FORGOTTEN_LIMIT: Final = 8192
 
+# Granularity of the shared fallback timers of relayed calls, in seconds.
+_FALLBACK_TICK_S: Final = 0.25
+
 REASON_DEADLINE: Final = pb.ERROR_CODE_DEADLINE_EXCEEDED
 REASON_CALLER_GONE: Final = pb.ERROR_CODE_UNSPECIFIED
 
@@ -29,7 +37,16 @@ REASON_CALLER_GONE: Final = pb.ERROR_CODE_UNSPECIFIED
 class RpcTable:
     """Tracks pending calls; they live in their caller's ``outgoing`` and target's ``incoming``."""
 
-    __slots__ = ("_count", "_forgotten", "_idle", "_ids", "_loop", "_on_expire", "prefix")
+    __slots__ = (
+        "_count",
+        "_fallbacks",
+        "_forgotten",
+        "_idle",
+        "_ids",
+        "_loop",
+        "_on_expire",
+        "prefix",
+    )
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, on_expire: Callable[[PendingCall], None]
@@ -44,6 +61,8 @@ class RpcTable:
         self._idle: asyncio.Future[None] | None = None
         # host_id -> (target connection_id, reason the call was forgotten)
         self._forgotten: collections.OrderedDict[str, tuple[str, int]] = collections.OrderedDict()
+        # Tick number -> relayed calls whose fallback expiry falls in that tick.
+        self._fallbacks: dict[int, set[PendingCall]] = {}
 
     def __len__(self) -> int:
         return self._count
@@ -62,7 +81,16 @@ class RpcTable:
             host_id or f"{self.prefix}{next(self._ids)}", caller, request_id, target, timeout_ms
         )
         loop = self._loop
-        call.handle = loop.call_at(loop.time() + timeout_ms / 1000.0, self._expire, call)
+        if target.relayed:
+            tick = int((loop.time() + timeout_ms / 1000.0) / _FALLBACK_TICK_S) + 1
+            fallbacks = self._fallbacks.get(tick)
+            if fallbacks is None:
+                fallbacks = self._fallbacks[tick] = set()
+                loop.call_at(tick * _FALLBACK_TICK_S, self._expire_fallbacks, tick)
+            fallbacks.add(call)
+            call.fallbacks = fallbacks
+        else:
+            call.handle = loop.call_at(loop.time() + timeout_ms / 1000.0, self._expire, call)
         caller.outgoing[request_id] = call
         target.incoming[call.host_id] = call
         self._count += 1
@@ -117,6 +145,9 @@ class RpcTable:
         if call.handle is not None:
             call.handle.cancel()
             call.handle = None
+        elif call.fallbacks is not None:
+            call.fallbacks.discard(call)
+            call.fallbacks = None
         outgoing = call.caller.outgoing
         if outgoing.get(call.caller_request_id) is call:
             del outgoing[call.caller_request_id]
@@ -131,6 +162,11 @@ class RpcTable:
         forgotten[call.host_id] = (call.target.connection_id, reason)
         if len(forgotten) > _FORGOTTEN_LIMIT:
             forgotten.popitem(last=False)
+
+    def _expire_fallbacks(self, tick: int) -> None:
+        for call in self._fallbacks.pop(tick, ()):
+            call.fallbacks = None
+            self._expire(call)
 
     def _expire(self, call: PendingCall) -> None:
         call.handle = None

@@ -3,9 +3,12 @@
 Shared-state keys are ``<kind>.<name>`` with the variable part in unpadded base64url, since
 client-ids and subscription ids may hold characters a key-value key may not.
 
-A message between nodes carries many entries: ``varint(len) sender varint(seq)`` then, repeated,
+A message between nodes carries many entries: ``varint(len) sender varint(seq) varint(ack)``, where
+``ack`` is the highest number of the receiver's own messages the sender has processed (0 for
+none: acknowledgements ride on traffic going the other way), then, repeated,
 ``u32 len(frame) u16 count`` followed by ``count`` times ``u16 len(client_id) client_id``, then
-the frame (big-endian integers: one C call decodes each header). A frame is an already-encoded
+the frame (big-endian integers: one C call decodes each header). A count of 0 names the clients
+of the entry before: a burst of frames for one worker names it once. A frame is an already-encoded
 host-to-worker frame (an event or a response, told apart by its first byte) or one of the
 entries below, and goes to every client the entry names: an event for several workers on one
 node crosses once (AWP-CLU-025). The receiving node relays the bytes it received without
@@ -67,24 +70,31 @@ MAX_CLIENT_BYTES: Final = 0xFFFF
 Entry = tuple[Sequence[bytes], bytes]
 
 
-def pack(sender: bytes, seq: int, entries: Sequence[Entry]) -> bytes:
-    """Encode message number ``seq`` from node ``sender`` with ``(client_ids, frame)`` entries."""
+def pack(sender: bytes, seq: int, ack: int, entries: Sequence[Entry]) -> bytes:
+    """Encode message number ``seq`` from node ``sender``, acknowledging the receiver's messages
+    up to number ``ack``, with ``(client_ids, frame)`` entries."""
     varint = _wire.varint
-    parts = [varint(len(sender)), sender, varint(seq)]
+    parts = [varint(len(sender)), sender, varint(seq), varint(ack)]
     append = parts.append
     entry_header = _ENTRY.pack
     client_header = _CLIENT.pack
     one_client = _ONE_CLIENT.pack
+    previous: bytes | None = None
     for clients, frame in entries:
         if len(clients) == 1:
             client = clients[0]
-            append(one_client(len(frame), 1, len(client)))
-            append(client)
+            if client == previous:
+                append(entry_header(len(frame), 0))
+            else:
+                append(one_client(len(frame), 1, len(client)))
+                append(client)
+                previous = client
         else:
             append(entry_header(len(frame), len(clients)))
             for client in clients:
                 append(client_header(len(client)))
                 append(client)
+            previous = None
         append(frame)
     return b"".join(parts)
 
@@ -162,19 +172,24 @@ def _chunk(data: bytes, pos: int) -> tuple[bytes, int]:
     return data[pos:end], end
 
 
-def unpack(data: bytes) -> tuple[str, int, Iterator[tuple[list[str], bytes]]]:
-    """Decode a message; return the sender, its number and an iterator of entries.
+def unpack(data: bytes) -> tuple[str, int, int, Iterator[tuple[list[str], bytes]]]:
+    """Decode a message; return the sender, its number, the number it acknowledges and an
+    iterator of entries.
 
     Raises ValueError (possibly while iterating) for bytes that are not such a message.
     """
     sender, pos = _chunk(data, 0)
     seq, pos = read_varint(data, pos)
+    ack, pos = read_varint(data, pos)
 
     def entries() -> Iterator[tuple[list[str], bytes]]:
         one_client = _ONE_CLIENT.unpack_from
         client_header = _CLIENT.unpack_from
         at = pos
         size = len(data)
+        # The clients of the entry before: an entry with a count of 0 names them again, and
+        # gets the same list, so a reader may keep what it looked up for them.
+        clients: list[str] | None = None
         try:
             while at < size:
                 if size - at >= 8:
@@ -187,6 +202,10 @@ def unpack(data: bytes) -> tuple[str, int, Iterator[tuple[list[str], bytes]]]:
                     at += 8
                     clients = [data[at : at + client_length].decode()]
                     at += client_length
+                elif count == 0:
+                    at += 6
+                    if clients is None:
+                        raise ValueError("the first entry names no client")
                 else:
                     at += 6
                     clients = []
@@ -203,7 +222,7 @@ def unpack(data: bytes) -> tuple[str, int, Iterator[tuple[list[str], bytes]]]:
         except struct.error as exc:
             raise ValueError(f"truncated entry header: {exc}") from exc
 
-    return sender.decode(), seq, entries()
+    return sender.decode(), seq, ack, entries()
 
 
 def frame_payload(frame: bytes) -> bytes:

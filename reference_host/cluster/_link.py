@@ -10,8 +10,9 @@ instead of queueing another copy, so an event crosses to a node once however man
 workers receive it, and the node delivers it to each of them (AWP-CLU-025).
 
 Core NATS does not push back on a publisher, so links carry their own flow control: messages are
-numbered, the peer acknowledges the highest number it has processed, and the writer keeps at
-most ``window`` bytes unacknowledged. A slow worker at the peer thus fills this node's link, and
+numbered, the peer acknowledges the highest number it has processed (in its own messages to
+this node, or alone when it has none to send), and the writer keeps at most ``window`` bytes
+unacknowledged. A slow worker at the peer thus fills this node's link, and
 the router's backpressure reaches the publishing workers as on one host (AWP-CLU-001).
 """
 
@@ -34,6 +35,8 @@ from . import _codec
 _logger = logging.getLogger("reference_host.cluster")
 
 Publish = Callable[[str, bytes], Awaitable[None]]
+# Returns the number to acknowledge to the peer in a message about to go there.
+Acknowledgement = Callable[[], int]
 
 # Room a message keeps for its sender header.
 _HEADER_ROOM: Final = 128
@@ -46,6 +49,7 @@ class Link:
     """Frames waiting to go to one peer node, in the order they were routed."""
 
     __slots__ = (
+        "_ack_out",
         "_acked",
         "_bytes",
         "_closed",
@@ -74,6 +78,7 @@ class Link:
         publish: Publish,
         metrics: Metrics,
         *,
+        acknowledgement: Acknowledgement,
         max_payload: int,
         limit_bytes: int,
         window: int,
@@ -82,6 +87,7 @@ class Link:
         self.subject = subject
         self._sender = sender.encode()
         self._publish = publish
+        self._ack_out = acknowledgement
         self._metrics = metrics
         self._max_payload = max(4096, max_payload - _HEADER_ROOM)
         self._limit_bytes = limit_bytes
@@ -129,6 +135,11 @@ class Link:
                     self._in_flight = 0
             finally:
                 self._acked = None
+
+    @property
+    def busy(self) -> bool:
+        """Return True when frames are queued: a message will go to the peer soon."""
+        return bool(self._queue)
 
     @property
     def full(self) -> bool:
@@ -265,7 +276,7 @@ class Link:
                 if not space.done():
                     space.set_result(None)
             self._seq += 1
-            payload = _codec.pack(self._sender, self._seq, entries)
+            payload = _codec.pack(self._sender, self._seq, self._ack_out(), entries)
             if not self._unacked:
                 self._progress = loop.time()
             self._unacked.append((self._seq, len(payload)))

@@ -60,8 +60,9 @@ _logger = logging.getLogger("reference_host.cluster")
 # sent and not yet seen acknowledged.
 _LINK_LIMIT_BYTES: Final = 8 * 1024 * 1024
 _LINK_WINDOW_BYTES: Final = 8 * 1024 * 1024
-# A receiver acknowledges at least every this many bytes, and when it is idle with at least
-# _ACK_IDLE_BYTES unacknowledged (far below the window, so a sender never waits for it).
+# A receiver acknowledges in every message it sends to the sender; alone, at least every this
+# many bytes, and when it is idle with at least _ACK_IDLE_BYTES unacknowledged and nothing to
+# send there (far below the window, so a sender never waits for it).
 _ACK_EVERY_BYTES: Final = 1024 * 1024
 _ACK_IDLE_BYTES: Final = 64 * 1024
 # How long a node tries to reach NATS at start before it gives up.
@@ -310,6 +311,7 @@ class ClusterNode:
             self.member,
             self._publish,
             self._metrics,
+            acknowledgement=lambda: self._carried_ack(member),
             max_payload=self._nc.max_payload,
             limit_bytes=_LINK_LIMIT_BYTES,
             window=_LINK_WINDOW_BYTES,
@@ -498,6 +500,11 @@ class ClusterNode:
         if link is not None and seq.isdigit():
             link.ack(int(seq))
 
+    def _carried_ack(self, peer: str) -> int:
+        """Return the number to acknowledge to ``peer`` in a message going there now."""
+        self._unacked_bytes[peer] = 0
+        return self._processed.get(peer, 0)
+
     async def _acknowledge(self, sender: str, seq: int, size: int) -> None:
         self._processed[sender] = max(seq, self._processed.get(sender, 0))
         pending = self._unacked_bytes.get(sender, 0) + size
@@ -505,9 +512,19 @@ class ClusterNode:
         idle = self._frames_sub is None or self._frames_sub.pending_msgs == 0
         if pending < _ACK_EVERY_BYTES and not (idle and pending >= _ACK_IDLE_BYTES):
             return
-        # When idle, everything received is processed: acknowledge every sender still owed.
-        owed = [s for s, b in self._unacked_bytes.items() if b >= _ACK_IDLE_BYTES] if idle else []
-        if sender not in owed:
+        # When idle, everything received is processed: acknowledge every sender still owed,
+        # except those a message queued for them will acknowledge anyway.
+        links = self._mirror.links
+        owed = (
+            [
+                s
+                for s, b in self._unacked_bytes.items()
+                if b >= _ACK_IDLE_BYTES and not ((link := links.get(s)) and link.busy)
+            ]
+            if idle
+            else []
+        )
+        if sender not in owed and pending >= _ACK_EVERY_BYTES:
             owed.append(sender)
         assert self._nc is not None
         for peer in owed:
@@ -520,11 +537,15 @@ class ClusterNode:
 
     async def _on_frames(self, msg: Msg) -> None:
         try:
-            sender, seq, entries = _codec.unpack(msg.data)
+            sender, seq, ack, entries = _codec.unpack(msg.data)
         except ValueError as exc:
             self._metrics.frames_invalid += 1
             log(_logger, logging.ERROR, "cluster.bad_message", error=repr(exc))
             return
+        if ack:
+            link = self._mirror.links.get(sender)
+            if link is not None:
+                link.ack(ack)
         await self._relay(sender, entries)
         await self._acknowledge(sender, seq, len(msg.data))
 
@@ -532,6 +553,12 @@ class ClusterNode:
         router = self._router
         mirror = self._mirror
         relay_event = router.relay_event
+        # What the fast paths looked up for the clients of the entry before: a burst of
+        # frames for one worker names it once (see _codec), and is looked up once. Anything
+        # that waits or takes the slow path may change the stand-ins, and forgets it.
+        last: list[str] | None = None
+        proxy: RemoteWorker | None = None
+        caller: RemoteWorker | None = None
         try:
             for clients, frame in entries:
                 tag = frame[0]
@@ -540,25 +567,33 @@ class ClusterNode:
                     for client_id in clients:
                         blocked = relay_event(client_id, frame)
                         if blocked is not None:
+                            last = None
                             await blocked
                     continue
+                if clients is not last:
+                    last = clients
+                    proxy = caller = None
                 if tag == _RESPONSE and len(clients) == 1:
                     # The answer to a call this node relayed: only the host id is read.
-                    proxy = mirror.proxies.get(clients[0])
+                    if proxy is None:
+                        proxy = mirror.proxies.get(clients[0])
                     found = _codec.response_id(frame)
                     if proxy is not None and proxy.member == sender and found is not None:
                         blocked = router.relay_answer(proxy, found[0], found[1], frame)
                         if blocked is not None:
+                            last = None
                             await blocked
                         continue
                 elif tag == _CALL and len(clients) == 1:
                     # A call to a worker here: forwarded as it came, under its host id.
                     host_id, timeout_ms, target_type, request = _codec.parse_call(frame)
-                    caller = mirror.caller(sender, clients[0])
+                    if caller is None or caller.closed:
+                        caller = mirror.caller(sender, clients[0])
                     if caller is not None and router.relay_call(
                         caller, clients[0], host_id, timeout_ms, target_type, request
                     ):
                         continue
+                last = None
                 for client_id in clients:
                     await self._relay_one(sender, client_id, tag, frame)
         except Exception as exc:  # a bad message must not stop the subscription
