@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import signal
 import socket
@@ -43,6 +44,12 @@ class NatsServer:
 
     ``restart()`` stops and starts it on the same port and store, so JetStream state survives
     as it would on a real restart.
+
+    It runs with ``GOMAXPROCS`` = ``max_procs`` (1 by default; an operator's ``GOMAXPROCS``
+    wins): here the server shares the machine's cores with the nodes, and Go's scheduler,
+    given every core, spins on idle ones looking for work between messages. With one, the
+    server spent a quarter less CPU per message in a ping-pong of 15 KB messages on a 2-core
+    machine (about 80 instead of 107 us), at the same rate.
     """
 
     def __init__(
@@ -52,8 +59,10 @@ class NatsServer:
         *,
         tls: tuple[str, str] | None = None,
         client_ca: str | None = None,
+        max_procs: int | None = 1,
     ) -> None:
         self.port = port or free_port()
+        self._max_procs = max_procs
         # TLS: (certificate chain, key) PEM paths; with ``client_ca``, clients must present a
         # certificate it signed.
         self._tls = tls
@@ -97,6 +106,7 @@ class NatsServer:
             [nats_server_binary(), "-c", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=self._environment(),
         )
         deadline = time.monotonic() + timeout_s
         while True:
@@ -110,6 +120,12 @@ class NatsServer:
                     self.stop()
                     raise TimeoutError(f"nats-server did not listen on {self.port}") from None
                 time.sleep(0.05)
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self._max_procs is not None:
+            env.setdefault("GOMAXPROCS", str(self._max_procs))
+        return env
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL after ``timeout_s``)."""
