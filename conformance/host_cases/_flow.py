@@ -58,13 +58,7 @@ async def slow_consumer(ctx: HostContext) -> None:
             state["sent"] = n + 1
 
     task = asyncio.ensure_future(pump())
-    try:
-        blocked = await _wait_for_backpressure(ctx, task, state)
-    except BaseException:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-        raise
+    blocked = await _wait_for_backpressure(ctx, task, state)
     state["stop"] = True
     if blocked:
         ctx.trace.note("p", f"blocked after {state['sent']} events; stops publishing")
@@ -115,21 +109,27 @@ async def _wait_for_backpressure(
     """Return True once P's writes have made no progress for 2 s (scaled, so that a busy
     machine is not mistaken for backpressure), False when P published every event (a host
     with a short slow-consumer timeout may end S before P stalls that long; S's end status
-    then tells)."""
+    then tells). ``task`` (the writer) is cancelled if this fails."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ctx.seconds(60.0)
     last, since = -1, loop.time()
-    while True:
-        await asyncio.sleep(0.1)
-        if task.done():
-            task.result()  # a write error fails the case
-            return False
-        now = loop.time()
-        if state["sent"] != last:
-            last, since = int(state["sent"]), now
-        elif now - since >= ctx.seconds(2.0):
-            return True
-        ctx.check(now < deadline, "P kept publishing slowly for 60 s without being blocked")
+    try:
+        while True:
+            await asyncio.sleep(0.1)
+            if task.done():
+                task.result()  # a write error fails the case
+                return False
+            now = loop.time()
+            if state["sent"] != last:
+                last, since = int(state["sent"]), now
+            elif now - since >= ctx.seconds(2.0):
+                return True
+            ctx.check(now < deadline, "P kept publishing slowly for 60 s without being blocked")
+    except BaseException:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
 
 
 async def _collect_events(ctx: HostContext, worker: RawWorker, count: int) -> list[str]:
@@ -373,13 +373,7 @@ async def owed_errors(ctx: HostContext) -> None:
 
     task = asyncio.ensure_future(pump())
     with ctx.step(("AWP-FLOW-008", "AWP-FLOW-001"), "the host stops reading C", gate=True):
-        try:
-            blocked = await _wait_for_backpressure(ctx, task, state)
-        except BaseException:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-            raise
+        blocked = await _wait_for_backpressure(ctx, task, state)
         ctx.check(blocked, f"C sent {state['sent']} requests without the host ever stopping it")
     ctx.trace.note("c", f"blocked after {state['sent']} requests; reads again")
     caller.data.resume()
