@@ -20,6 +20,18 @@ from . import _wire
 from ._outbound import Outbound
 
 
+class DeadlineGroup(set["PendingCall"]):
+    """Pending calls that expire at one moment (``when``, loop time), and the one timer that
+    expires them (see reference_host._rpc)."""
+
+    __slots__ = ("handle", "when")
+
+    def __init__(self, when: float) -> None:
+        super().__init__()
+        self.when = when
+        self.handle: asyncio.TimerHandle | None = None
+
+
 class PendingCall:
     """One request forwarded to a target and not yet answered; later, possibly, the error
     response the host owes its caller."""
@@ -28,7 +40,7 @@ class PendingCall:
         "caller",
         "caller_request_id",
         "code",
-        "fallbacks",
+        "group",
         "handle",
         "host_id",
         "target",
@@ -51,9 +63,9 @@ class PendingCall:
         self.caller_request_id = caller_request_id
         self.target = target
         self.timeout_ms = timeout_ms
+        # Its own timer, or the group of calls it expires with (see _rpc); one of the two.
         self.handle: asyncio.TimerHandle | None = None
-        # The shared fallback expiries this call is in, if its target is relayed (see _rpc).
-        self.fallbacks: set[PendingCall] | None = None
+        self.group: DeadlineGroup | None = None
         # The error the host answers the call with, once it must (0 while pending); an empty
         # text stands for the deadline message, built only when the frame is encoded.
         self.code = 0

@@ -151,7 +151,7 @@ class Outbound:
                 wakeup.set_result(None)
         return True
 
-    def offer_request(self, frame: bytes, host_id: str, timeout_ms: int, target_type: str) -> bool:
+    def offer_request(self, frame: bytes, host_id: str, timeout_ms: int) -> bool:
         """Queue the request frame ``frame`` of call ``host_id`` like ``offer``; a queue towards
         another node of a cluster also sends what that node needs to route the call without
         decoding the frame."""

@@ -492,10 +492,7 @@ class Router:
         request.request_id = call.host_id
         request.timeout_ms = timeout_ms
         target.outbound.offer_request(
-            _wire.frame(_wire.TAG_REQUEST, request.SerializeToString()),
-            call.host_id,
-            timeout_ms,
-            request.target.type,
+            _wire.frame(_wire.TAG_REQUEST, request.SerializeToString()), call.host_id, timeout_ms
         )
         return None
 
@@ -574,16 +571,19 @@ class Router:
         client_id: str,
         host_id: str,
         timeout_ms: int,
-        target_type: str,
         frame: bytes,
+        read_at: float,
     ) -> bool:
         """Forward the encoded request ``frame`` another node routed to the local worker
         ``client_id`` under that node's host id ``host_id``, unique in the cluster, without
-        decoding it; return False when it cannot keep that id (``relay_request`` then does)."""
+        decoding it; return False when it cannot keep that id (``relay_request`` then does).
+        Its deadline counts from ``read_at``, when this node read the message that carried it."""
         target = self.connections.get(client_id)
         if target is None or target.closed or host_id in target.incoming:
             return False
         if target.outbound.full:
+            # The frame is decoded only here, for the type the error names.
+            target_type = pb.RpcRequest.FromString(_wire.frame_payload(frame)).target.type
             self._reply_error(
                 caller,
                 host_id,
@@ -593,7 +593,9 @@ class Router:
             return True
         if self._max_timeout_ms and timeout_ms > self._max_timeout_ms:
             timeout_ms = self._max_timeout_ms  # AWP-RPC-024
-        self._rpc.start(caller, host_id, target, timeout_ms + target.deadline_grace_ms, host_id)
+        self._rpc.start(
+            caller, host_id, target, timeout_ms + target.deadline_grace_ms, host_id, read_at
+        )
         target.outbound.offer(frame)
         return True
 

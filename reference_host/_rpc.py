@@ -2,13 +2,21 @@
 
 The host gives every forwarded request its own id (``host_id``) and correlates the response by
 (target connection, host_id) only, never by the caller's id: two callers may use the same
-request_id without seeing each other's replies (AWP-RPC-004). Each pending call holds one
-``loop.call_at`` timer handle, cancelled when the call completes (AWP-RPC-010).
+request_id without seeing each other's replies (AWP-RPC-004). A pending call read from a
+worker's channel holds one ``loop.call_at`` timer handle, cancelled when the call completes
+(AWP-RPC-010).
 
-A call to a worker on another cluster node is the exception: that worker's node ends it at its
-deadline, and this node expires it only if that answer never comes (the node's own loss ends
-it sooner, AWP-CLU-009). Such fallback expiries share one timer per ``_FALLBACK_TICK_S`` of
-deadlines, so a relayed call costs a set insertion instead of a timer.
+Calls that cross cluster nodes share timers instead, in deadline groups (one timer per group):
+
+- A call to a worker on another node: that worker's node ends it at its deadline, and this node
+  expires it only if that answer never comes (the node's own loss ends it sooner,
+  AWP-CLU-009). Its fallback expiry is rounded up to the next ``_FALLBACK_TICK_S``.
+- A call another node relayed here: the calls of one node message were read at one moment, and
+  the deadline counts from that read, so calls with the same timeout have the very same
+  deadline and expire together, exactly on time.
+
+A call joins or leaves a group with a set insertion or removal; the group's timer is cancelled
+when its last call completes.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import Final
 
 from agentworker.v1 import agentworker_pb2 as pb
 
-from ._connection import DataConnection, PendingCall
+from ._connection import DataConnection, DeadlineGroup, PendingCall
 
 # How many forgotten (expired or abandoned) host ids are remembered to classify late responses.
 _FORGOTTEN_LIMIT: Final = 8192
@@ -39,8 +47,8 @@ class RpcTable:
 
     __slots__ = (
         "_count",
-        "_fallbacks",
         "_forgotten",
+        "_groups",
         "_idle",
         "_ids",
         "_loop",
@@ -61,8 +69,8 @@ class RpcTable:
         self._idle: asyncio.Future[None] | None = None
         # host_id -> (target connection_id, reason the call was forgotten)
         self._forgotten: collections.OrderedDict[str, tuple[str, int]] = collections.OrderedDict()
-        # Tick number -> relayed calls whose fallback expiry falls in that tick.
-        self._fallbacks: dict[int, set[PendingCall]] = {}
+        # Loop time -> the group of calls that expire then.
+        self._groups: dict[float, DeadlineGroup] = {}
 
     def __len__(self) -> int:
         return self._count
@@ -74,8 +82,10 @@ class RpcTable:
         target: DataConnection,
         timeout_ms: int,
         host_id: str = "",
+        read_at: float | None = None,
     ) -> PendingCall:
-        """Record a call from ``caller`` to ``target`` that expires after ``timeout_ms``, under
+        """Record a call from ``caller`` to ``target`` that expires ``timeout_ms`` after it was
+        read (at loop time ``read_at`` when given, a moment many calls share; else now), under
         ``host_id`` if given (it must not be pending on ``target``), else under a new id."""
         call = PendingCall(
             host_id or f"{self.prefix}{next(self._ids)}", caller, request_id, target, timeout_ms
@@ -83,18 +93,23 @@ class RpcTable:
         loop = self._loop
         if target.relayed:
             tick = int((loop.time() + timeout_ms / 1000.0) / _FALLBACK_TICK_S) + 1
-            fallbacks = self._fallbacks.get(tick)
-            if fallbacks is None:
-                fallbacks = self._fallbacks[tick] = set()
-                loop.call_at(tick * _FALLBACK_TICK_S, self._expire_fallbacks, tick)
-            fallbacks.add(call)
-            call.fallbacks = fallbacks
+            self._join(call, tick * _FALLBACK_TICK_S)
+        elif read_at is not None:
+            self._join(call, read_at + timeout_ms / 1000.0)
         else:
             call.handle = loop.call_at(loop.time() + timeout_ms / 1000.0, self._expire, call)
         caller.outgoing[request_id] = call
         target.incoming[call.host_id] = call
         self._count += 1
         return call
+
+    def _join(self, call: PendingCall, when: float) -> None:
+        group = self._groups.get(when)
+        if group is None:
+            group = self._groups[when] = DeadlineGroup(when)
+            group.handle = self._loop.call_at(when, self._expire_group, when)
+        group.add(call)
+        call.group = group
 
     def complete(self, target: DataConnection, host_id: str) -> PendingCall | None:
         """Remove and return the call ``host_id`` pending on ``target``, or None."""
@@ -145,9 +160,13 @@ class RpcTable:
         if call.handle is not None:
             call.handle.cancel()
             call.handle = None
-        elif call.fallbacks is not None:
-            call.fallbacks.discard(call)
-            call.fallbacks = None
+        elif (group := call.group) is not None:
+            group.discard(call)
+            call.group = None
+            if not group and group.handle is not None:
+                group.handle.cancel()
+                group.handle = None
+                del self._groups[group.when]
         outgoing = call.caller.outgoing
         if outgoing.get(call.caller_request_id) is call:
             del outgoing[call.caller_request_id]
@@ -163,9 +182,13 @@ class RpcTable:
         if len(forgotten) > _FORGOTTEN_LIMIT:
             forgotten.popitem(last=False)
 
-    def _expire_fallbacks(self, tick: int) -> None:
-        for call in self._fallbacks.pop(tick, ()):
-            call.fallbacks = None
+    def _expire_group(self, when: float) -> None:
+        group = self._groups.pop(when, None)
+        if group is None:
+            return
+        group.handle = None
+        for call in list(group):
+            call.group = None
             self._expire(call)
 
     def _expire(self, call: PendingCall) -> None:

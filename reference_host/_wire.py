@@ -38,6 +38,29 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
+def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """Decode a varint at ``pos``; return the value and the position after it."""
+    result = 0
+    shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("truncated or oversized varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def frame_payload(frame: bytes) -> bytes:
+    """Return the message inside an encoded one-case frame (after its tag and length)."""
+    length, pos = read_varint(frame, 1)
+    if pos + length != len(frame):
+        raise ValueError("frame length does not match")
+    return frame[pos:]
+
+
 def frame(tag: bytes, payload: bytes) -> bytes:
     """Encode one frame whose oneof case ``tag`` holds the serialized message ``payload``."""
     return tag + varint(len(payload)) + payload

@@ -99,34 +99,27 @@ def pack(sender: bytes, seq: int, ack: int, entries: Sequence[Entry]) -> bytes:
     return b"".join(parts)
 
 
-_CALL_HEADER: Final = struct.Struct(">QHH")
+_CALL_HEADER: Final = struct.Struct(">QH")
 
 
-def call(frame: bytes, host_id: str, timeout_ms: int, target_type: str) -> bytes:
+def call(frame: bytes, host_id: str, timeout_ms: int) -> bytes:
     """Return the entry frame of a request: the routing header the receiving node needs (host
-    id, timeout, target type) before the request frame, which it forwards as it is."""
+    id, timeout) before the request frame, which it forwards as it is."""
     host = host_id.encode()
-    kind = target_type.encode()
-    return b"".join((CALL, _CALL_HEADER.pack(timeout_ms, len(host), len(kind)), host, kind, frame))
+    return b"".join((CALL, _CALL_HEADER.pack(timeout_ms, len(host)), host, frame))
 
 
-def parse_call(data: bytes) -> tuple[str, int, str, bytes]:
-    """Return ``(host_id, timeout_ms, target_type, request frame)`` of a ``call`` entry."""
+def parse_call(data: bytes) -> tuple[str, int, bytes]:
+    """Return ``(host_id, timeout_ms, request frame)`` of a ``call`` entry."""
     try:
-        timeout_ms, host_length, kind_length = _CALL_HEADER.unpack_from(data, 1)
+        timeout_ms, host_length = _CALL_HEADER.unpack_from(data, 1)
     except struct.error as exc:
         raise ValueError(f"truncated call header: {exc}") from exc
     at = 1 + _CALL_HEADER.size
-    kind_at = at + host_length
-    frame_at = kind_at + kind_length
+    frame_at = at + host_length
     if frame_at >= len(data):
         raise ValueError("truncated call")
-    return (
-        data[at:kind_at].decode(),
-        timeout_ms,
-        data[kind_at:frame_at].decode(),
-        data[frame_at:],
-    )
+    return data[at:frame_at].decode(), timeout_ms, data[frame_at:]
 
 
 def response_id(frame: bytes) -> tuple[str, int] | None:
@@ -136,36 +129,21 @@ def response_id(frame: bytes) -> tuple[str, int] | None:
     if size > 2 and frame[1] < 0x80:
         length, pos = frame[1], 2
     else:
-        length, pos = read_varint(frame, 1)
+        length, pos = _wire.read_varint(frame, 1)
     if pos + length != size or pos + 2 >= size or frame[pos] != 0x0A:
         return None
     id_length = frame[pos + 1]
     at = pos + 2
     if id_length >= 0x80:
-        id_length, at = read_varint(frame, pos + 1)
+        id_length, at = _wire.read_varint(frame, pos + 1)
     end = at + id_length
     if end > size:
         return None
     return frame[at:end].decode(), end
 
 
-def read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    """Decode a varint at ``pos``; return the value and the position after it."""
-    result = 0
-    shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise ValueError("truncated or oversized varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-
-
 def _chunk(data: bytes, pos: int) -> tuple[bytes, int]:
-    length, pos = read_varint(data, pos)
+    length, pos = _wire.read_varint(data, pos)
     end = pos + length
     if end > len(data):
         raise ValueError("truncated entry")
@@ -179,8 +157,8 @@ def unpack(data: bytes) -> tuple[str, int, int, Iterator[tuple[list[str], bytes]
     Raises ValueError (possibly while iterating) for bytes that are not such a message.
     """
     sender, pos = _chunk(data, 0)
-    seq, pos = read_varint(data, pos)
-    ack, pos = read_varint(data, pos)
+    seq, pos = _wire.read_varint(data, pos)
+    ack, pos = _wire.read_varint(data, pos)
 
     def entries() -> Iterator[tuple[list[str], bytes]]:
         one_client = _ONE_CLIENT.unpack_from
@@ -223,11 +201,3 @@ def unpack(data: bytes) -> tuple[str, int, int, Iterator[tuple[list[str], bytes]
             raise ValueError(f"truncated entry header: {exc}") from exc
 
     return sender.decode(), seq, ack, entries()
-
-
-def frame_payload(frame: bytes) -> bytes:
-    """Return the message inside an encoded one-case frame (after its tag and length)."""
-    length, pos = read_varint(frame, 1)
-    if pos + length != len(frame):
-        raise ValueError("frame length does not match")
-    return frame[pos:]

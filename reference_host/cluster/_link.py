@@ -318,9 +318,9 @@ class RemoteOutbound(Outbound):
         """Queue ``frame`` on the link; notices are not relayed (stand-ins are not v1)."""
         return self._link.put(self._client, self._prefix + frame if self._prefix else frame)
 
-    def offer_request(self, frame: bytes, host_id: str, timeout_ms: int, target_type: str) -> bool:
+    def offer_request(self, frame: bytes, host_id: str, timeout_ms: int) -> bool:
         """Queue a request with the header the peer routes it by (AWP-CLU-026)."""
-        return self._link.put(self._client, _codec.call(frame, host_id, timeout_ms, target_type))
+        return self._link.put(self._client, _codec.call(frame, host_id, timeout_ms))
 
     def owe(self, item: Owed) -> None:
         """Relay a frame the host owes the remote client at once, past the link's limit if need

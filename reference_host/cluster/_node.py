@@ -536,6 +536,8 @@ class ClusterNode:
                 )
 
     async def _on_frames(self, msg: Msg) -> None:
+        # The moment this node read the message: deadlines of the calls in it count from here.
+        read_at = self._loop.time()
         try:
             sender, seq, ack, entries = _codec.unpack(msg.data)
         except ValueError as exc:
@@ -546,10 +548,12 @@ class ClusterNode:
             link = self._mirror.links.get(sender)
             if link is not None:
                 link.ack(ack)
-        await self._relay(sender, entries)
+        await self._relay(sender, entries, read_at)
         await self._acknowledge(sender, seq, len(msg.data))
 
-    async def _relay(self, sender: str, entries: Iterator[tuple[list[str], bytes]]) -> None:
+    async def _relay(
+        self, sender: str, entries: Iterator[tuple[list[str], bytes]], read_at: float
+    ) -> None:
         router = self._router
         mirror = self._mirror
         relay_event = router.relay_event
@@ -586,21 +590,23 @@ class ClusterNode:
                         continue
                 elif tag == _CALL and len(clients) == 1:
                     # A call to a worker here: forwarded as it came, under its host id.
-                    host_id, timeout_ms, target_type, request = _codec.parse_call(frame)
+                    host_id, timeout_ms, request = _codec.parse_call(frame)
                     if caller is None or caller.closed:
                         caller = mirror.caller(sender, clients[0])
                     if caller is not None and router.relay_call(
-                        caller, clients[0], host_id, timeout_ms, target_type, request
+                        caller, clients[0], host_id, timeout_ms, request, read_at
                     ):
                         continue
                 last = None
                 for client_id in clients:
-                    await self._relay_one(sender, client_id, tag, frame)
+                    await self._relay_one(sender, client_id, tag, frame, read_at)
         except Exception as exc:  # a bad message must not stop the subscription
             self._metrics.frames_invalid += 1
             log(_logger, logging.ERROR, "cluster.bad_message", error=repr(exc))
 
-    async def _relay_one(self, sender: str, client_id: str, tag: int, frame: bytes) -> None:
+    async def _relay_one(
+        self, sender: str, client_id: str, tag: int, frame: bytes, read_at: float
+    ) -> None:
         router = self._router
         mirror = self._mirror
         if tag == _WORKER_LEFT:
@@ -623,18 +629,18 @@ class ClusterNode:
                 return
             local.outbound.offer(frame[1:])
         elif tag == _CALL:
-            host_id, timeout_ms, target_type, request_frame = _codec.parse_call(frame)
+            host_id, timeout_ms, request_frame = _codec.parse_call(frame)
             caller = mirror.caller(sender, client_id)
             if caller is None:
                 self._metrics.frames_invalid += 1
                 return
             if not router.relay_call(
-                caller, client_id, host_id, timeout_ms, target_type, request_frame
+                caller, client_id, host_id, timeout_ms, request_frame, read_at
             ):
-                request = pb.RpcRequest.FromString(_codec.frame_payload(request_frame))
+                request = pb.RpcRequest.FromString(_wire.frame_payload(request_frame))
                 await router.relay_request(caller, request, client_id)
         elif tag == _REQUEST:
-            request = pb.RpcRequest.FromString(_codec.frame_payload(frame))
+            request = pb.RpcRequest.FromString(_wire.frame_payload(frame))
             caller = mirror.caller(sender, client_id)
             if caller is None:
                 self._metrics.frames_invalid += 1
@@ -652,7 +658,7 @@ class ClusterNode:
                 if blocked is not None:
                     await blocked
                 return
-            response = pb.RpcResponse.FromString(_codec.frame_payload(frame))
+            response = pb.RpcResponse.FromString(_wire.frame_payload(frame))
             await router.relay_response(proxy, response)
         else:
             self._metrics.frames_invalid += 1

@@ -62,7 +62,7 @@ def test_a_truncated_message_is_an_error(cut: int) -> None:
 
 
 def test_a_call_entry_carries_its_routing_header_beside_the_frame() -> None:
-    entry = _codec.call(b"\x1a\x05frame", "n1-77", 2_500, "agent.type")
-    assert _codec.parse_call(entry) == ("n1-77", 2_500, "agent.type", b"\x1a\x05frame")
+    entry = _codec.call(b"\x1a\x05frame", "n1-77", 2_500)
+    assert _codec.parse_call(entry) == ("n1-77", 2_500, b"\x1a\x05frame")
     with pytest.raises(ValueError, match="truncated"):
         _codec.parse_call(entry[:5])

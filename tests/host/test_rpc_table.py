@@ -1,6 +1,7 @@
-"""The pending-call table's deadlines (reference_host/_rpc.py), without gRPC: a call to a local
-worker has a timer of its own; a call relayed to a worker on another cluster node has only a
-shared fallback expiry, since that worker's node ends it at its deadline."""
+"""The pending-call table's deadlines (reference_host/_rpc.py), without gRPC: a call read from a
+local worker has a timer of its own; a call relayed to a worker on another cluster node has only
+a shared fallback expiry, since that worker's node ends it at its deadline; calls another node
+relayed here, read in one message, share one exact deadline and one timer."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ async def test_a_local_call_expires_at_its_own_deadline() -> None:
     caller, target = _connection("caller"), _connection("target")
     call = table.start(caller, "r1", target, 50)
     assert call.handle is not None
-    assert call.fallbacks is None
+    assert call.group is None
     await expired.wait(1)
     assert expired.calls == [call]
     assert (target.incoming, caller.outgoing, len(table)) == ({}, {}, 0)
@@ -72,11 +73,11 @@ async def test_relayed_calls_share_a_fallback_expiry_and_leave_it_when_answered(
     caller, target = _connection("caller"), _connection("remote", _Relayed)
     started = loop.time()
     calls = [table.start(caller, f"r{i}", target, 100) for i in range(10)]
-    assert all(call.handle is None and call.fallbacks is not None for call in calls)
-    assert len({id(call.fallbacks) for call in calls}) <= 2  # one or two ticks of deadlines
+    assert all(call.handle is None and call.group is not None for call in calls)
+    assert len({id(call.group) for call in calls}) <= 2  # one or two ticks of deadlines
     answered = table.complete(target, calls[0].host_id)
     assert answered is calls[0]
-    assert answered.fallbacks is None
+    assert answered.group is None
     await expired.wait(9)
     assert sorted(c.caller_request_id for c in expired.calls) == [f"r{i}" for i in range(1, 10)]
     # Never before the deadline; at most one tick after it (0.25 s).
@@ -94,3 +95,52 @@ async def test_a_relayed_call_failed_with_its_target_does_not_expire_again() -> 
     # The local call's expiry comes well after the relayed call's tick has passed.
     await expired.wait(1)
     assert expired.calls == [other]
+
+
+async def test_calls_read_together_share_one_exact_deadline() -> None:
+    expired = _Expiries()
+    loop = asyncio.get_running_loop()
+    table = RpcTable(loop, expired)
+    caller, target = _connection("remote caller", _Relayed), _connection("worker")
+    read_at = loop.time()
+    calls = [table.start(caller, f"h{i}", target, 80, f"h{i}", read_at) for i in range(5)]
+    later = table.start(caller, "h9", target, 80, "h9", read_at + 0.05)
+    group = calls[0].group
+    assert group is not None
+    assert all(call.group is group for call in calls)
+    assert later.group is not None
+    assert later.group is not group
+    assert all(call.handle is None for call in [*calls, later])
+    assert table.complete(target, "h0") is calls[0]
+    await expired.wait(4)
+    # On time: not before the deadline counted from the read (the loop's timers may run up to
+    # its clock resolution early).
+    assert loop.time() >= read_at + 0.08 - 0.001
+    assert sorted(c.caller_request_id for c in expired.calls) == ["h1", "h2", "h3", "h4"]
+    await expired.wait(5)
+    assert expired.calls[-1] is later
+    assert (target.incoming, caller.outgoing, len(table)) == ({}, {}, 0)
+
+
+async def test_a_group_whose_calls_all_complete_cancels_its_timer() -> None:
+    expired = _Expiries()
+    loop = asyncio.get_running_loop()
+    table = RpcTable(loop, expired)
+    caller, target = _connection("remote caller", _Relayed), _connection("worker")
+    read_at = loop.time()
+    calls = [table.start(caller, f"h{i}", target, 60_000, f"h{i}", read_at) for i in range(3)]
+    group = calls[0].group
+    assert group is not None
+    assert group.handle is not None
+    handle = group.handle
+    for call in calls:
+        table.complete(target, call.host_id)
+    assert handle.cancelled()
+    assert all(call.group is None for call in calls)
+    # A later call with the same deadline gets a group and a timer of its own.
+    again = table.start(caller, "h7", target, 60_000, "h7", read_at)
+    assert again.group is not None
+    assert again.group is not group
+    assert again.group.handle is not None
+    assert not again.group.handle.cancelled()
+    table.complete(target, "h7")
