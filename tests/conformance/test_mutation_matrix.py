@@ -96,10 +96,10 @@ def test_caught_by_reads_step_verdicts_and_falls_back_to_failed_cases() -> None:
 @pytest.mark.slow
 def test_suite_catches_every_mutant_and_passes_the_unmodified_subjects() -> None:
     # One child process runs the whole matrix (its own event loop, its own warnings); each
-    # mutant run starts one subject process. Runs mostly wait, so four share two cores.
+    # mutant run starts one subject process. Runs mostly wait, so six share two cores.
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "tests.conformance.mutants.run", "--jobs", "4"],
+        [sys.executable, "-m", "tests.conformance.mutants.run", "--jobs", "6"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -227,7 +227,9 @@ def run_all(runs: Sequence[Run], jobs: int, *, echo: bool = False) -> list[Outco
                 print(outcome.verdict(), flush=True)
             return outcome
 
-        order = sorted(range(len(runs)), key=lambda i: -len(runs[i].cases))
+        # Longest first, so that no long run starts last: the flow cases wait out
+        # slow-consumer timeouts (30 s and more), then the runs with the most cases.
+        order = sorted(range(len(runs)), key=lambda i: _expected_length(runs[i]))
         done = await asyncio.gather(*(one(runs[i]) for i in order))
         by_index = dict(zip(order, done, strict=True))
         return [by_index[i] for i in range(len(runs))]
@@ -244,6 +246,11 @@ def run_all(runs: Sequence[Run], jobs: int, *, echo: bool = False) -> list[Outco
         if echo:
             print(f"again, alone: {outcomes[i].verdict()}", flush=True)
     return outcomes
+
+
+def _expected_length(run: Run) -> tuple[bool, int]:
+    """Return a sort key putting the runs expected to take longest first."""
+    return (not any(case.startswith("host/flow/") for case in run.cases), -len(run.cases))
 
 
 def record(outcomes: Sequence[Outcome]) -> None:
@@ -265,7 +272,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the matrix (or the named mutants) and print each outcome."""
     parser = argparse.ArgumentParser(prog="python -m tests.conformance.mutants.run")
-    parser.add_argument("--jobs", type=int, default=4)
+    parser.add_argument("--jobs", type=int, default=6)
     parser.add_argument("--only", action="append", default=[], help="mutant name (repeatable)")
     parser.add_argument("--no-legacy", action="store_true")
     parser.add_argument("--no-baseline", action="store_true")
