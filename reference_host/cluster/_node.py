@@ -44,6 +44,7 @@ from reference_host._servicer import SERVICE_NAME
 from reference_host._subscriptions import SubscriptionTable
 
 from . import _codec
+from ._bounded import finish_within
 from ._link import Link, RemoteControl, RemoteWorker
 from ._mirror import (
     Mirror,
@@ -176,7 +177,9 @@ class ClusterNode:
             options["user_credentials"] = cluster.credentials
         try:
             # Reconnects are retried forever, and so would the first connection be: bound it.
-            self._nc = await asyncio.wait_for(self._connect(options), _CONNECT_DEADLINE_S)
+            self._nc = await finish_within(
+                self._connect(options), _CONNECT_DEADLINE_S, discard=lambda nc: nc.close()
+            )
         except Exception as exc:
             raise OSError(
                 f"cannot connect to NATS at {', '.join(cluster.servers)}: {exc!r}"
