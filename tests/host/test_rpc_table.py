@@ -97,13 +97,34 @@ async def test_a_relayed_call_failed_with_its_target_does_not_expire_again() -> 
     assert expired.calls == [other]
 
 
-async def test_calls_read_together_share_one_exact_deadline() -> None:
+def _table_at_a_worker() -> tuple[
+    _Expiries, asyncio.AbstractEventLoop, RpcTable, DataConnection, DataConnection
+]:
+    """Return a table, its expiries, and a worker with a caller on another node."""
     expired = _Expiries()
     loop = asyncio.get_running_loop()
     table = RpcTable(loop, expired)
-    caller, target = _connection("remote caller", _Relayed), _connection("worker")
+    return expired, loop, table, _connection("remote caller", _Relayed), _connection("worker")
+
+
+def _read_together(
+    table: RpcTable,
+    caller: DataConnection,
+    target: DataConnection,
+    count: int,
+    timeout_ms: int,
+    read_at: float,
+) -> list[PendingCall]:
+    """Start ``count`` relayed calls h0, h1, ... read in one node message at ``read_at``."""
+    return [
+        table.start(caller, f"h{i}", target, timeout_ms, f"h{i}", read_at) for i in range(count)
+    ]
+
+
+async def test_calls_read_together_share_one_exact_deadline() -> None:
+    expired, loop, table, caller, target = _table_at_a_worker()
     read_at = loop.time()
-    calls = [table.start(caller, f"h{i}", target, 80, f"h{i}", read_at) for i in range(5)]
+    calls = _read_together(table, caller, target, 5, 80, read_at)
     later = table.start(caller, "h9", target, 80, "h9", read_at + 0.05)
     group = calls[0].group
     assert group is not None
@@ -123,12 +144,9 @@ async def test_calls_read_together_share_one_exact_deadline() -> None:
 
 
 async def test_a_group_whose_calls_all_complete_cancels_its_timer() -> None:
-    expired = _Expiries()
-    loop = asyncio.get_running_loop()
-    table = RpcTable(loop, expired)
-    caller, target = _connection("remote caller", _Relayed), _connection("worker")
+    _, loop, table, caller, target = _table_at_a_worker()
     read_at = loop.time()
-    calls = [table.start(caller, f"h{i}", target, 60_000, f"h{i}", read_at) for i in range(3)]
+    calls = _read_together(table, caller, target, 3, 60_000, read_at)
     group = calls[0].group
     assert group is not None
     assert group.handle is not None
