@@ -68,9 +68,9 @@ conformance: setup ## Run both conformance suites on every shipped subject; repo
 spec: ## Check the spec and its requirement index (when scripts/check-spec exists)
 	@if [ -x scripts/check-spec ]; then scripts/check-spec; else echo "spec: no scripts/check-spec yet"; fi
 
-test: setup ## Run the test suite
+test: setup ## Run the test suite (three pytest lanes side by side, scripts/test)
 	@scripts/setup --with-browser
-	$(VENV_BIN)/pytest -q -ra tests
+	scripts/test
 
 ci: ## Everything CI runs, in order
 	$(MAKE) setup
