@@ -1,4 +1,4 @@
-"""A host node of a cluster: NATS connection, leases, shared state and relayed frames.
+"""A host node of a cluster: NATS connection, leases and shared state.
 
 Shared state lives in one JetStream key-value bucket, ``awp_<cluster name>``, watched by every
 node (see ``_mirror``). Decisions that must be cluster-wide (a client-id claim, the members of an
@@ -6,8 +6,9 @@ agent type, a subscription id) are compare-and-set writes on that bucket. After 
 revision R the node asks every live member to confirm it has applied R before the worker's call
 returns (read-your-writes, AWP-CLU-006).
 
-Subjects (``P`` = ``awp.<cluster name>``): ``P.n.<member>`` carries frames to a member,
-``P.s.<member>`` answers "have you applied revision R?".
+Subjects (``P`` = ``awp.<cluster name>``): ``P.n.<member>`` carries frames to a member and
+``P.a.<member>`` acknowledgements of them (see ``_inbound``), ``P.s.<member>`` answers "have you
+applied revision R?".
 """
 
 from __future__ import annotations
@@ -18,20 +19,18 @@ import json
 import logging
 import secrets
 import ssl
-from collections.abc import Iterator
 from typing import Any, Final
 
 import grpc
 import nats
 import nats.errors
 import nats.js.errors
-from google.protobuf.message import DecodeError
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 
 from agentworker.v1 import agentworker_pb2 as pb
-from reference_host import _health, _wire
+from reference_host import _health
 from reference_host._config import ClusterConfig, HostConfig
 from reference_host._connection import ControlConnection, DataConnection
 from reference_host._control import ControlRouter
@@ -45,7 +44,9 @@ from reference_host._subscriptions import SubscriptionTable
 
 from . import _codec
 from ._bounded import finish_within
-from ._link import Link, RemoteControl, RemoteWorker
+from ._control_relay import ControlRelay
+from ._inbound import Inbound
+from ._link import Link
 from ._mirror import (
     Mirror,
     TypeMember,
@@ -61,21 +62,8 @@ _logger = logging.getLogger("reference_host.cluster")
 # sent and not yet seen acknowledged.
 _LINK_LIMIT_BYTES: Final = 8 * 1024 * 1024
 _LINK_WINDOW_BYTES: Final = 8 * 1024 * 1024
-# A receiver acknowledges in every message it sends to the sender; alone, at least every this
-# many bytes, and when it is idle with at least _ACK_IDLE_BYTES unacknowledged and nothing to
-# send there (far below the window, so a sender never waits for it).
-_ACK_EVERY_BYTES: Final = 1024 * 1024
-_ACK_IDLE_BYTES: Final = 64 * 1024
 # How long a node tries to reach NATS at start before it gives up.
 _CONNECT_DEADLINE_S: Final = 10.0
-# First bytes of the frames in messages between nodes (see _codec).
-_EVENT: Final = _wire.TAG_CLOUD_EVENT[0]
-_REQUEST: Final = _wire.TAG_REQUEST[0]
-_RESPONSE: Final = _wire.TAG_RESPONSE[0]
-_WORKER_LEFT: Final = _codec.WORKER_LEFT[0]
-_CONTROL_REQUEST: Final = _codec.CONTROL_REQUEST[0]
-_CONTROL_TO_CLIENT: Final = _codec.CONTROL_TO_CLIENT[0]
-_CALL: Final = _codec.CALL[0]
 # Compare-and-set attempts before a contended write gives up.
 _CAS_ATTEMPTS: Final = 50
 # Prefix of the claim name of a client's control channel; NUL never occurs in a client-id (a
@@ -125,7 +113,20 @@ class ClusterNode:
             self._make_link,
             stall_s=2 * self._lease_s + config.slow_consumer_timeout_ms / 1000.0,
         )
-        control.relay = self._relay_control
+        self._control_relay = ControlRelay(
+            self._mirror, control, self._loop, grace_s=2 * self._lease_s
+        )
+        control.relay = self._control_relay.relay
+        self._inbound = Inbound(
+            self.member,
+            self._prefix,
+            self._mirror,
+            router,
+            control,
+            self._control_relay,
+            metrics,
+            self._loop,
+        )
         self._mirror.on_lost = self._on_member_lost
         self._mirror.on_evicted = self._on_evicted
         self._applied = 0
@@ -152,15 +153,6 @@ class ClusterNode:
         # The lease lapsed on a connection that did not close: the heartbeat keeps renewing
         # and rejoins once a renewal gets through.
         self._lapsed = False
-        self._frames_sub: Any = None
-        # Control requests sent to another member's worker: (requester, rpc_id) -> (member,
-        # request, timer), until the answer passes through (AWP-CLU-007, AWP-CLU-009).
-        self._relayed_controls: dict[
-            tuple[str, str], tuple[str, pb.OpenControlChannelRequest, asyncio.TimerHandle]
-        ] = {}
-        # Per sender: the highest message number processed, and the bytes since the last ack.
-        self._processed: dict[str, int] = {}
-        self._unacked_bytes: dict[str, int] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -190,14 +182,15 @@ class ClusterNode:
             self._kv = await js.key_value(self._bucket)
         except nats.js.errors.BucketNotFoundError:
             self._kv = await js.create_key_value(bucket=self._bucket, history=1)
-        self._frames_sub = await nc.subscribe(
+        self._inbound.nc = nc
+        self._inbound.subscription = await nc.subscribe(
             f"{self._prefix}.n.{self.member}",
-            cb=self._on_frames,
+            cb=self._inbound.on_frames,
             pending_msgs_limit=1_000_000,
             pending_bytes_limit=512 * 1024 * 1024,
         )
         await nc.subscribe(f"{self._prefix}.s.{self.member}", cb=self._on_sync)
-        await nc.subscribe(f"{self._prefix}.a.{self.member}", cb=self._on_ack)
+        await nc.subscribe(f"{self._prefix}.a.{self.member}", cb=self._inbound.on_ack)
         self._watch_task = self._loop.create_task(self._watch())
         await asyncio.wait_for(self._ready.wait(), 30)
         await self._renew_lease()
@@ -314,7 +307,7 @@ class ClusterNode:
             self.member,
             self._publish,
             self._metrics,
-            acknowledgement=lambda: self._carried_ack(member),
+            acknowledgement=lambda: self._inbound.carried_ack(member),
             max_payload=self._nc.max_payload,
             limit_bytes=_LINK_LIMIT_BYTES,
             window=_LINK_WINDOW_BYTES,
@@ -325,13 +318,7 @@ class ClusterNode:
         await self._nc.publish(subject, payload)
 
     def _on_member_lost(self, member: str) -> None:
-        for key, entry in list(self._relayed_controls.items()):
-            if entry[0] == member:
-                self._control_unanswered(
-                    key,
-                    pb.ERROR_CODE_TARGET_UNAVAILABLE,
-                    f"cluster node {member!r} of the target worker was lost",
-                )
+        self._control_relay.member_lost(member)
         # One live member clears the lost member's shared state: the lowest id.
         if self.available and min(self._mirror.links.keys() | {self.member}) == self.member:
             self._spawn(self._clear_member_logged(member))
@@ -494,232 +481,6 @@ class ClusterNode:
         assert self._nc is not None
         with contextlib.suppress(nats.errors.NoRespondersError, nats.errors.TimeoutError):
             await self._nc.request(f"{self._prefix}.s.{member}", b"0", timeout=2 * self._lease_s)
-
-    # -- frames from other members -------------------------------------------------------
-
-    async def _on_ack(self, msg: Msg) -> None:
-        sender, _, seq = msg.data.decode(errors="replace").partition(" ")
-        link = self._mirror.links.get(sender)
-        if link is not None and seq.isdigit():
-            link.ack(int(seq))
-
-    def _carried_ack(self, peer: str) -> int:
-        """Return the number to acknowledge to ``peer`` in a message going there now."""
-        self._unacked_bytes[peer] = 0
-        return self._processed.get(peer, 0)
-
-    async def _acknowledge(self, sender: str, seq: int, size: int) -> None:
-        self._processed[sender] = max(seq, self._processed.get(sender, 0))
-        pending = self._unacked_bytes.get(sender, 0) + size
-        self._unacked_bytes[sender] = pending
-        idle = self._frames_sub is None or self._frames_sub.pending_msgs == 0
-        if pending < _ACK_EVERY_BYTES and not (idle and pending >= _ACK_IDLE_BYTES):
-            return
-        # When idle, everything received is processed: acknowledge every sender still owed,
-        # except those a message queued for them will acknowledge anyway.
-        links = self._mirror.links
-        owed = (
-            [
-                s
-                for s, b in self._unacked_bytes.items()
-                if b >= _ACK_IDLE_BYTES and not ((link := links.get(s)) and link.busy)
-            ]
-            if idle
-            else []
-        )
-        if sender not in owed and pending >= _ACK_EVERY_BYTES:
-            owed.append(sender)
-        assert self._nc is not None
-        for peer in owed:
-            self._unacked_bytes[peer] = 0
-            with contextlib.suppress(Exception):
-                await self._nc.publish(
-                    f"{self._prefix}.a.{peer}",
-                    f"{self.member} {self._processed.get(peer, 0)}".encode(),
-                )
-
-    async def _on_frames(self, msg: Msg) -> None:
-        # The moment this node read the message: deadlines of the calls in it count from here.
-        read_at = self._loop.time()
-        try:
-            sender, seq, ack, entries = _codec.unpack(msg.data)
-        except ValueError as exc:
-            self._metrics.frames_invalid += 1
-            log(_logger, logging.ERROR, "cluster.bad_message", error=repr(exc))
-            return
-        if ack:
-            link = self._mirror.links.get(sender)
-            if link is not None:
-                link.ack(ack)
-        await self._relay(sender, entries, read_at)
-        await self._acknowledge(sender, seq, len(msg.data))
-
-    async def _relay(
-        self, sender: str, entries: Iterator[tuple[list[str], bytes]], read_at: float
-    ) -> None:
-        router = self._router
-        mirror = self._mirror
-        relay_event = router.relay_event
-        # What the fast paths looked up for the clients of the entry before: a burst of
-        # frames for one worker names it once (see _codec), and is looked up once. Anything
-        # that waits or takes the slow path may change the stand-ins, and forgets it.
-        last: list[str] | None = None
-        proxy: RemoteWorker | None = None
-        caller: RemoteWorker | None = None
-        try:
-            for clients, frame in entries:
-                tag = frame[0]
-                if tag == _EVENT:
-                    # One copy for every named worker here (AWP-CLU-025).
-                    for client_id in clients:
-                        blocked = relay_event(client_id, frame)
-                        if blocked is not None:
-                            last = None
-                            await blocked
-                    continue
-                if clients is not last:
-                    last = clients
-                    proxy = caller = None
-                if tag == _RESPONSE and len(clients) == 1:
-                    # The answer to a call this node relayed: only the host id is read.
-                    if proxy is None:
-                        proxy = mirror.proxies.get(clients[0])
-                    found = _codec.response_id(frame)
-                    if proxy is not None and proxy.member == sender and found is not None:
-                        blocked = router.relay_answer(proxy, found[0], found[1], frame)
-                        if blocked is not None:
-                            last = None
-                            await blocked
-                        continue
-                elif tag == _CALL and len(clients) == 1:
-                    # A call to a worker here: forwarded as it came, under its host id.
-                    host_id, timeout_ms, request = _codec.parse_call(frame)
-                    if caller is None or caller.closed:
-                        caller = mirror.caller(sender, clients[0])
-                    if caller is not None and router.relay_call(
-                        caller, clients[0], host_id, timeout_ms, request, read_at
-                    ):
-                        continue
-                last = None
-                for client_id in clients:
-                    await self._relay_one(sender, client_id, tag, frame, read_at)
-        except Exception as exc:  # a bad message must not stop the subscription
-            self._metrics.frames_invalid += 1
-            log(_logger, logging.ERROR, "cluster.bad_message", error=repr(exc))
-
-    async def _relay_one(
-        self, sender: str, client_id: str, tag: int, frame: bytes, read_at: float
-    ) -> None:
-        router = self._router
-        mirror = self._mirror
-        if tag == _WORKER_LEFT:
-            mirror.departed(sender, client_id)
-        elif tag == _CONTROL_REQUEST:
-            control_request = pb.OpenControlChannelRequest.FromString(frame[10:])
-            stand_in = mirror.control_stand_in(sender, client_id, frame[1:2] == b"\x01")
-            if stand_in is None:
-                self._metrics.control_dropped += 1
-                return
-            # The requester's deadline, stated on its own node (AWP-CTL-011).
-            deadline_ms = int.from_bytes(frame[2:10], "big")
-            self._control.handle(stand_in, control_request, deadline_ms)
-        elif tag == _CONTROL_TO_CLIENT:
-            answered = self._control_answered(client_id, frame[1:])
-            local = self._control.connections.get(client_id)
-            if not answered or local is None or local.closed or isinstance(local, RemoteControl):
-                # Answered here already (AWP-CTL-013), or the requester has gone.
-                self._metrics.control_dropped += 1
-                return
-            local.outbound.offer(frame[1:])
-        elif tag == _CALL:
-            host_id, timeout_ms, request_frame = _codec.parse_call(frame)
-            caller = mirror.caller(sender, client_id)
-            if caller is None:
-                self._metrics.frames_invalid += 1
-                return
-            if not router.relay_call(
-                caller, client_id, host_id, timeout_ms, request_frame, read_at
-            ):
-                request = pb.RpcRequest.FromString(_wire.frame_payload(request_frame))
-                await router.relay_request(caller, request, client_id)
-        elif tag == _REQUEST:
-            request = pb.RpcRequest.FromString(_wire.frame_payload(frame))
-            caller = mirror.caller(sender, client_id)
-            if caller is None:
-                self._metrics.frames_invalid += 1
-                return
-            await router.relay_request(caller, request, client_id)
-        elif tag == _RESPONSE:
-            proxy = mirror.proxies.get(client_id)
-            if proxy is None or proxy.member != sender:
-                # The worker's member was lost meanwhile; its calls already ended.
-                self._metrics.rpc_late_responses += 1
-                return
-            found = _codec.response_id(frame)
-            if found is not None:
-                blocked = router.relay_answer(proxy, found[0], found[1], frame)
-                if blocked is not None:
-                    await blocked
-                return
-            response = pb.RpcResponse.FromString(_wire.frame_payload(frame))
-            await router.relay_response(proxy, response)
-        else:
-            self._metrics.frames_invalid += 1
-
-    def _relay_control(
-        self, conn: ControlConnection, frame: pb.OpenControlChannelRequest, worker: DataConnection
-    ) -> bool:
-        """Send a control request for a worker on another node to that node (AWP-CLU-007)."""
-        if not isinstance(worker, RemoteWorker) or isinstance(conn, RemoteControl):
-            # Local worker; or a request relayed here already, never relayed on.
-            return False
-        link = self._mirror.links.get(worker.member)
-        if link is None:
-            return False
-        flag = b"\x01" if self._control.is_v1(conn.client_id) else b"\x00"
-        timeout_ms = self._control.timeout_ms(conn)
-        link.put(
-            conn.client_id.encode(),
-            _codec.CONTROL_REQUEST
-            + flag
-            + timeout_ms.to_bytes(8, "big")
-            + frame.SerializeToString(),
-        )
-        # The worker's node answers (its deadline included); this node only makes sure the
-        # requester hears something if that node is lost or never answers.
-        key = (conn.client_id, frame.rpc_id)
-        request = pb.OpenControlChannelRequest()
-        request.CopyFrom(frame)
-        handle = self._loop.call_later(
-            timeout_ms / 1000.0 + 2 * self._lease_s,
-            self._control_unanswered,
-            key,
-            pb.ERROR_CODE_DEADLINE_EXCEEDED,
-            "the worker's node did not answer the control request in time",
-        )
-        self._relayed_controls[key] = (worker.member, request, handle)
-        return True
-
-    def _control_unanswered(self, key: tuple[str, str], code: int, text: str) -> None:
-        entry = self._relayed_controls.pop(key, None)
-        if entry is not None:
-            entry[2].cancel()
-            self._control.answer_error(key[0], entry[1], code, text)
-
-    def _control_answered(self, client_id: str, frame: bytes) -> bool:
-        """Forget the relayed request ``frame`` answers; return False for an answer to a
-        request that is no longer pending here (its requester was answered already)."""
-        try:
-            message = pb.OpenControlChannelResponse.FromString(frame)
-        except DecodeError:
-            return False
-        if message.HasField("respond_to"):
-            return True  # a request for the client's own agent, not an answer
-        entry = self._relayed_controls.pop((client_id, message.rpc_id), None)
-        if entry is None:
-            return False
-        entry[2].cancel()
-        return True
 
     # -- NATS connection state -----------------------------------------------------------
 
