@@ -32,6 +32,8 @@ from reference_host.cluster.local import LocalCluster  # noqa: E402 - after the 
 from reference_worker import TopicId, Worker  # noqa: E402
 
 LEASE_MS = 1_500
+# Greetings each agent of the greeting demo publishes (examples/greeting_demo.py).
+LIMIT = 5
 GREETING = ROOT / "examples" / "greeting_demo.py"
 CHAT = ROOT / "examples" / "group_chat"
 
@@ -43,9 +45,14 @@ def _env() -> dict[str, str]:
     return env
 
 
-async def _spawn(*args: str) -> asyncio.subprocess.Process:
+async def _spawn(*args: str, quiet: bool = False) -> asyncio.subprocess.Process:
+    """Start an example process; ``quiet`` keeps its stderr (to report a failed start briefly)."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, *args, stdout=asyncio.subprocess.PIPE, env=_env()
+        sys.executable,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE if quiet else None,
+        env=_env(),
     )
 
 
@@ -64,6 +71,23 @@ async def _echo(label: str, process: asyncio.subprocess.Process) -> list[str]:
     return lines
 
 
+async def _greetings(label: str, process: asyncio.subprocess.Process) -> int:
+    """Echo a greeting worker's lines until it has published its LIMIT greetings, then stop it
+    (it serves until SIGTERM, as in the single-host demo) and echo the rest; return how many
+    greetings it published in all, or -1 if it did not exit cleanly."""
+    assert process.stdout is not None
+    count = 0
+    stopped = False
+    while raw := await process.stdout.readline():
+        line = raw.decode().rstrip()
+        print(f"  [{label}] {line}", flush=True)
+        count += line.startswith(f"{label}: Hello x ")
+        if count >= LIMIT and not stopped:
+            stopped = True
+            process.send_signal(signal.SIGTERM)  # the worker drains and exits 0
+    return count if await process.wait() == 0 else -1
+
+
 async def greeting(n1: str, n2: str, n3: str) -> bool:
     """worker1 on n1 and worker2 on n2 greet each other; the first message comes from n3."""
     print(f"== greeting demo: worker1 on n1 ({n1}), worker2 on n2 ({n2})", flush=True)
@@ -79,8 +103,8 @@ async def greeting(n1: str, n2: str, n3: str) -> bool:
 
     await starter.publish(MyMessage(content="Hello!"), TopicId("default", "default"))
     await starter.stop(grace=1.0)
-    await asyncio.gather(*(_echo(f"worker{i + 1}", w) for i, w in enumerate(workers)))
-    return all([await w.wait() == 0 for w in workers])
+    counts = await asyncio.gather(*(_greetings(f"worker{i + 1}", w) for i, w in enumerate(workers)))
+    return all(count == LIMIT for count in counts)
 
 
 async def participant(role: str, address: str, rounds: int) -> asyncio.subprocess.Process:
@@ -90,13 +114,17 @@ async def participant(role: str, address: str, rounds: int) -> asyncio.subproces
     while True:
         process = await _spawn(
             str(CHAT / "agent.py"), "--host-address", address, "--role", role,
-            "--rounds", str(rounds),
+            "--rounds", str(rounds), quiet=True,
         )  # fmt: skip
         if await _ready(process):
             return process
+        assert process.stderr is not None
+        errors = (await process.stderr.read()).decode(errors="replace").strip().splitlines()
         await process.wait()
+        reason = errors[-1] if errors else f"exit status {process.returncode}"
         if loop.time() > deadline:
-            raise RuntimeError(f"{role} could not register on {address}")
+            raise RuntimeError(f"{role} could not register on {address}: {reason}")
+        print(f"  [{role}] not registered yet, retrying: {reason}", flush=True)
         await asyncio.sleep(0.5)
 
 
