@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import os
 from collections.abc import Sequence
@@ -144,6 +145,12 @@ def build_config(args: argparse.Namespace) -> HostConfig:
     elif args.client_ca:
         raise ValueError("--client-ca needs --tls-cert and --tls-key")
     cluster: ClusterConfig | None = None
+    if args.cluster and args.nats_creds and not _has_nkeys():
+        # nats-py signs with a credentials file only through the nkeys package.
+        raise ValueError(
+            "--nats-creds needs the nkeys package (pip install nkeys); a user and password or "
+            "a token can go in the --cluster URL instead (nats://USER:PASSWORD@HOST:PORT)"
+        )
     if args.cluster:
         cluster = ClusterConfig(
             servers=tuple(url.strip() for url in args.cluster.split(",") if url.strip()),
@@ -168,6 +175,10 @@ def build_config(args: argparse.Namespace) -> HostConfig:
         drain_grace_s=max(0, args.drain_grace_ms) / 1000.0,
         cluster=cluster,
     )
+
+
+def _has_nkeys() -> bool:
+    return importlib.util.find_spec("nkeys") is not None
 
 
 async def _run(address: str, config: HostConfig) -> None:

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_ADDRESS: Final = "localhost:50051"
 MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
@@ -69,6 +70,17 @@ class ClusterConfig:
     tls_key: str | None = None
     # NATS credentials file (JWT and NKey seed), or a user/password or token in the URL.
     credentials: str | None = None
+
+    def shown_servers(self) -> str:
+        """Return the server URLs for logs and errors, without the user, password or token a
+        URL may carry."""
+        shown = []
+        for url in self.servers:
+            parts = urlsplit(url)
+            if "@" in parts.netloc:
+                url = urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+            shown.append(url)
+        return ", ".join(shown)
 
     def __post_init__(self) -> None:
         if not self.servers:

@@ -173,9 +173,7 @@ class ClusterNode:
                 self._connect(options), _CONNECT_DEADLINE_S, discard=lambda nc: nc.close()
             )
         except Exception as exc:
-            raise OSError(
-                f"cannot connect to NATS at {', '.join(cluster.servers)}: {exc!r}"
-            ) from exc
+            raise OSError(f"cannot connect to NATS at {cluster.shown_servers()}: {exc!r}") from exc
         nc = self._nc
         js = nc.jetstream()
         try:

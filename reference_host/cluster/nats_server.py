@@ -59,6 +59,7 @@ class NatsServer:
         *,
         tls: tuple[str, str] | None = None,
         client_ca: str | None = None,
+        user: tuple[str, str] | None = None,
         max_procs: int | None = 1,
     ) -> None:
         self.port = port or free_port()
@@ -67,6 +68,8 @@ class NatsServer:
         # certificate it signed.
         self._tls = tls
         self._client_ca = client_ca
+        # (user, password) every client must log in with; None lets any client in.
+        self._user = user
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if store_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="awp-nats-")
@@ -101,6 +104,11 @@ class NatsServer:
             if self._client_ca is not None:
                 text += f", ca_file: {json.dumps(self._client_ca)}, verify: true"
             text += " }\n"
+        if self._user is not None:
+            name, password = self._user
+            text += (
+                f"authorization {{ user: {json.dumps(name)}, password: {json.dumps(password)} }}\n"
+            )
         config.write_text(text, encoding="utf-8")
         self._process = subprocess.Popen(  # our own binary and arguments
             [nats_server_binary(), "-c", str(config)],

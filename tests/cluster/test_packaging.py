@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reference_host import Host, HostConfig
+from reference_host import Host, HostConfig, _cli
 from reference_host._cli import build_config, build_parser
 from reference_host._config import ClusterConfig
 from reference_host.cluster.nats_server import NatsServer
@@ -41,7 +41,8 @@ def test_single_process_host_imports_nothing_of_nats() -> None:
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_cluster_flags_build_a_cluster_config() -> None:
+def test_cluster_flags_build_a_cluster_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_cli, "_has_nkeys", lambda: True)
     args = build_parser().parse_args(
         [
             "--cluster",
@@ -73,6 +74,16 @@ def test_inconsistent_cluster_flags_are_refused(argv: list[str], complaint: str)
         build_config(build_parser().parse_args(argv))
 
 
+def test_a_credentials_file_without_nkeys_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # nats-py reads a credentials file only through the nkeys package: say so before joining.
+    monkeypatch.setattr(_cli, "_has_nkeys", lambda: False)
+    argv = ["--cluster", "nats://127.0.0.1:4222", "--nats-creds", "user.creds"]
+    with pytest.raises(ValueError, match="--nats-creds needs the nkeys package"):
+        build_config(build_parser().parse_args(argv))
+
+
 @pytest.mark.asyncio
 async def test_node_joins_over_mutual_tls_and_refuses_an_unverified_server(
     tmp_path: Path,
@@ -101,3 +112,25 @@ async def test_node_joins_over_mutual_tls_and_refuses_an_unverified_server(
         refused = Host("127.0.0.1:0", HostConfig(cluster=unverified, metrics_log_interval_s=0))
         with pytest.raises(OSError, match="cannot connect to NATS"):
             await refused.start()
+
+
+@pytest.mark.asyncio
+async def test_node_joins_with_a_user_and_password_in_its_url_and_hides_them_when_refused() -> None:
+    with NatsServer(user=("awp", "s3cret")) as server:
+        allowed = ClusterConfig(
+            servers=(f"nats://awp:s3cret@127.0.0.1:{server.port}",), name="auth"
+        )
+        host = Host("127.0.0.1:0", HostConfig(cluster=allowed, metrics_log_interval_s=0))
+        await host.start()
+        try:
+            assert host.cluster is not None
+            assert host.cluster.available
+        finally:
+            await host.stop(grace=0)
+        # A wrong password is refused; the error names the server, not the credentials.
+        wrong = ClusterConfig(servers=(f"nats://awp:guess@127.0.0.1:{server.port}",), name="auth")
+        refused = Host("127.0.0.1:0", HostConfig(cluster=wrong, metrics_log_interval_s=0))
+        with pytest.raises(OSError, match="cannot connect to NATS") as raised:
+            await refused.start()
+        assert f"nats://***@127.0.0.1:{server.port}" in str(raised.value)
+        assert "guess" not in str(raised.value)
