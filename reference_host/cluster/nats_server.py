@@ -60,6 +60,7 @@ class NatsServer:
         tls: tuple[str, str] | None = None,
         client_ca: str | None = None,
         user: tuple[str, str] | None = None,
+        token: str | None = None,
         max_procs: int | None = 1,
     ) -> None:
         self.port = port or free_port()
@@ -68,8 +69,11 @@ class NatsServer:
         # certificate it signed.
         self._tls = tls
         self._client_ca = client_ca
-        # (user, password) every client must log in with; None lets any client in.
+        # (user, password) or a token every client must log in with; neither lets any client in.
+        if user is not None and token is not None:
+            raise ValueError("a NATS server takes a user and password or a token, not both")
         self._user = user
+        self._token = token
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if store_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="awp-nats-")
@@ -109,6 +113,8 @@ class NatsServer:
             text += (
                 f"authorization {{ user: {json.dumps(name)}, password: {json.dumps(password)} }}\n"
             )
+        if self._token is not None:
+            text += f"authorization {{ token: {json.dumps(self._token)} }}\n"
         config.write_text(text, encoding="utf-8")
         self._process = subprocess.Popen(  # our own binary and arguments
             [nats_server_binary(), "-c", str(config)],

@@ -134,3 +134,21 @@ async def test_node_joins_with_a_user_and_password_in_its_url_and_hides_them_whe
             await refused.start()
         assert f"nats://***@127.0.0.1:{server.port}" in str(raised.value)
         assert "guess" not in str(raised.value)
+
+
+@pytest.mark.asyncio
+async def test_node_joins_with_a_token_in_its_url() -> None:
+    with NatsServer(token="t0ken") as server:
+        allowed = ClusterConfig(servers=(f"nats://t0ken@127.0.0.1:{server.port}",), name="token")
+        host = Host("127.0.0.1:0", HostConfig(cluster=allowed, metrics_log_interval_s=0))
+        await host.start()
+        try:
+            assert host.cluster is not None
+            assert host.cluster.available
+        finally:
+            await host.stop(grace=0)
+        # Without the token the server refuses the node.
+        anonymous = ClusterConfig(servers=(f"nats://127.0.0.1:{server.port}",), name="token")
+        refused = Host("127.0.0.1:0", HostConfig(cluster=anonymous, metrics_log_interval_s=0))
+        with pytest.raises(OSError, match="cannot connect to NATS"):
+            await refused.start()
