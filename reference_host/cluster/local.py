@@ -242,17 +242,25 @@ class LocalCluster:
         )
 
 
-def serve(cluster: LocalCluster, control_dir: Path | None, stopped: list[bool]) -> None:
-    """Run ``cluster`` (started) until ``stopped[0]`` is set (by a signal handler), carrying
-    out the control requests in ``control_dir`` if given."""
+def open_control(cluster: LocalCluster, control_dir: Path | None) -> ControlDir | None:
+    """Return the control directory of ``cluster`` (started), its ``nodes.json`` written, or
+    None without one."""
     if control_dir is None:
-        while not stopped[0]:
-            signal.pause()
-        return
+        return None
     control = ControlDir(
         control_dir, lambda: list(cluster.nodes), cluster.restart, cluster.silence, cluster.restore
     )
     control.publish_nodes()
+    return control
+
+
+def serve(control: ControlDir | None, stopped: list[bool]) -> None:
+    """Run until ``stopped[0]`` is set (by a signal handler), carrying out the requests of
+    ``control`` if given."""
+    if control is None:
+        while not stopped[0]:
+            signal.pause()
+        return
     while not stopped[0]:
         if not control.handle_pending():
             time.sleep(_CONTROL_POLL_S)
@@ -308,8 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Inside the try: a node that fails to start must not leave NATS and the others behind.
         cluster.start()
+        # nodes.json first: once the addresses are printed, the fault command works.
+        control = open_control(cluster, args.control_dir)
         print(cluster.to_json() if args.json else cluster.describe(), flush=True)
-        serve(cluster, args.control_dir, stopped)
+        serve(control, stopped)
     finally:
         cluster.stop()
     return 0
