@@ -23,6 +23,7 @@ import os
 import pathlib
 import signal
 import sys
+from collections.abc import Callable
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SOURCE_PATHS = [str(ROOT), str(ROOT / "gen" / "python")]
@@ -61,13 +62,20 @@ async def _ready(process: asyncio.subprocess.Process) -> bool:
     return (await process.stdout.readline()).strip() == b"ready"
 
 
-async def _echo(label: str, process: asyncio.subprocess.Process) -> list[str]:
+async def _echo(
+    label: str,
+    process: asyncio.subprocess.Process,
+    on_line: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Print ``process``'s lines as they come, each also passed to ``on_line``; return them."""
     assert process.stdout is not None
     lines: list[str] = []
     while raw := await process.stdout.readline():
         line = raw.decode().rstrip()
         lines.append(line)
         print(f"  [{label}] {line}", flush=True)
+        if on_line is not None:
+            on_line(line)
     return lines
 
 
@@ -75,16 +83,17 @@ async def _greetings(label: str, process: asyncio.subprocess.Process) -> int:
     """Echo a greeting worker's lines until it has published its LIMIT greetings, then stop it
     (it serves until SIGTERM, as in the single-host demo) and echo the rest; return how many
     greetings it published in all, or -1 if it did not exit cleanly."""
-    assert process.stdout is not None
-    count = 0
-    stopped = False
-    while raw := await process.stdout.readline():
-        line = raw.decode().rstrip()
-        print(f"  [{label}] {line}", flush=True)
-        count += line.startswith(f"{label}: Hello x ")
-        if count >= LIMIT and not stopped:
-            stopped = True
+    greeting = f"{label}: Hello x "
+    seen = 0
+
+    def stop_at_limit(line: str) -> None:
+        nonlocal seen
+        seen += line.startswith(greeting)
+        if seen == LIMIT:
             process.send_signal(signal.SIGTERM)  # the worker drains and exits 0
+
+    lines = await _echo(label, process, stop_at_limit)
+    count = sum(line.startswith(greeting) for line in lines)
     return count if await process.wait() == 0 else -1
 
 

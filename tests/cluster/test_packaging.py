@@ -84,6 +84,25 @@ def test_a_credentials_file_without_nkeys_is_refused_at_start(
         build_config(build_parser().parse_args(argv))
 
 
+async def _joins(cluster: ClusterConfig) -> None:
+    """A host with ``cluster`` starts, joins and serves."""
+    host = Host("127.0.0.1:0", HostConfig(cluster=cluster, metrics_log_interval_s=0))
+    await host.start()
+    try:
+        assert host.cluster is not None
+        assert host.cluster.available
+    finally:
+        await host.stop(grace=0)
+
+
+async def _refused(cluster: ClusterConfig) -> str:
+    """A host with ``cluster`` fails to start because NATS refuses it; return the error."""
+    host = Host("127.0.0.1:0", HostConfig(cluster=cluster, metrics_log_interval_s=0))
+    with pytest.raises(OSError, match="cannot connect to NATS") as raised:
+        await host.start()
+    return str(raised.value)
+
+
 @pytest.mark.asyncio
 async def test_node_joins_over_mutual_tls_and_refuses_an_unverified_server(
     tmp_path: Path,
@@ -100,18 +119,10 @@ async def test_node_joins_over_mutual_tls_and_refuses_an_unverified_server(
             tls_cert=str(pki / "client.pem"),
             tls_key=str(pki / "client.key"),
         )
-        host = Host("127.0.0.1:0", HostConfig(cluster=verified, metrics_log_interval_s=0))
-        await host.start()
-        try:
-            assert host.cluster is not None
-            assert host.cluster.available
-        finally:
-            await host.stop(grace=0)
+        await _joins(verified)
         # Without the client certificate the server refuses the node; the node says so.
         unverified = ClusterConfig(servers=(server.url,), name="tls", tls_ca=str(pki / "ca.pem"))
-        refused = Host("127.0.0.1:0", HostConfig(cluster=unverified, metrics_log_interval_s=0))
-        with pytest.raises(OSError, match="cannot connect to NATS"):
-            await refused.start()
+        await _refused(unverified)
 
 
 @pytest.mark.asyncio
@@ -120,35 +131,19 @@ async def test_node_joins_with_a_user_and_password_in_its_url_and_hides_them_whe
         allowed = ClusterConfig(
             servers=(f"nats://awp:s3cret@127.0.0.1:{server.port}",), name="auth"
         )
-        host = Host("127.0.0.1:0", HostConfig(cluster=allowed, metrics_log_interval_s=0))
-        await host.start()
-        try:
-            assert host.cluster is not None
-            assert host.cluster.available
-        finally:
-            await host.stop(grace=0)
+        await _joins(allowed)
         # A wrong password is refused; the error names the server, not the credentials.
         wrong = ClusterConfig(servers=(f"nats://awp:guess@127.0.0.1:{server.port}",), name="auth")
-        refused = Host("127.0.0.1:0", HostConfig(cluster=wrong, metrics_log_interval_s=0))
-        with pytest.raises(OSError, match="cannot connect to NATS") as raised:
-            await refused.start()
-        assert f"nats://***@127.0.0.1:{server.port}" in str(raised.value)
-        assert "guess" not in str(raised.value)
+        error = await _refused(wrong)
+        assert f"nats://***@127.0.0.1:{server.port}" in error
+        assert "guess" not in error
 
 
 @pytest.mark.asyncio
 async def test_node_joins_with_a_token_in_its_url() -> None:
     with NatsServer(token="t0ken") as server:
         allowed = ClusterConfig(servers=(f"nats://t0ken@127.0.0.1:{server.port}",), name="token")
-        host = Host("127.0.0.1:0", HostConfig(cluster=allowed, metrics_log_interval_s=0))
-        await host.start()
-        try:
-            assert host.cluster is not None
-            assert host.cluster.available
-        finally:
-            await host.stop(grace=0)
+        await _joins(allowed)
         # Without the token the server refuses the node.
         anonymous = ClusterConfig(servers=(f"nats://127.0.0.1:{server.port}",), name="token")
-        refused = Host("127.0.0.1:0", HostConfig(cluster=anonymous, metrics_log_interval_s=0))
-        with pytest.raises(OSError, match="cannot connect to NATS"):
-            await refused.start()
+        await _refused(anonymous)
